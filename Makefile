@@ -1,0 +1,36 @@
+# siaflow: the two commands of the README, and a few helpers.
+#   make demo   install into .venv, then run the whole pipeline on the toy world (CPU, minutes)
+#   make test   install into .venv, then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build of torch. On a machine whose pip finds no local CPU wheel, use e.g.
+#   make demo TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+CORES ?= 2
+BIN := $(VENV)/bin
+
+.PHONY: demo test install dryrun lint clean
+
+demo: install
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
+	@echo; echo "Tables:  results/tables/   Figures:  results/figures/"; cat results/tables/table1_alignment.md
+
+test: install
+	$(BIN)/python -m pytest -q
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+dryrun: install
+	$(BIN)/snakemake -n --cores $(CORES)
+
+lint: install
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,80 @@
+"""The rollout backend interface: what every generation engine must provide.
+
+A backend turns *requests* (token-id prompts, each asking for ``n`` samples, each sample with its
+own random stream key) into *generations* (token ids plus, per generated token, its log-probability
+and the entropy of the next-token distribution). Prompts are token ids end to end: a checkpoint
+prefix is ``prompt_ids + trajectory_ids[:k]`` and is never re-tokenised.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """The stochastic decoding configuration (greedy decoding is rejected by design)."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+
+    def __post_init__(self):
+        if not self.temperature > 0:
+            raise ValueError(f"decoding.temperature must be > 0 (greedy decoding makes the entropies degenerate), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"decoding.top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"decoding.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Request:
+    prompt_ids: tuple[int, ...]
+    keys: tuple[int, ...]  # one random stream key per requested sample; n = len(keys)
+
+    @property
+    def n(self) -> int:
+        return len(self.keys)
+
+
+@dataclass
+class Generation:
+    token_ids: list[int]
+    finish_reason: str  # "stop" (EOS or stop token, not included in token_ids) or "length"
+    logprobs: list[float] | None = None
+    entropies: list[float] | None = None
+
+
+@dataclass
+class BackendInfo:
+    name: str
+    model: str
+    revision: str | None
+    entropy_kind: str  # "exact" (full vocabulary) or "topk_approx"
+    extra: dict = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """Generation engine. Implementations: ``transformers`` (CPU/one GPU), ``vllm`` (GPU)."""
+
+    info: BackendInfo
+    eos_token_ids: tuple[int, ...]
+
+    @abstractmethod
+    def generate(self, requests: list[Request], decoding: Decoding, *, token_stats: bool = False,
+                 progress: str | None = None) -> list[list[Generation]]:
+        """Sample ``request.n`` continuations of every request; result[i][j] belongs to
+        ``requests[i].keys[j]``. With ``token_stats`` also return per-token logprobs/entropies."""
+
+    @abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a prompt, with the model's own special tokens (e.g. BOS)."""
+
+    @abstractmethod
+    def decode(self, ids: list[int]) -> str:
+        """Text of generated ids, special tokens dropped."""

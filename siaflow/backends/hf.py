@@ -1,0 +1,161 @@
+"""Hugging Face transformers backend: any causal LM, CPU or one CUDA GPU.
+
+* exact full-vocabulary token entropy and chosen-token log-probability at every step;
+* one prefill per distinct prompt, its KV cache expanded to the ``n`` sample rows
+  (``reorder_cache``), so the K continuations of a checkpoint prefix share the prefix work;
+* rows that finish (EOS / stop token / length) leave the batch;
+* batch-invariant sampling through per-row stream keys (``siaflow.sampling``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import torch
+
+from siaflow.backends.base import Backend, BackendInfo, Decoding, Generation, Request
+from siaflow.sampling import sample_tokens, token_entropy, uniforms
+
+
+def local_revision(path: Path) -> str:
+    """Content hash of a local model's weights: the revision of a model that has no hub commit."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".json"} and p.name != "siaflow_training.json")
+    for p in files:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return "sha256:" + h.hexdigest()[:16]
+
+
+class TransformersBackend(Backend):
+    def __init__(self, model: str, revision: str | None = None, device: str = "auto", dtype: str = "auto",
+                 batch_rows: int = 256, stop_token_ids: tuple[int, ...] = (), trust_remote_code: bool = False):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        if dtype == "auto" and self.device.type == "cpu":
+            torch_dtype = torch.float32
+        self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision, trust_remote_code=trust_remote_code)
+        self.model = AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=torch_dtype,
+                                                          trust_remote_code=trust_remote_code).to(self.device).eval()
+        eos = self.model.generation_config.eos_token_id if self.model.generation_config is not None else None
+        eos = eos if eos is not None else self.tokenizer.eos_token_id
+        eos = list(eos) if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
+        self.eos_token_ids = tuple(dict.fromkeys([*eos, *stop_token_ids]))
+        if not self.eos_token_ids:
+            raise ValueError(f"model {model!r} defines no EOS token and no stop_token_ids were given")
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_token_ids[0]
+        self.batch_rows = batch_rows
+        path = Path(model)
+        rev = revision or (local_revision(path) if path.is_dir() else None)
+        self.info = BackendInfo(name="transformers", model=str(model), revision=rev, entropy_kind="exact",
+                                extra={"device": str(self.device), "dtype": str(self.model.dtype), "batch_rows": batch_rows})
+
+    # ---------------------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text).input_ids)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    # ---------------------------------------------------------------------------------------
+    def generate(self, requests: list[Request], decoding: Decoding, *, token_stats: bool = False,
+                 progress: str | None = None) -> list[list[Generation]]:
+        results: list[list[Generation | None]] = [[None] * r.n for r in requests]
+        # pieces: (request index, first sample index, keys); a request larger than a batch is split
+        pieces = []
+        for i, r in enumerate(requests):
+            for s in range(0, r.n, self.batch_rows):
+                pieces.append((i, s, r.keys[s: s + self.batch_rows]))
+        chunks, cur, rows = [], [], 0
+        for p in pieces:
+            if cur and rows + len(p[2]) > self.batch_rows:
+                chunks.append(cur)
+                cur, rows = [], 0
+            cur.append(p)
+            rows += len(p[2])
+        if cur:
+            chunks.append(cur)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=sum(r.n for r in requests), desc=progress, unit="seq", file=sys.stderr,
+                       mininterval=10, dynamic_ncols=False, ncols=100)
+        with torch.inference_mode():
+            for chunk in chunks:
+                gens = self._run_chunk([requests[i].prompt_ids for i, _, _ in chunk], [k for _, _, k in chunk],
+                                       decoding, token_stats)
+                pos = 0
+                for i, s, keys in chunk:
+                    for j in range(len(keys)):
+                        results[i][s + j] = gens[pos]
+                        pos += 1
+                if bar is not None:
+                    bar.update(pos)
+        if bar is not None:
+            bar.close()
+        return results  # type: ignore[return-value]
+
+    def _run_chunk(self, prompts, keys, decoding: Decoding, token_stats: bool) -> list[Generation]:
+        dev = self.device
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        att = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, p in enumerate(prompts):  # left padding: every row's next token sits at the end
+            ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            att[i, width - len(p):] = 1
+        ids, att = ids.to(dev), att.to(dev)
+        pos = (att.cumsum(-1) - 1).clamp_(min=0)
+        out = self.model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=True)
+        cache, logits = out.past_key_values, out.logits[:, -1, :]
+        # expand each prompt to its sample rows
+        expand = torch.repeat_interleave(torch.arange(len(prompts), device=dev),
+                                         torch.tensor([len(k) for k in keys], device=dev))
+        cache.reorder_cache(expand)
+        logits, att, next_pos = logits[expand], att[expand], pos[expand, -1] + 1
+        row_keys = torch.tensor([k for ks in keys for k in ks], dtype=torch.int64)
+        n_rows, max_new = len(row_keys), decoding.max_new_tokens
+        toks = torch.zeros((n_rows, max_new), dtype=torch.long)
+        lps = torch.zeros((n_rows, max_new), dtype=torch.float32)
+        ents = torch.zeros((n_rows, max_new), dtype=torch.float32)
+        length = torch.full((n_rows,), max_new, dtype=torch.long)
+        stopped = torch.zeros(n_rows, dtype=torch.bool)
+        alive = torch.arange(n_rows)
+        stop_ids = torch.tensor(self.eos_token_ids, dtype=torch.long)
+        for t in range(max_new):
+            lp = torch.log_softmax(logits.float() / decoding.temperature, dim=-1).cpu()
+            tok = sample_tokens(lp, uniforms(row_keys[alive], t), decoding.top_p)
+            toks[alive, t] = tok
+            if token_stats:
+                lps[alive, t] = lp.gather(-1, tok[:, None]).squeeze(-1)
+                ents[alive, t] = token_entropy(lp)
+            done = torch.isin(tok, stop_ids)
+            if done.any():
+                length[alive[done]] = t
+                stopped[alive[done]] = True
+                keep = (~done).nonzero().squeeze(-1)
+                if keep.numel() == 0:
+                    break
+                alive, tok = alive[keep], tok[keep]
+                keep_dev = keep.to(dev)
+                cache.reorder_cache(keep_dev)
+                att, next_pos = att[keep_dev], next_pos[keep_dev]
+            if t == max_new - 1:
+                break
+            att = torch.cat([att, torch.ones((att.shape[0], 1), dtype=att.dtype, device=dev)], dim=1)
+            out = self.model(input_ids=tok[:, None].to(dev), attention_mask=att, position_ids=next_pos[:, None],
+                             past_key_values=cache, use_cache=True)
+            cache, logits = out.past_key_values, out.logits[:, -1, :]
+            next_pos = next_pos + 1
+        gens = []
+        for r in range(n_rows):
+            n = int(length[r])
+            gens.append(Generation(token_ids=toks[r, :n].tolist(), finish_reason="stop" if stopped[r] else "length",
+                                   logprobs=lps[r, :n].tolist() if token_stats else None,
+                                   entropies=ents[r, :n].tolist() if token_stats else None))
+        return gens

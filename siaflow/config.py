@@ -1,0 +1,71 @@
+"""Configuration checks that a JSON schema cannot express, and schema defaults.
+
+The schema (``workflow/schemas/config.schema.yaml``) is the one place for keys, types and
+defaults; ``snakemake.utils.validate`` enforces it and this module fills the defaults in nested
+objects and checks cross-references (a model's prompt must exist, ...), naming the key at fault.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+TOY_MODEL_DIR = "resources/toy_models"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_schema(path: str | Path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def apply_defaults(config: dict, schema: dict) -> dict:
+    """Fill schema defaults into ``config`` in place, recursing into nested objects and into
+    every value of ``additionalProperties`` maps (each model, each dataset)."""
+    props = schema.get("properties", {})
+    for key, sub in props.items():
+        if key not in config and "default" in sub:
+            default = sub["default"]
+            config[key] = dict(default) if isinstance(default, dict) else default
+        if isinstance(config.get(key), dict) and sub.get("type") == "object":
+            apply_defaults(config[key], sub)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict) and extra.get("type") == "object":
+        for key, value in config.items():
+            if key not in props and isinstance(value, dict):
+                apply_defaults(value, extra)
+    return config
+
+
+def check_references(config: dict) -> None:
+    """Cross-field checks, each error naming the offending key."""
+    prompts = config["prompts"]
+    for name, m in config["models"].items():
+        if m["prompt"] not in prompts:
+            raise ConfigError(f"models.{name}.prompt: {m['prompt']!r} is not a key of `prompts` "
+                              f"(defined: {', '.join(sorted(prompts))})")
+        if "toy" in m:
+            parent = Path(m["path"]).parent.as_posix()
+            if parent != TOY_MODEL_DIR:
+                raise ConfigError(f"models.{name}.path: a model with a `toy` block is trained into "
+                                  f"{TOY_MODEL_DIR}/<name>, got {m['path']!r}")
+    for name, d in config["datasets"].items():
+        if d["source"] == "toy" and d["answer_type"] != "numeric":
+            raise ConfigError(f"datasets.{name}.answer_type: the toy world has numeric answers, got {d['answer_type']!r}")
+    strides = config["sampling"]["strides"]
+    if len(set(strides)) != len(strides):
+        raise ConfigError(f"sampling.strides: duplicate stride in {strides}")
+
+
+def prepare(config: dict, schema_path: str | Path) -> dict:
+    apply_defaults(config, load_schema(schema_path))
+    check_references(config)
+    return config
+
+
+def toy_models(config: dict) -> dict[str, dict]:
+    """Toy checkpoint directory name -> the model entry that trains it."""
+    return {Path(m["path"]).name: m for m in config["models"].values() if "toy" in m}

@@ -1,0 +1,268 @@
+"""Aggregations behind the paper's tables and figures (pure functions on entropy tables).
+
+Inputs are entropy tables (``siaflow.estimators.entropy_table``) with ``model`` and ``dataset``
+columns added. Every confidence interval is a seeded bootstrap over *questions*.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+
+from siaflow.estimators import alignment_by_trajectory
+
+TRAJ = ["model", "dataset", "question_id", "trajectory"]
+GROUP = ["model", "dataset"]
+
+
+# --------------------------------------------------------------------------------------------
+# Table 1: alignment
+# --------------------------------------------------------------------------------------------
+
+
+def trajectory_alignment(entropy: pl.LazyFrame, *, h: str = "H") -> pl.LazyFrame:
+    """Per trajectory: rho (H_k vs S_k), rho_split (H from half a vs S from half b), reasons."""
+    main = alignment_by_trajectory(entropy, h=h, s="S", keys=TRAJ, name="rho")
+    split = alignment_by_trajectory(entropy, h="H_a", s="S_b", keys=TRAJ, name="rho_split")
+    return main.join(split.select(*TRAJ, "rho_split", "rho_split_reason"), on=TRAJ, how="left")
+
+
+def _mean_defined(col: str, where: pl.Expr | None = None) -> pl.Expr:
+    x = pl.col(col)
+    ok = x.is_not_nan() if where is None else (x.is_not_nan() & where)
+    return x.filter(ok).mean()
+
+
+def table1_alignment(traj: pl.LazyFrame) -> pl.DataFrame:
+    """Mean SIA alignment per model x dataset, with standard error, n defined / n total, the
+    correct / incorrect split, the split-sample rho and why undefined trajectories are undefined."""
+    rho, ok = pl.col("rho"), pl.col("rho").is_not_nan()
+    correct = pl.col("correct")
+    out = traj.group_by(GROUP).agg(
+        n_total=pl.len(),
+        n_defined=ok.sum(),
+        mean_rho=_mean_defined("rho"),
+        se_rho=rho.filter(ok).std() / ok.sum().sqrt(),
+        mean_rho_correct=_mean_defined("rho", correct),
+        n_correct_defined=(ok & correct).sum(),
+        mean_rho_incorrect=_mean_defined("rho", ~correct),
+        n_incorrect_defined=(ok & ~correct).sum(),
+        mean_rho_split=_mean_defined("rho_split"),
+        n_split_defined=pl.col("rho_split").is_not_nan().sum(),
+        accuracy=correct.mean(),
+        n_too_few_checkpoints=(pl.col("rho_reason") == "too_few_checkpoints").sum(),
+        n_constant_H=(pl.col("rho_reason") == "constant_H").sum(),
+        n_constant_S=(pl.col("rho_reason") == "constant_S").sum(),
+    )
+    return out.sort(GROUP).collect()
+
+
+# --------------------------------------------------------------------------------------------
+# Curves on a relative-position grid, bootstrap over questions
+# --------------------------------------------------------------------------------------------
+
+
+def relative_grid(points: int) -> np.ndarray:
+    return np.round(np.linspace(0.0, 1.0, points), 10)
+
+
+def interpolate_to_grid(df: pl.LazyFrame, value: str, grid: np.ndarray, *, keys: list[str] = TRAJ,
+                        x: str = "rel_pos") -> pl.LazyFrame:
+    """Linear interpolation of ``value`` (per trajectory, against ``x``) at each grid point.
+    Every trajectory has checkpoints at x = 0 and x = 1, so every grid point is bracketed."""
+    pts = df.select(*keys, x, value).sort(x)
+    g = pl.LazyFrame({"g": grid.astype(float)})
+    left = df.select(keys).unique().join(g, how="cross").sort("g")
+    lo = left.join_asof(pts.rename({x: "x0", value: "y0"}), left_on="g", right_on="x0", by=keys, strategy="backward",
+                    check_sortedness=False)
+    both = lo.sort("g").join_asof(pts.rename({x: "x1", value: "y1"}), left_on="g", right_on="x1", by=keys,
+                                  strategy="forward", check_sortedness=False)
+    x0, x1 = pl.coalesce("x0", "x1"), pl.coalesce("x1", "x0")
+    y0, y1 = pl.coalesce("y0", "y1"), pl.coalesce("y1", "y0")
+    frac = pl.when(x1 > x0).then((pl.col("g") - x0) / (x1 - x0)).otherwise(0.0)
+    return both.select(*keys, pl.col("g").alias("rel_pos"), (y0 + (y1 - y0) * frac).alias(value))
+
+
+def bootstrap_mean_ci(values: np.ndarray, *, n_boot: int, ci: float, seed: int, chunk: int = 200):
+    """Mean over rows (questions) of a (questions x points) matrix, NaN-aware, with a percentile
+    bootstrap CI from resampling rows. Returns (mean, lo, hi) arrays over points."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[:, None]
+    n = values.shape[0]
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(values, axis=0) if n else np.full(values.shape[1], np.nan)
+            if n == 0:
+                return mean, mean.copy(), mean.copy()
+            rng = np.random.default_rng(seed)
+            boots = []
+            for start in range(0, n_boot, chunk):
+                idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+                boots.append(np.nanmean(values[idx], axis=1))
+            boots = np.concatenate(boots)
+            a = (1 - ci) / 2
+            lo, hi = np.nanquantile(boots, a, axis=0), np.nanquantile(boots, 1 - a, axis=0)
+    return mean, lo, hi
+
+
+def _question_matrix(df: pl.DataFrame, value: str, index: str = "question_id", column: str = "rel_pos"):
+    """Per-question mean of ``value`` at each ``column`` point -> (questions x points) matrix."""
+    per_q = df.group_by(index, column).agg(pl.col(value).mean())
+    wide = per_q.pivot(on=column, index=index, values=value, sort_columns=True).sort(index)
+    cols = sorted((c for c in wide.columns if c != index), key=float)
+    return wide.select(cols).to_numpy().astype(float), np.array([float(c) for c in cols])
+
+
+def curve_with_ci(df: pl.DataFrame, value: str, *, n_boot: int, ci: float, seed: int) -> pl.DataFrame:
+    """Mean of ``value`` at each rel_pos over questions, 95% bootstrap CI over questions."""
+    if df.height == 0:
+        return pl.DataFrame(schema={"rel_pos": pl.Float64, "mean": pl.Float64, "lo": pl.Float64, "hi": pl.Float64,
+                                    "n_questions": pl.Int64})
+    m, x = _question_matrix(df, value)
+    mean, lo, hi = bootstrap_mean_ci(m, n_boot=n_boot, ci=ci, seed=seed)
+    return pl.DataFrame({"rel_pos": x, "mean": mean, "lo": lo, "hi": hi,
+                         "n_questions": np.isfinite(m).sum(axis=0).astype(np.int64)})
+
+
+# --------------------------------------------------------------------------------------------
+# Fig 1: normalised cumulative information gain
+# --------------------------------------------------------------------------------------------
+
+
+def normalised_gain(entropy: pl.LazyFrame, *, h: str = "H") -> pl.LazyFrame:
+    """G_k = H_0 - H_k and G^_k = G_k / G_T per checkpoint; trajectories with G_T <= 0 get
+    ``excluded`` = True (they have no normalised curve)."""
+    first = pl.col(h).sort_by("k").first().over(TRAJ)
+    last = pl.col(h).sort_by("k").last().over(TRAJ)
+    return entropy.with_columns(G=first - pl.col(h), G_T=first - last).with_columns(
+        excluded=pl.col("G_T") <= 0,
+        G_hat=pl.when(pl.col("G_T") > 0).then(pl.col("G") / pl.col("G_T")).otherwise(None),
+    )
+
+
+def cumulative_gain_curves(entropy: pl.LazyFrame, *, h: str, grid: np.ndarray, n_boot: int, ci: float,
+                           seed: int) -> pl.DataFrame:
+    """Fig 1 data: mean G^ against relative position, correct vs incorrect, per model x dataset."""
+    g = normalised_gain(entropy, h=h)
+    counts = (g.group_by(*TRAJ).agg(pl.col("excluded").first(), pl.col("correct").first())
+               .group_by(*GROUP, "correct").agg(n_trajectories=pl.len(), n_excluded=pl.col("excluded").sum()))
+    curves = interpolate_to_grid(g.filter(~pl.col("excluded")), "G_hat", grid).join(
+        g.select(*TRAJ, "correct").unique(), on=TRAJ).collect()
+    frames = []
+    for (model, dataset, correct), part in curves.group_by(*GROUP, "correct", maintain_order=True):
+        c = curve_with_ci(part, "G_hat", n_boot=n_boot, ci=ci, seed=seed)
+        frames.append(c.with_columns(model=pl.lit(model), dataset=pl.lit(dataset), correct=pl.lit(correct)))
+    out = pl.concat(frames) if frames else pl.DataFrame()
+    return out.join(counts.collect(), on=[*GROUP, "correct"], how="left").sort(*GROUP, "correct", "rel_pos")
+
+
+# --------------------------------------------------------------------------------------------
+# Fig 2: early separability (ROC AUC of -H_k for correctness)
+# --------------------------------------------------------------------------------------------
+
+
+def roc_auc(scores, labels, weights=None) -> float:
+    """Area under the ROC curve of ``scores`` for boolean ``labels`` (ties count one half),
+    optionally with non-negative sample weights. NaN when only one class is present."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=bool)
+    w = np.ones_like(s) if weights is None else np.asarray(weights, dtype=float)
+    keep = np.isfinite(s) & (w > 0)
+    s, y, w = s[keep], y[keep], w[keep]
+    wp, wn = w[y].sum(), w[~y].sum()
+    if wp == 0 or wn == 0:
+        return math.nan
+    uniq, inv = np.unique(s, return_inverse=True)
+    pos = np.bincount(inv, weights=w * y, minlength=len(uniq))
+    neg = np.bincount(inv, weights=w * ~y, minlength=len(uniq))
+    neg_below = np.cumsum(neg) - neg
+    return float((pos * (neg_below + 0.5 * neg)).sum() / (wp * wn))
+
+
+def auc_with_ci(df: pl.DataFrame, score: str, at: str, *, n_boot: int, ci: float, seed: int) -> pl.DataFrame:
+    """AUC of ``score`` for ``correct`` at every value of ``at``, with a bootstrap CI that
+    resamples questions (a question drawn m times weighs its trajectories m times)."""
+    qids = df["question_id"].unique().sort()
+    qindex = {q: i for i, q in enumerate(qids)}
+    rng = np.random.default_rng(seed)
+    n_q = len(qids)
+    counts = rng.multinomial(n_q, np.full(n_q, 1.0 / n_q), size=n_boot) if n_q else np.zeros((n_boot, 0))
+    rows = []
+    a = (1 - ci) / 2
+    for x, part in df.sort(at).group_by(at, maintain_order=True):
+        s, y = part[score].to_numpy(), part["correct"].to_numpy()
+        qi = np.array([qindex[q] for q in part["question_id"]])
+        auc = roc_auc(s, y)
+        boots = np.array([roc_auc(s, y, counts[b, qi]) for b in range(n_boot)]) if not math.isnan(auc) else np.array([np.nan])
+        finite = boots[np.isfinite(boots)]
+        lo, hi = (np.quantile(finite, a), np.quantile(finite, 1 - a)) if finite.size else (np.nan, np.nan)
+        rows.append({at: float(x[0]), "auc": auc, "lo": float(lo), "hi": float(hi), "n_trajectories": part.height,
+                     "n_correct": int(y.sum())})
+    return pl.DataFrame(rows)
+
+
+def values_at_absolute_k(entropy: pl.LazyFrame, value: str, ks: np.ndarray) -> pl.LazyFrame:
+    """``value`` at absolute prefix lengths ``ks``: the last checkpoint at or before k, so a
+    trajectory that ended before k carries its final value."""
+    pts = entropy.select(*TRAJ, "k", value, "correct").sort("k")
+    left = entropy.select(TRAJ).unique().join(pl.LazyFrame({"at_k": ks.astype(np.int64)}), how="cross").sort("at_k")
+    return left.join_asof(pts.rename({"k": "k_used"}).with_columns(pl.col("k_used").cast(pl.Int64)),
+                          left_on="at_k", right_on="k_used", by=TRAJ, strategy="backward",
+                          check_sortedness=False)
+
+
+def auc_curves(entropy: pl.LazyFrame, *, h: str, stride: int, grid: np.ndarray, n_boot: int, ci: float,
+               seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Fig 2 data: AUC of -H_k vs absolute prefix length k and vs relative position."""
+    df = entropy.with_columns(score=-pl.col(h))
+    max_t = int(df.select(pl.col("T").max()).collect().item())
+    ks = np.arange(0, max_t + 1, stride)
+    labels = df.select(*TRAJ, "correct").unique()
+    absolute = values_at_absolute_k(df, "score", ks).drop("correct").join(labels, on=TRAJ).collect()
+    relative = interpolate_to_grid(df, "score", grid).join(labels, on=TRAJ).collect()
+    out_abs, out_rel = [], []
+    for (model, dataset), part in absolute.group_by(*GROUP, maintain_order=True):
+        out_abs.append(auc_with_ci(part, "score", "at_k", n_boot=n_boot, ci=ci, seed=seed)
+                       .with_columns(model=pl.lit(model), dataset=pl.lit(dataset)))
+    for (model, dataset), part in relative.group_by(*GROUP, maintain_order=True):
+        out_rel.append(auc_with_ci(part, "score", "rel_pos", n_boot=n_boot, ci=ci, seed=seed)
+                       .with_columns(model=pl.lit(model), dataset=pl.lit(dataset)))
+    return pl.concat(out_abs).sort(*GROUP, "at_k"), pl.concat(out_rel).sort(*GROUP, "rel_pos")
+
+
+# --------------------------------------------------------------------------------------------
+# Fig 3: saturation
+# --------------------------------------------------------------------------------------------
+
+
+def rebound_flags(entropy: pl.LazyFrame, *, h: str, late_from: float, threshold: float) -> pl.LazyFrame:
+    """Per trajectory: did H_k rise more than ``threshold`` above its running minimum over earlier
+    checkpoints at some relative position >= ``late_from``?"""
+    prev_min = pl.col(h).sort_by("k").cum_min().shift(1).over(TRAJ, order_by="k")
+    rise = (pl.col(h) - prev_min).fill_null(0.0)
+    return (entropy.sort("k").with_columns(_rise=rise.over(TRAJ, order_by="k"))
+                   .group_by(TRAJ).agg(late_rebound=((pl.col("_rise") > threshold) & (pl.col("rel_pos") >= late_from)).any(),
+                                       correct=pl.col("correct").first()))
+
+
+def saturation_summary(entropy: pl.LazyFrame, *, h: str, grid: np.ndarray, n_boot: int, ci: float, seed: int,
+                       plateau_fraction: float, late_from: float, rebound_threshold: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Fig 3 data: mean H_k against relative position per model x dataset (CI over questions), and
+    per model x dataset the plateau level and the late-rebound rate."""
+    curves = interpolate_to_grid(entropy, h, grid).collect()
+    frames = []
+    for (model, dataset), part in curves.group_by(*GROUP, maintain_order=True):
+        frames.append(curve_with_ci(part, h, n_boot=n_boot, ci=ci, seed=seed)
+                      .with_columns(model=pl.lit(model), dataset=pl.lit(dataset)))
+    curve = pl.concat(frames).sort(*GROUP, "rel_pos")
+    plateau = (curve.filter(pl.col("rel_pos") >= 1 - plateau_fraction - 1e-9)
+                    .group_by(GROUP).agg(plateau_level=pl.col("mean").mean()))
+    rebounds = (rebound_flags(entropy, h=h, late_from=late_from, threshold=rebound_threshold)
+                .group_by(GROUP).agg(late_rebound_rate=pl.col("late_rebound").mean(), n_trajectories=pl.len()).collect())
+    return curve, plateau.join(rebounds, on=GROUP).sort(GROUP)

@@ -1,0 +1,120 @@
+"""Figures. One style for all (sizes, palette per regime, fonts) so they read as one paper.
+
+Every figure function takes the data frame it draws (built in ``siaflow.metrics``) and writes PNG
+and PDF; the workflow saves that frame beside the figure (``<figure>.data.csv``) so tests and
+readers can check the numbers behind each plot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import polars as pl  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+REGIME_PALETTE = {"base": "#7f7f7f", "sft": "#1f77b4", "sft+rl": "#d62728"}
+CORRECT_PALETTE = {True: "#2ca02c", False: "#d62728"}
+PANEL = (3.4, 2.6)
+
+
+def apply_style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.0,
+                  rc={"figure.dpi": 150, "savefig.dpi": 150, "axes.titlesize": 9, "axes.labelsize": 9,
+                      "legend.fontsize": 7, "xtick.labelsize": 8, "ytick.labelsize": 8, "font.family": "DejaVu Sans"})
+
+
+def save(fig, png: str | Path, pdf: str | Path) -> None:
+    fig.tight_layout()
+    fig.savefig(png)
+    fig.savefig(pdf)
+    plt.close(fig)
+
+
+def _panels(keys: list[tuple], ncols: int | None = None):
+    n = max(1, len(keys))
+    ncols = ncols or min(n, 3)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PANEL[0] * ncols, PANEL[1] * nrows), squeeze=False, sharey=True)
+    flat = axes.ravel()
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat
+
+
+def _band(ax, x, mean, lo, hi, color, label):
+    ax.plot(x, mean, color=color, label=label, lw=1.5)
+    ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
+
+
+def fig_cumulative_gain(data: pl.DataFrame, png, pdf, *, title: str = "Normalised cumulative information gain"):
+    """Fig 1 / Fig 4: G^_k against k/T, correct vs incorrect, one panel per model x dataset."""
+    apply_style()
+    keys = data.select("model", "dataset").unique(maintain_order=True).rows()
+    fig, axes = _panels(keys)
+    for ax, (model, dataset) in zip(axes, keys):
+        part = data.filter((pl.col("model") == model) & (pl.col("dataset") == dataset))
+        for correct in (True, False):
+            c = part.filter(pl.col("correct") == correct).sort("rel_pos")
+            if c.height:
+                n_traj = c["n_trajectories"][0]
+                _band(ax, c["rel_pos"], c["mean"], c["lo"], c["hi"], CORRECT_PALETTE[correct],
+                      f"{'correct' if correct else 'incorrect'} (n={n_traj})")
+        ax.plot([0, 1], [0, 1], ls=":", color="black", lw=0.8)
+        ax.set(title=f"{model} / {dataset}", xlabel="relative position k/T", ylabel="normalised gain G^_k",
+               xlim=(0, 1))
+        ax.legend(loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    save(fig, png, pdf)
+
+
+def fig_auc(absolute: pl.DataFrame, relative: pl.DataFrame, png, pdf, *,
+            title: str = "Early separability: AUC of -H_k for correctness"):
+    """Fig 2 / Fig 5: AUC vs absolute prefix length (left) and relative position (right)."""
+    apply_style()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(PANEL[0] * 2, PANEL[1]), sharey=True)
+    palette = sns.color_palette("tab10")
+    keys = absolute.select("model", "dataset").unique(maintain_order=True).rows()
+    for i, (model, dataset) in enumerate(keys):
+        color = palette[i % len(palette)]
+        sel = (pl.col("model") == model) & (pl.col("dataset") == dataset)
+        p = absolute.filter(sel).sort("at_k")
+        _band(a, p["at_k"], p["auc"], p["lo"], p["hi"], color, f"{model} / {dataset}")
+        r = relative.filter(sel).sort("rel_pos")
+        _band(b, r["rel_pos"], r["auc"], r["lo"], r["hi"], color, f"{model} / {dataset}")
+    for ax, xlabel in ((a, "prefix length k (tokens)"), (b, "relative position k/T")):
+        ax.axhline(0.5, ls=":", color="black", lw=0.8)
+        ax.set(xlabel=xlabel, ylabel="AUC", ylim=(0, 1.02))
+    b.legend(loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    save(fig, png, pdf)
+
+
+def fig_saturation(curve: pl.DataFrame, summary: pl.DataFrame, regimes: dict[str, str], png, pdf, *,
+                   title: str = "Saturation: mean conditional answer entropy"):
+    """Fig 3: mean H_k against k/T per model (colour = training regime), plateau level dashed."""
+    apply_style()
+    datasets = curve["dataset"].unique(maintain_order=True).to_list()
+    fig, axes = _panels([(d,) for d in datasets])
+    for ax, dataset in zip(axes, datasets):
+        part = curve.filter(pl.col("dataset") == dataset)
+        models = part["model"].unique(maintain_order=True).to_list()
+        styles = ["-", "--", "-.", ":"]
+        for i, model in enumerate(models):
+            c = part.filter(pl.col("model") == model).sort("rel_pos")
+            color = REGIME_PALETTE.get(regimes.get(model, "base"), "#333333")
+            s = summary.filter((pl.col("model") == model) & (pl.col("dataset") == dataset))
+            label = model
+            if s.height:
+                label += f" (plateau {s['plateau_level'][0]:.2f}, rebound {100 * s['late_rebound_rate'][0]:.0f}%)"
+            ax.plot(c["rel_pos"], c["mean"], color=color, ls=styles[i % len(styles)], lw=1.5, label=label)
+            ax.fill_between(c["rel_pos"], c["lo"], c["hi"], color=color, alpha=0.15, lw=0)
+            if s.height:
+                ax.axhline(s["plateau_level"][0], color=color, ls=":", lw=0.8)
+        ax.set(title=dataset, xlabel="relative position k/T", ylabel="mean H_k (nats)", xlim=(0, 1))
+        ax.legend(loc="upper right")
+    fig.suptitle(title, fontsize=10)
+    save(fig, png, pdf)

@@ -1,0 +1,102 @@
+"""Rollouts (N trajectories per question) and checkpoint continuations (K per prefix).
+
+Pure drivers over a ``Backend``: they build token-id requests with their random stream keys and
+turn generations into tables. The empty prefix (k = 0) is the same for all N trajectories of a
+question and is estimated once per question (stored with trajectory = -1).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import polars as pl
+
+from siaflow.backends.base import Backend, Decoding, Request
+from siaflow.estimators import checkpoint_positions
+from siaflow.sampling import stream_key
+
+SHARED_TRAJECTORY = -1
+VARIANTS = ("original", "shuffled")
+
+
+def run_rollouts(backend: Backend, questions: pl.DataFrame, prompts: list[str], *, decoding: Decoding,
+                 n_trajectories: int, seed: int, extract: Callable[[str], str]) -> pl.DataFrame:
+    """Sample ``n_trajectories`` responses per question, with per-token log-prob and entropy."""
+    prompt_ids = [tuple(backend.encode(p)) for p in prompts]
+    qids = questions["question_id"].to_list()
+    requests = [Request(ids, tuple(stream_key(seed, "rollout", q, j) for j in range(n_trajectories)))
+                for q, ids in zip(qids, prompt_ids)]
+    gens = backend.generate(requests, decoding, token_stats=True, progress="rollouts")
+    rows = []
+    for q, gold, prompt, ids, gs in zip(qids, questions["gold"], prompts, prompt_ids, gens):
+        for j, g in enumerate(gs):
+            text = backend.decode(g.token_ids)
+            answer = extract(text)
+            rows.append({"question_id": q, "trajectory": j, "prompt": prompt, "prompt_ids": list(ids),
+                         "token_ids": g.token_ids, "token_logprobs": g.logprobs, "token_entropy": g.entropies,
+                         "T": len(g.token_ids), "finish_reason": g.finish_reason, "text": text,
+                         "answer": answer, "gold": gold, "correct": answer == gold})
+    return pl.DataFrame(rows, schema_overrides={"prompt_ids": pl.List(pl.Int32), "token_ids": pl.List(pl.Int32),
+                                                "token_logprobs": pl.List(pl.Float32),
+                                                "token_entropy": pl.List(pl.Float32)})
+
+
+def shuffle_prefix(ids: list[int], *, seed: int, question_id: str, trajectory: int, k: int) -> list[int]:
+    """Random permutation of the generated prefix tokens (length kept), seeded per trajectory and
+    checkpoint: the shuffle-prefix ablation. The prompt is never part of ``ids``."""
+    out = list(ids)
+    random.Random(stream_key(seed, "shuffle", question_id, trajectory, k)).shuffle(out)
+    return out
+
+
+def continuation_prefixes(rollouts: pl.DataFrame, *, stride: int, seed: int, variant: str):
+    """(question_id, trajectory, k, generated prefix ids, prompt ids) for every checkpoint;
+    k = 0 appears once per question with trajectory = -1."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    seen_q = set()
+    for r in rollouts.select("question_id", "trajectory", "prompt_ids", "token_ids").iter_rows(named=True):
+        q, j, prompt, toks = r["question_id"], r["trajectory"], list(r["prompt_ids"]), list(r["token_ids"])
+        if q not in seen_q:
+            seen_q.add(q)
+            yield q, SHARED_TRAJECTORY, 0, [], prompt
+        for k in checkpoint_positions(len(toks), stride):
+            if k == 0:
+                continue
+            prefix = toks[:k]
+            if variant == "shuffled":
+                prefix = shuffle_prefix(prefix, seed=seed, question_id=q, trajectory=j, k=k)
+            yield q, j, k, prefix, prompt
+
+
+def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, n_continuations: int,
+                      decoding: Decoding, seed: int, variant: str, extract: Callable[[str], str]) -> tuple[pl.DataFrame, dict]:
+    """K continuations of every checkpoint prefix, one row per sample in sample order (so a
+    coarser K' <= K is an exact sub-sample), with each sample's extracted answer.
+
+    The answer is extracted from prefix + continuation: at k = T the prefix already holds it.
+    Sample j of (question, trajectory, k) uses the same random stream in every variant.
+    Returns the table and a token ledger (prompt tokens, generated tokens)."""
+    prefixes = list(continuation_prefixes(rollouts, stride=stride, seed=seed, variant=variant))
+    requests = [Request(tuple(prompt + prefix),
+                        tuple(stream_key(seed, "continuation", q, j, k, s) for s in range(n_continuations)))
+                for q, j, k, prefix, prompt in prefixes]
+    gens = backend.generate(requests, decoding, token_stats=False, progress=f"continuations ({variant})")
+    cols = {"question_id": [], "trajectory": [], "k": [], "sample": [], "answer": [], "n_generated": [], "finish_reason": []}
+    generated = 0
+    for (q, j, k, prefix, _), gs in zip(prefixes, gens):
+        for s, g in enumerate(gs):
+            cols["question_id"].append(q)
+            cols["trajectory"].append(j)
+            cols["k"].append(k)
+            cols["sample"].append(s)
+            cols["answer"].append(extract(backend.decode(prefix + g.token_ids)))
+            cols["n_generated"].append(len(g.token_ids))
+            cols["finish_reason"].append(g.finish_reason)
+            generated += len(g.token_ids) + (g.finish_reason == "stop")
+    ledger = {"prefixes": len(requests), "continuations": len(requests) * n_continuations,
+              "prompt_tokens": sum(len(r.prompt_ids) for r in requests), "generated_tokens": generated}
+    df = pl.DataFrame(cols, schema={"question_id": pl.String, "trajectory": pl.Int32, "k": pl.Int32, "sample": pl.Int16,
+                                    "answer": pl.String, "n_generated": pl.Int32, "finish_reason": pl.String})
+    return df, ledger

@@ -1,0 +1,68 @@
+"""Seeded, batch-invariant sampling primitives shared by every backend that samples itself.
+
+Each generated row carries a 62-bit *stream key* derived from (seed, question, trajectory,
+checkpoint, sample, variant). The uniform number used at generation step ``t`` is a hash of
+(key, t), so a row draws the same tokens whatever batch it shares, whatever order rows finish in,
+and whether or not its prefix KV cache was shared with other rows. That is what makes resumed
+shards and cache-sharing optimisations produce identical samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+_MASK32 = 0xFFFFFFFF
+_MIX = 0x45D9F3B  # < 2**27, so products stay inside int64
+
+
+def stream_key(*parts) -> int:
+    """A stable 62-bit key from any printable parts (seed, ids, indices...)."""
+    h = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") >> 2
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    x = x ^ (x >> 16)
+    x = (x * _MIX) & _MASK32
+    x = x ^ (x >> 16)
+    x = (x * _MIX) & _MASK32
+    return x ^ (x >> 16)
+
+
+def uniforms(keys: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
+    """Uniform(0, 1) float64 numbers, one per key, a pure function of (key, step)."""
+    keys = keys.to(torch.int64)
+    lo, hi = keys & _MASK32, (keys >> 32) & _MASK32
+    step = torch.as_tensor(step, dtype=torch.int64)
+    x = _mix32(lo ^ ((step * 0x9E3779B1) & _MASK32))
+    x = _mix32(x ^ hi)
+    x = _mix32(x ^ ((step * 0x7F4A7C15 + 0x632BE5AB) & _MASK32))
+    return (x.to(torch.float64) + 0.5) / 4294967296.0
+
+
+def token_entropy(logprobs: torch.Tensor) -> torch.Tensor:
+    """Full-vocabulary entropy ``-sum p log p`` (nats) of each row of log-probabilities."""
+    p = logprobs.exp()
+    return -(p * torch.where(p > 0, logprobs, torch.zeros_like(logprobs))).sum(-1)
+
+
+def sample_tokens(logprobs: torch.Tensor, u: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Inverse-CDF sampling of one token per row from ``exp(logprobs)`` restricted to the
+    nucleus (smallest set of most probable tokens with mass >= top_p), using uniforms ``u``."""
+    probs = logprobs.exp().to(torch.float64)
+    if top_p < 1.0:
+        probs, order = probs.sort(dim=-1, descending=True)
+        before = probs.cumsum(-1) - probs
+        probs = torch.where(before < top_p, probs, torch.zeros_like(probs))
+    else:
+        order = None
+    cdf = probs.cumsum(-1)
+    target = (u.to(torch.float64) * cdf[:, -1]).unsqueeze(-1)
+    idx = torch.searchsorted(cdf, target).clamp_(max=probs.shape[-1] - 1)
+    # never land on a zero-probability token (can happen only through rounding at the edge)
+    idx = torch.where(probs.gather(-1, idx) > 0, idx, probs.argmax(-1, keepdim=True))
+    if order is not None:
+        idx = order.gather(-1, idx)
+    return idx.squeeze(-1)

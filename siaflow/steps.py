@@ -1,0 +1,260 @@
+"""One function per workflow rule: read inputs, call the pure science, write outputs with
+provenance. ``scripts/<rule>.py`` is a one-line call into here with the ``snakemake`` object, so
+the same code runs (and is tested) outside Snakemake with any object that has the same fields.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from siaflow import io, metrics
+
+
+@contextlib.contextmanager
+def logging_to(sm):
+    """Send stdout/stderr of a rule to its ``log:`` file (appending, so resumed jobs keep history)."""
+    logs = list(getattr(sm, "log", []) or [])
+    if not logs:
+        yield
+        return
+    Path(logs[0]).parent.mkdir(parents=True, exist_ok=True)
+    with open(logs[0], "a", buffering=1) as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        yield
+
+
+def _threads(sm) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(getattr(sm, "threads", 1))))
+
+
+def _extractor(dataset_spec: dict):
+    from siaflow.answers import extract_answer
+
+    return functools.partial(extract_answer, answer_type=dataset_spec["answer_type"],
+                             last_number_fallback=dataset_spec.get("last_number_fallback", True))
+
+
+def _backend(model_spec: dict, config: dict):
+    from siaflow.backends import make_backend
+
+    return make_backend(model_spec.get("backend", "transformers"), model_spec["path"],
+                        revision=model_spec.get("revision"), dtype=model_spec.get("dtype", "auto"),
+                        batch_rows=config["sampling"].get("batch_rows", 256))
+
+
+# --------------------------------------------------------------------------------------------
+def train_toy_model(sm) -> None:
+    from siaflow.config import toy_models
+    from siaflow.toy import ToyTrainConfig, train_toy_model as train
+
+    with logging_to(sm):
+        spec = toy_models(sm.config)[sm.wildcards.toy_model]
+        cfg = ToyTrainConfig(regime=spec["toy"]["regime"], seed=spec["toy"].get("seed", 0),
+                             threads=int(sm.threads), **sm.config.get("toy_training", {}))
+        print(train(cfg, sm.output[0]))
+
+
+def prepare_dataset(sm) -> None:
+    from siaflow.datasets import load_dataset
+
+    with logging_to(sm):
+        name = sm.wildcards.dataset
+        spec = sm.config["datasets"][name]
+        df = load_dataset(name, spec)
+        io.write_parquet(df, sm.output[0], io.provenance(step="prepare_dataset", dataset=name, spec=spec))
+        print(f"prepared {df.height} questions of {name}")
+
+
+def _shard_questions(sm) -> tuple[pl.DataFrame, tuple[int, int]]:
+    from siaflow.datasets import shard_slice
+
+    df = pl.read_parquet(sm.input.data)
+    start, stop = shard_slice(df.height, sm.config["sampling"]["shard_size"], int(sm.wildcards.shard))
+    return df.slice(start, stop - start), (start, stop)
+
+
+def rollouts(sm) -> None:
+    from siaflow.backends import Decoding
+    from siaflow.datasets import render_prompt
+    from siaflow.rollouts import run_rollouts
+
+    with logging_to(sm):
+        _threads(sm)
+        cfg, model, dataset = sm.config, sm.wildcards.model, sm.wildcards.dataset
+        mspec, dspec = cfg["models"][model], cfg["datasets"][dataset]
+        questions, qrange = _shard_questions(sm)
+        template = cfg["prompts"][mspec["prompt"]]
+        prompts = [render_prompt(template, q, o) for q, o in zip(questions["question"], questions["options"])]
+        backend = _backend(mspec, cfg)
+        decoding = Decoding(**cfg["decoding"])
+        s = cfg["sampling"]
+        df = run_rollouts(backend, questions, prompts, decoding=decoding, n_trajectories=s["n_trajectories"],
+                          seed=s["seed"], extract=_extractor(dspec))
+        df = df.with_columns(model=pl.lit(model), dataset=pl.lit(dataset))
+        prov = io.provenance(step="rollouts", model=model, model_path=mspec["path"], revision=backend.info.revision,
+                             backend=vars(backend.info), regime=mspec["regime"], dataset=dataset, shard=int(sm.wildcards.shard),
+                             question_range=list(qrange), prompt_template=template, example_prompt=prompts[0],
+                             decoding=decoding.as_dict(), seed=s["seed"], n_trajectories=s["n_trajectories"],
+                             entropy_kind=backend.info.entropy_kind)
+        io.write_parquet(df, sm.output[0], prov)
+        print(f"rollouts: {df.height} trajectories, accuracy {df['correct'].mean():.3f}")
+
+
+def continuations(sm) -> None:
+    from siaflow.backends import Decoding
+    from siaflow.rollouts import run_continuations
+
+    with logging_to(sm):
+        _threads(sm)
+        cfg, model, dataset = sm.config, sm.wildcards.model, sm.wildcards.dataset
+        stride, variant = int(sm.wildcards.stride), sm.wildcards.variant
+        roll = pl.read_parquet(sm.input.rollouts)
+        backend = _backend(cfg["models"][model], cfg)
+        decoding = Decoding(**cfg["decoding"])
+        s = cfg["sampling"]
+        df, ledger = run_continuations(backend, roll, stride=stride, n_continuations=s["n_continuations"],
+                                       decoding=decoding, seed=s["seed"], variant=variant,
+                                       extract=_extractor(cfg["datasets"][dataset]))
+        prov = {**io.read_provenance(sm.input.rollouts), **io.provenance(
+            step="continuations", stride=stride, variant=variant, n_continuations=s["n_continuations"], ledger=ledger)}
+        io.write_parquet(df, sm.output[0], prov)
+        print(f"continuations: {ledger}")
+
+
+def entropy(sm) -> None:
+    from siaflow.estimators import entropy_table
+
+    with logging_to(sm):
+        cfg = sm.config
+        roll = pl.scan_parquet(list(sm.input.rollouts)).select("question_id", "trajectory", "T", "correct", "gold")
+        samples = pl.scan_parquet(list(sm.input.continuations)).select("question_id", "trajectory", "k", "sample", "answer")
+        table = entropy_table(samples, roll, alpha=cfg["estimation"]["alpha"]).with_columns(
+            model=pl.lit(sm.wildcards.model), dataset=pl.lit(sm.wildcards.dataset),
+            stride=pl.lit(int(sm.wildcards.stride)), variant=pl.lit(sm.wildcards.variant)).collect()
+        first = io.read_provenance(sm.input.continuations[0])
+        prov = {**first, **io.provenance(step="entropy", alpha=cfg["estimation"]["alpha"],
+                                         shards=[str(p) for p in sm.input.continuations],
+                                         ledger_total=_sum_ledgers(sm.input.continuations))}
+        io.write_parquet(table, sm.output[0], prov)
+        print(f"entropy table: {table.height} checkpoints")
+
+
+def _sum_ledgers(paths) -> dict:
+    total: dict = {}
+    for p in paths:
+        for k, v in io.read_provenance(p).get("ledger", {}).items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis
+# --------------------------------------------------------------------------------------------
+
+
+def _h_column(cfg) -> str:
+    return {"plugin": "H", "miller_madow": "H_mm"}[cfg["estimation"]["entropy_estimator"]]
+
+
+def _load_entropy(paths) -> pl.LazyFrame:
+    return pl.concat([pl.scan_parquet(p) for p in paths], how="vertical_relaxed")
+
+
+def _analysis_provenance(sm, **extra) -> dict:
+    cfg = sm.config
+    per_input = {}
+    for p in sm.input.entropy:
+        prov = io.read_provenance(p)
+        per_input[str(p)] = {k: prov.get(k) for k in ("model", "model_path", "revision", "regime", "dataset",
+                                                      "prompt_template", "decoding", "seed", "n_trajectories",
+                                                      "n_continuations", "stride", "variant", "alpha", "entropy_kind",
+                                                      "software", "siaflow_commit", "ledger_total")}
+    return io.provenance(step=sm.rule, inputs=per_input, estimation=cfg["estimation"],
+                         analysis=cfg.get("analysis", {}), **extra)
+
+
+def _with_model_info(df: pl.DataFrame, cfg) -> pl.DataFrame:
+    info = pl.DataFrame({"model": list(cfg["models"]),
+                         "regime": [m["regime"] for m in cfg["models"].values()],
+                         "family": [m.get("family", "") for m in cfg["models"].values()]})
+    return info.join(df, on="model", how="inner", maintain_order="right").select(
+        "model", "regime", "family", *[c for c in df.columns if c != "model"])
+
+
+def table1(sm) -> None:
+    from siaflow.tables import write_table
+
+    with logging_to(sm):
+        cfg = sm.config
+        traj = metrics.trajectory_alignment(_load_entropy(sm.input.entropy), h=_h_column(cfg)).collect()
+        io.write_parquet(traj, sm.output.trajectories, _analysis_provenance(sm))
+        t1 = _with_model_info(metrics.table1_alignment(traj.lazy()), cfg)
+        write_table(t1, csv=sm.output.csv, md=sm.output.md, prov=_analysis_provenance(sm),
+                    title="Table 1: SIA alignment coefficient (Pearson of H_k and S_k per trajectory)")
+        print(t1)
+
+
+def _analysis(cfg):
+    a = cfg.get("analysis", {})
+    return dict(n_boot=a["bootstrap"], ci=a["ci"], seed=a["seed"])
+
+
+def fig1(sm) -> None:
+    from siaflow import plots
+
+    with logging_to(sm):
+        cfg = sm.config
+        grid = metrics.relative_grid(cfg["analysis"]["grid_points"])
+        data = metrics.cumulative_gain_curves(_load_entropy(sm.input.entropy), h=_h_column(cfg), grid=grid, **_analysis(cfg))
+        data = _with_model_info(data, cfg)
+        data.write_csv(sm.output.data)
+        plots.fig_cumulative_gain(data, sm.output.png, sm.output.pdf)
+        io.write_json(_analysis_provenance(sm), Path(sm.output.data).with_suffix(".provenance.json"))
+
+
+def fig2(sm) -> None:
+    from siaflow import plots
+
+    with logging_to(sm):
+        cfg = sm.config
+        grid = metrics.relative_grid(cfg["analysis"]["grid_points"])
+        stride = int(cfg["sampling"]["strides"][0])
+        absolute, relative = metrics.auc_curves(_load_entropy(sm.input.entropy), h=_h_column(cfg), stride=stride,
+                                                grid=grid, **_analysis(cfg))
+        data = pl.concat([absolute.with_columns(axis=pl.lit("absolute"), x=pl.col("at_k").cast(pl.Float64)).drop("at_k"),
+                          relative.with_columns(axis=pl.lit("relative"), x=pl.col("rel_pos")).drop("rel_pos")])
+        _with_model_info(data, cfg).write_csv(sm.output.data)
+        plots.fig_auc(absolute, relative, sm.output.png, sm.output.pdf)
+        io.write_json(_analysis_provenance(sm), Path(sm.output.data).with_suffix(".provenance.json"))
+
+
+def fig3(sm) -> None:
+    from siaflow import plots
+
+    with logging_to(sm):
+        cfg = sm.config
+        a = cfg["analysis"]
+        curve, summary = metrics.saturation_summary(
+            _load_entropy(sm.input.entropy), h=_h_column(cfg), grid=metrics.relative_grid(a["grid_points"]),
+            plateau_fraction=a["saturation"]["plateau_fraction"], late_from=a["saturation"]["late_from"],
+            rebound_threshold=a["saturation"]["rebound_threshold"], **_analysis(cfg))
+        data = curve.join(summary, on=["model", "dataset"], how="left")
+        _with_model_info(data, cfg).write_csv(sm.output.data)
+        regimes = {m: s["regime"] for m, s in cfg["models"].items()}
+        plots.fig_saturation(curve, summary, regimes, sm.output.png, sm.output.pdf)
+        io.write_json(_analysis_provenance(sm), Path(sm.output.data).with_suffix(".provenance.json"))
+
+
+def run(name: str, sm) -> None:
+    """Entry point for ``scripts/*.py``: fail with the rule's name and a clean message."""
+    try:
+        globals()[name](sm)
+    except Exception as exc:  # re-raise with context; the traceback goes to the rule's log and stderr
+        print(f"siaflow: rule {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        raise

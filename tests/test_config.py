@@ -1,0 +1,64 @@
+"""Bad configuration stops the run at once, with a message that names the key."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dry_run(config: dict, tmp_path) -> subprocess.CompletedProcess:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(cfg),
+                          "--directory", str(ROOT)], capture_output=True, text=True, timeout=120)
+    res.output = res.stdout + res.stderr  # Snakemake prints workflow errors on stdout
+    return res
+
+
+@pytest.fixture
+def demo():
+    return yaml.safe_load((ROOT / "config/config.yaml").read_text())
+
+
+def test_demo_config_dry_run_is_clean(demo, tmp_path):
+    res = dry_run(demo, tmp_path)
+    assert res.returncode == 0, res.output
+    assert "table1_alignment" in res.stdout
+
+
+def test_misspelled_key_is_named(demo, tmp_path):
+    demo["sampling"]["n_continuation"] = demo["sampling"].pop("n_continuations")
+    res = dry_run(demo, tmp_path)
+    assert res.returncode != 0
+    assert "n_continuation" in res.output and "was unexpected" in res.output
+
+
+def test_misspelled_top_level_key_is_named(demo, tmp_path):
+    demo["decodnig"] = demo["decoding"]
+    res = dry_run(demo, tmp_path)
+    assert res.returncode != 0 and "decodnig" in res.output
+
+
+def test_greedy_decoding_is_rejected(demo, tmp_path):
+    demo["decoding"]["temperature"] = 0
+    res = dry_run(demo, tmp_path)
+    assert res.returncode != 0 and "temperature" in res.output
+
+
+def test_unknown_prompt_reference_is_named(demo, tmp_path):
+    demo["models"]["toy-sft"]["prompt"] = "fewshot"
+    res = dry_run(demo, tmp_path)
+    assert res.returncode != 0
+    assert "models.toy-sft.prompt" in res.output and "fewshot" in res.output
+
+
+def test_configfile_replaces_the_demo_config(demo, tmp_path):
+    """--configfile must not merge the demo's models into the user's."""
+    del demo["models"]["toy-base"]
+    res = dry_run(demo, tmp_path)
+    assert res.returncode == 0, res.output
+    assert "toy-base" not in res.output and "toy-sft" in res.output

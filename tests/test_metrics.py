@@ -1,0 +1,110 @@
+"""Aggregations behind tables and figures, against independent computations."""
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from siaflow import metrics
+
+
+def test_roc_auc_hand_computed_with_ties():
+    # positives {0.9, 0.5}, negatives {0.5, 0.1}: pairs (0.9>0.5, 0.9>0.1, 0.5=0.5 -> .5, 0.5>0.1) = 3.5/4
+    assert metrics.roc_auc([0.9, 0.5, 0.5, 0.1], [True, True, False, False]) == 0.875
+    assert metrics.roc_auc([1, 1, 1], [True, False, True]) == 0.5
+    assert math.isnan(metrics.roc_auc([0.1, 0.2], [True, True]))  # a single class
+    assert math.isnan(metrics.roc_auc([], []))
+
+
+def test_roc_auc_matches_sklearn_and_weights_mean_duplication():
+    sklearn = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 6, 300).astype(float)  # many ties
+    y = rng.random(300) < 0.4
+    assert metrics.roc_auc(s, y) == pytest.approx(sklearn.roc_auc_score(y, s))
+    w = rng.integers(0, 4, 300)
+    assert metrics.roc_auc(s, y, w) == pytest.approx(metrics.roc_auc(np.repeat(s, w), np.repeat(y, w)))
+    assert metrics.roc_auc(s, y, w) == pytest.approx(sklearn.roc_auc_score(y, s, sample_weight=w))
+
+
+def test_bootstrap_is_seeded_and_covers_a_known_mean():
+    rng = np.random.default_rng(1)
+    hits, trials = 0, 200
+    for t in range(trials):
+        x = rng.normal(2.0, 1.0, size=(40, 1))
+        mean, lo, hi = metrics.bootstrap_mean_ci(x, n_boot=400, ci=0.95, seed=t)
+        hits += lo[0] <= 2.0 <= hi[0]
+    # nominal 95%; the percentile bootstrap at n=40 is a little narrow. 200 trials: sd ~1.6 points
+    assert 0.88 <= hits / trials <= 0.99
+    a = metrics.bootstrap_mean_ci(np.arange(10.0), n_boot=100, ci=0.9, seed=3)
+    b = metrics.bootstrap_mean_ci(np.arange(10.0), n_boot=100, ci=0.9, seed=3)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    m, lo, hi = metrics.bootstrap_mean_ci(np.array([[1.0, np.nan], [3.0, np.nan]]), n_boot=50, ci=0.95, seed=0)
+    assert m[0] == 2.0 and np.isnan(m[1])
+
+
+def _traj_frame(rows):
+    return pl.DataFrame(rows).with_columns(model=pl.lit("m"), dataset=pl.lit("d"))
+
+
+def test_interpolate_to_grid():
+    df = _traj_frame([
+        {"question_id": "q", "trajectory": 0, "rel_pos": 0.0, "H": 1.0},
+        {"question_id": "q", "trajectory": 0, "rel_pos": 0.4, "H": 0.6},
+        {"question_id": "q", "trajectory": 0, "rel_pos": 1.0, "H": 0.0},
+    ])
+    out = metrics.interpolate_to_grid(df.lazy(), "H", np.array([0.0, 0.2, 0.4, 0.7, 1.0])).collect().sort("rel_pos")
+    assert out["H"].to_list() == pytest.approx([1.0, 0.8, 0.6, 0.3, 0.0])
+
+
+def test_table1_counts_and_means():
+    traj = pl.DataFrame({
+        "model": ["m"] * 5, "dataset": ["d"] * 5, "question_id": list("abcde"), "trajectory": [0] * 5,
+        "rho": [0.9, 0.7, -0.5, float("nan"), float("nan")],
+        "rho_reason": ["ok", "ok", "ok", "constant_H", "too_few_checkpoints"],
+        "rho_split": [0.5, float("nan"), -0.1, 0.2, float("nan")],
+        "correct": [True, True, False, True, False],
+    })
+    t = metrics.table1_alignment(traj.lazy()).row(0, named=True)
+    assert (t["n_total"], t["n_defined"]) == (5, 3)
+    assert t["mean_rho"] == pytest.approx(1.1 / 3)
+    assert t["se_rho"] == pytest.approx(np.std([0.9, 0.7, -0.5], ddof=1) / math.sqrt(3))
+    assert t["mean_rho_correct"] == pytest.approx(0.8) and t["n_correct_defined"] == 2
+    assert t["mean_rho_incorrect"] == pytest.approx(-0.5) and t["n_incorrect_defined"] == 1
+    assert t["mean_rho_split"] == pytest.approx(0.2) and t["n_split_defined"] == 3
+    assert t["accuracy"] == pytest.approx(0.6)
+    assert (t["n_constant_H"], t["n_too_few_checkpoints"], t["n_constant_S"]) == (1, 1, 0)
+
+
+def test_normalised_gain_and_exclusion():
+    df = _traj_frame([
+        {"question_id": "q", "trajectory": 0, "k": 0, "H": 1.0, "correct": True},
+        {"question_id": "q", "trajectory": 0, "k": 4, "H": 0.25, "correct": True},
+        {"question_id": "q", "trajectory": 0, "k": 8, "H": 0.0, "correct": True},
+        {"question_id": "q", "trajectory": 1, "k": 0, "H": 0.5, "correct": False},
+        {"question_id": "q", "trajectory": 1, "k": 4, "H": 0.7, "correct": False},
+    ])
+    g = metrics.normalised_gain(df.lazy()).collect().sort("trajectory", "k")
+    assert g["G_hat"].to_list()[:3] == pytest.approx([0.0, 0.75, 1.0])
+    assert g.filter(pl.col("trajectory") == 1)["excluded"].all()  # G_T = -0.2 <= 0
+
+
+def test_values_at_absolute_k_carry_the_final_value():
+    df = _traj_frame([
+        {"question_id": "q", "trajectory": 0, "k": 0, "score": -1.0, "correct": True},
+        {"question_id": "q", "trajectory": 0, "k": 4, "score": -0.5, "correct": True},
+        {"question_id": "q", "trajectory": 0, "k": 6, "score": -0.1, "correct": True},
+    ])
+    out = metrics.values_at_absolute_k(df.lazy(), "score", np.array([0, 4, 8, 12])).collect().sort("at_k")
+    assert out["score"].to_list() == [-1.0, -0.5, -0.1, -0.1]
+
+
+def test_rebound_flags():
+    rows = []
+    for j, hs in enumerate([[1.0, 0.5, 0.2, 0.6], [1.0, 0.8, 0.6, 0.5], [1.0, 0.1, 0.3, 0.0]]):
+        for i, h in enumerate(hs):
+            rows.append({"question_id": "q", "trajectory": j, "k": i, "rel_pos": i / 3, "H": h, "correct": True})
+    got = metrics.rebound_flags(_traj_frame(rows).lazy(), h="H", late_from=0.5, threshold=0.1).collect().sort("trajectory")
+    # 0: rises 0.4 above its minimum 0.2 at rel 1.0; 1: monotone; 2: rises 0.2 at rel 0.67
+    assert got["late_rebound"].to_list() == [True, False, True]

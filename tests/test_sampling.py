@@ -1,0 +1,43 @@
+import math
+
+import pytest
+import torch
+
+from siaflow.sampling import sample_tokens, stream_key, token_entropy, uniforms
+
+
+def test_stream_key_is_stable_and_distinct():
+    assert stream_key(0, "rollout", "q1", 3) == stream_key(0, "rollout", "q1", 3)
+    assert stream_key(0, "rollout", "q1", 3) != stream_key(0, "rollout", "q1", 4)
+    assert 0 <= stream_key("x") < 2**62
+
+
+def test_uniforms_are_pure_and_uniform():
+    keys = torch.tensor([stream_key(i) for i in range(20000)])
+    u = uniforms(keys, 5)
+    assert torch.equal(u, uniforms(keys, 5))
+    assert not torch.equal(u, uniforms(keys, 6))
+    assert (u > 0).all() and (u < 1).all()
+    # mean and variance of U(0,1) are 1/2 and 1/12; with 20000 draws the standard errors are ~0.002
+    assert abs(u.mean().item() - 0.5) < 0.01
+    assert abs(u.var().item() - 1 / 12) < 0.005
+    # a row's number does not depend on its neighbours
+    assert uniforms(keys[7:8], 5).item() == u[7].item()
+
+
+def test_sample_tokens_inverse_cdf_and_nucleus():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    lp = probs.log()
+    # inverse CDF on the natural order when top_p = 1
+    for u, tok in [(0.1, 0), (0.49, 0), (0.51, 1), (0.79, 1), (0.81, 2), (0.96, 3)]:
+        assert sample_tokens(lp, torch.tensor([u]), 1.0).item() == tok
+    # nucleus 0.75 keeps {0, 1} (the smallest set with mass >= 0.75): renormalised CDF 0.625, 1.0
+    many = torch.linspace(0.001, 0.999, 999)
+    got = sample_tokens(lp.expand(999, 4), many, 0.75)
+    assert set(got.tolist()) == {0, 1}
+    assert abs((got == 0).float().mean().item() - 0.625) < 0.01
+
+
+def test_token_entropy_full_vocabulary():
+    probs = torch.tensor([[0.5, 0.25, 0.25, 0.0]])
+    assert token_entropy(probs.log()).item() == pytest.approx(1.5 * math.log(2), rel=1e-6)

@@ -1,0 +1,46 @@
+# GPU rules (on CPU for the toy world): N trajectories per question, then K continuations of
+# every checkpoint prefix. One job per (model, dataset, shard[, stride, variant]).
+
+
+rule rollouts:
+    input:
+        data=f"{R}/data/{{dataset}}.parquet",
+        model=model_input,
+    output:
+        f"{R}/rollouts/{{model}}/{{dataset}}/shard-{{shard}}.parquet",
+    log:
+        f"{R}/logs/rollouts/{{model}}/{{dataset}}/shard-{{shard}}.log",
+    params:
+        model=lambda wc: config["models"][wc.model],
+        decoding=config["decoding"],
+        sampling=config["sampling"],
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/rollouts.py"
+
+
+rule continuations:
+    input:
+        rollouts=f"{R}/rollouts/{{model}}/{{dataset}}/shard-{{shard}}.parquet",
+        model=model_input,
+    output:
+        f"{R}/continuations/{{model}}/{{dataset}}/stride-{{stride}}/{{variant}}/shard-{{shard}}.parquet",
+    log:
+        f"{R}/logs/continuations/{{model}}/{{dataset}}/stride-{{stride}}/{{variant}}/shard-{{shard}}.log",
+    params:
+        model=lambda wc: config["models"][wc.model],
+        decoding=config["decoding"],
+        sampling=config["sampling"],
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/continuations.py"

@@ -1,0 +1,20 @@
+# The toy reasoning world's tiny GPT-2 models. The checkpoints are committed so the demo starts
+# at once; rebuild them (bit-for-bit on the same CPU/software) with
+#   snakemake --cores 2 --forcerun train_toy_model
+
+
+rule train_toy_model:
+    output:
+        directory("resources/toy_models/{toy_model}"),
+    log:
+        "logs/train_toy_model/{toy_model}.log",
+    params:
+        training=config.get("toy_training", {}),
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/train_toy_model.py"
