@@ -1,0 +1,66 @@
+import pytest
+
+from siaflow.answers import NULL, extract_answer, normalize_number
+from siaflow.datasets import DatasetError, normalise, render_prompt, shard_slice
+from siaflow.toy import make_dataset
+
+
+@pytest.mark.parametrize("text,want", [
+    ("55-8=47. 47+7=54. 54+9=63. #### 63", "63"),
+    ("#### 1,234", "1234"),
+    ("so the answer is $18.00.", "18"),
+    ("The answer is -3", "-3"),
+    ("#### 4 wait no #### 5", "5"),
+    ("\\boxed{0.50}", "0.5"),
+    ("47+7=54. 54+9=", NULL),  # no marker and no fallback
+])
+def test_numeric_extraction_toy_rule(text, want):
+    assert extract_answer(text, "numeric", last_number_fallback=False) == want
+
+
+def test_last_number_fallback():
+    assert extract_answer("she has 3 then 12 apples.", "numeric") == "12"
+    assert extract_answer("no numbers here", "numeric") == NULL
+
+
+@pytest.mark.parametrize("text,want", [("The answer is (B).", "B"), ("answer: c", "C"), ("I pick 3)", "C"), ("hmm", NULL)])
+def test_option_extraction(text, want):
+    assert extract_answer(text, "option") == want
+
+
+def test_normalize_number():
+    assert normalize_number("18.0") == normalize_number("18") == "18"
+    assert normalize_number("$1,000.") == "1000"
+    assert normalize_number("abc") == NULL
+
+
+def test_normalise_rejects_bad_rows_by_name():
+    rows = make_dataset(3, seed=1)
+    assert normalise(rows, "toy").height == 3
+    bad = [dict(r) for r in rows]
+    bad[1]["gold"] = "twelve"
+    with pytest.raises(DatasetError, match=r"dataset 'toy', row 1 .*toy-00001.*'twelve'"):
+        normalise(bad, "toy")
+    dup = [rows[0], rows[0]]
+    with pytest.raises(DatasetError, match="row 1.*duplicate"):
+        normalise(dup, "toy")
+    missing = [dict(rows[0], gold=None)]
+    with pytest.raises(DatasetError, match="row 0.*missing gold"):
+        normalise(missing, "toy")
+
+
+def test_toy_dataset_is_seeded_and_correct():
+    a, b = make_dataset(20, seed=5), make_dataset(20, seed=5)
+    assert a == b and a != make_dataset(20, seed=6)
+    for r in a:  # the gold is the arithmetic of the question
+        nums = [int(t.strip(",.")) for t in r["question"].split() if t.strip(",.").isdigit()]
+        verbs = [w for w in r["question"].replace(",", "").split() if w in {"gets", "finds", "buys", "wins", "loses", "eats", "sells", "drops"}]
+        total = nums[0] + sum(n if v in {"gets", "finds", "buys", "wins"} else -n for v, n in zip(verbs, nums[1:]))
+        assert str(total) == r["gold"]
+
+
+def test_shards_and_prompts():
+    assert shard_slice(10, 4, 0) == (0, 4) and shard_slice(10, 4, 2) == (8, 10)
+    with pytest.raises(ValueError):
+        shard_slice(10, 4, 3)
+    assert render_prompt("Q: {question}\nA: ", "has {x} 5?") == "Q: has {x} 5?\nA: "
