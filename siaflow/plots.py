@@ -29,8 +29,8 @@ def apply_style() -> None:
 
 def save(fig, png: str | Path, pdf: str | Path) -> None:
     fig.tight_layout()
-    fig.savefig(png)
-    fig.savefig(pdf)
+    fig.savefig(png, bbox_inches="tight")
+    fig.savefig(pdf, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -115,6 +115,6 @@ def fig_saturation(curve: pl.DataFrame, summary: pl.DataFrame, regimes: dict[str
             if s.height:
                 ax.axhline(s["plateau_level"][0], color=color, ls=":", lw=0.8)
         ax.set(title=dataset, xlabel="relative position k/T", ylabel="mean H_k (nats)", xlim=(0, 1))
-        ax.legend(loc="upper right")
+        ax.legend(loc="center", framealpha=0.9)
     fig.suptitle(title, fontsize=10)
     save(fig, png, pdf)
