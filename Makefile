@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 
 demo: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
-	@echo; echo "Tables:  results/tables/   Figures:  results/figures/"; cat results/tables/table1_alignment.md
+	@echo; echo "Tables: results/tables/  Figures: results/figures/  Report: results/report.html"; cat results/tables/table1_alignment.md
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -55,6 +55,10 @@ def check_references(config: dict) -> None:
     for name, d in config["datasets"].items():
         if d["source"] == "toy" and d["answer_type"] != "numeric":
             raise ConfigError(f"datasets.{name}.answer_type: the toy world has numeric answers, got {d['answer_type']!r}")
+    mc, K = config.get("mc_ablation", {}), config["sampling"]["n_continuations"]
+    if mc and mc["n_continuations"] > K:
+        raise ConfigError(f"mc_ablation.n_continuations: {mc['n_continuations']} exceeds sampling.n_continuations "
+                          f"({K}); the ablation sub-samples the stored draws")
     strides = config["sampling"]["strides"]
     if len(set(strides)) != len(strides):
         raise ConfigError(f"sampling.strides: duplicate stride in {strides}")

@@ -266,3 +266,107 @@ def saturation_summary(entropy: pl.LazyFrame, *, h: str, grid: np.ndarray, n_boo
     rebounds = (rebound_flags(entropy, h=h, late_from=late_from, threshold=rebound_threshold)
                 .group_by(GROUP).agg(late_rebound_rate=pl.col("late_rebound").mean(), n_trajectories=pl.len()).collect())
     return curve, plateau.join(rebounds, on=GROUP).sort(GROUP)
+
+
+# --------------------------------------------------------------------------------------------
+# Aligned vs non-aligned (Figs 1-2 vs Figs 4-5)
+# --------------------------------------------------------------------------------------------
+
+
+def split_by_alignment(table1: pl.DataFrame, threshold: float) -> tuple[set, set]:
+    """(aligned, non-aligned) sets of (model, dataset): mean rho >= threshold is aligned; a pair
+    whose mean rho is undefined (no trajectory has a rho) counts as non-aligned."""
+    aligned, nonaligned = set(), set()
+    for model, dataset, rho in table1.select("model", "dataset", "mean_rho").iter_rows():
+        ok = rho is not None and not math.isnan(rho) and rho >= threshold
+        (aligned if ok else nonaligned).add((model, dataset))
+    return aligned, nonaligned
+
+
+def restrict(df: pl.LazyFrame, pairs: set) -> pl.LazyFrame:
+    keys = pl.LazyFrame({"model": [m for m, _ in pairs], "dataset": [d for _, d in pairs]},
+                        schema={"model": pl.String, "dataset": pl.String})
+    return df.join(keys, on=GROUP, how="semi")
+
+
+# --------------------------------------------------------------------------------------------
+# Table 2: shuffle-prefix ablation
+# --------------------------------------------------------------------------------------------
+
+
+def shuffle_comparison(original: pl.LazyFrame, shuffled: pl.LazyFrame, *, h: str = "H") -> pl.DataFrame:
+    """Original vs shuffled-prefix alignment per model x dataset, with the mean paired change of
+    H_k and S_k under shuffling (same question, trajectory and checkpoint)."""
+    def summary(ent, tag):
+        return (trajectory_alignment(ent, h=h).group_by(GROUP)
+                .agg(_mean_defined("rho").alias(f"mean_rho_{tag}"), pl.col("rho").is_not_nan().sum().alias(f"n_defined_{tag}"),
+                     pl.len().alias("n_total")))
+    keys = [*TRAJ, "k"]
+    paired = (original.select(*keys, pl.col(h).alias("H_o"), pl.col("S").alias("S_o"))
+              .join(shuffled.select(*keys, pl.col(h).alias("H_s"), pl.col("S").alias("S_s")), on=keys, how="inner")
+              .group_by(GROUP).agg(mean_H_original=pl.col("H_o").mean(), mean_H_shuffled=pl.col("H_s").mean(),
+                                   mean_delta_H=(pl.col("H_s") - pl.col("H_o")).mean(),
+                                   mean_S_original=pl.col("S_o").mean(), mean_S_shuffled=pl.col("S_s").mean(),
+                                   mean_delta_S=(pl.col("S_s") - pl.col("S_o")).mean(), n_checkpoints=pl.len()))
+    out = summary(original, "original").join(summary(shuffled, "shuffled").drop("n_total"), on=GROUP)
+    out = out.with_columns(delta_rho=pl.col("mean_rho_shuffled") - pl.col("mean_rho_original"))
+    return out.join(paired, on=GROUP, how="left").sort(GROUP).collect()
+
+
+# --------------------------------------------------------------------------------------------
+# Table 3: Monte-Carlo ablation (coarser stride, fewer samples)
+# --------------------------------------------------------------------------------------------
+
+
+def mc_source_stride(strides: list[int], coarse_stride: int) -> int | None:
+    """The finest configured stride that the coarse stride is a multiple of (its checkpoints are
+    then a subset), or None when the coarse setting needs a run of its own."""
+    fits = [s for s in strides if coarse_stride % s == 0]
+    return min(fits) if fits else None
+
+
+def subsample_continuations(samples: pl.LazyFrame, trajectories: pl.LazyFrame, *, stride: int,
+                            n_continuations: int) -> pl.LazyFrame:
+    """The exact sub-sample of a finer run that a coarser (stride, K') run would have produced:
+    checkpoints k in {0, s', 2s', ...} ∪ {T} and the first K' draws of each (draws are stored in
+    sample order and use per-sample random streams, so these are the same draws)."""
+    T = trajectories.select(pl.col("question_id"), pl.col("trajectory").cast(pl.Int64), pl.col("T").cast(pl.Int64))
+    s = samples.with_columns(pl.col("trajectory").cast(pl.Int64), pl.col("k").cast(pl.Int64))
+    s = s.join(T, on=["question_id", "trajectory"], how="left")
+    keep = (pl.col("k") % stride == 0) | (pl.col("k") == pl.col("T"))
+    return s.filter(keep & (pl.col("sample") < n_continuations)).drop("T")
+
+
+# --------------------------------------------------------------------------------------------
+# Fano's bound (Theorem 1)
+# --------------------------------------------------------------------------------------------
+
+
+def fano_lower_bound(h, answer_space: int):
+    """Lower bound on the MAP error from Fano's inequality: (H - log 2) / log(|A| - 1), floored at 0."""
+    if answer_space < 3:
+        raise ValueError(f"Fano's bound needs |A| >= 3, got {answer_space}")
+    return np.maximum(0.0, (np.asarray(h, dtype=float) - math.log(2)) / math.log(answer_space - 1))
+
+
+def fano_data(entropy: pl.LazyFrame, *, h: str, answer_space: dict[str, int], n_bins: int, n_boot: int, ci: float,
+              seed: int) -> pl.DataFrame:
+    """Per model x dataset and H_k bin: the empirical error of the MAP answer argmax p^_k (against
+    gold), with a bootstrap CI over questions, and Fano's lower bound at the bin's mean H_k."""
+    df = entropy.select(*TRAJ, h, "map_correct").collect()
+    frames = []
+    for (model, dataset), part in df.group_by(*GROUP, maintain_order=True):
+        hs = part[h].to_numpy()
+        edges = np.linspace(0.0, max(float(hs.max()), 1e-9), n_bins + 1)
+        idx = np.clip(np.searchsorted(edges, hs, side="right") - 1, 0, n_bins - 1)
+        part = part.with_columns(bin=pl.Series(idx), error=(~pl.col("map_correct")).cast(pl.Float64))
+        for b, sub in part.group_by("bin", maintain_order=True):
+            per_q = sub.group_by("question_id").agg(pl.col("error").mean())["error"].to_numpy()
+            mean, lo, hi = bootstrap_mean_ci(per_q, n_boot=n_boot, ci=ci, seed=seed)
+            mean_h = float(sub[h].mean())
+            frames.append({"model": model, "dataset": dataset, "bin": int(b[0]), "h_lo": float(edges[b[0]]),
+                           "h_hi": float(edges[b[0] + 1]), "mean_H": mean_h, "error": float(sub["error"].mean()),
+                           "error_q_mean": float(mean[0]), "lo": float(lo[0]), "hi": float(hi[0]),
+                           "fano_bound": float(fano_lower_bound(mean_h, answer_space[dataset])),
+                           "answer_space": answer_space[dataset], "n_checkpoints": sub.height})
+    return pl.DataFrame(frames).sort(*GROUP, "bin")

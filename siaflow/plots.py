@@ -45,6 +45,16 @@ def _panels(keys: list[tuple], ncols: int | None = None):
     return fig, flat
 
 
+def empty_figure(png, pdf, title: str, message: str) -> None:
+    """A figure that says why it has nothing to draw (e.g. no non-aligned model in the grid)."""
+    apply_style()
+    fig, ax = plt.subplots(figsize=PANEL)
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    save(fig, png, pdf)
+
+
 def _band(ax, x, mean, lo, hi, color, label):
     ax.plot(x, mean, color=color, label=label, lw=1.5)
     ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
@@ -52,6 +62,8 @@ def _band(ax, x, mean, lo, hi, color, label):
 
 def fig_cumulative_gain(data: pl.DataFrame, png, pdf, *, title: str = "Normalised cumulative information gain"):
     """Fig 1 / Fig 4: G^_k against k/T, correct vs incorrect, one panel per model x dataset."""
+    if data.height == 0:
+        return empty_figure(png, pdf, title, "no model x dataset in this selection")
     apply_style()
     keys = data.select("model", "dataset").unique(maintain_order=True).rows()
     fig, axes = _panels(keys)
@@ -74,6 +86,8 @@ def fig_cumulative_gain(data: pl.DataFrame, png, pdf, *, title: str = "Normalise
 def fig_auc(absolute: pl.DataFrame, relative: pl.DataFrame, png, pdf, *,
             title: str = "Early separability: AUC of -H_k for correctness"):
     """Fig 2 / Fig 5: AUC vs absolute prefix length (left) and relative position (right)."""
+    if absolute.height == 0:
+        return empty_figure(png, pdf, title, "no model x dataset in this selection")
     apply_style()
     fig, (a, b) = plt.subplots(1, 2, figsize=(PANEL[0] * 2, PANEL[1]), sharey=True)
     palette = sns.color_palette("tab10")
@@ -116,5 +130,29 @@ def fig_saturation(curve: pl.DataFrame, summary: pl.DataFrame, regimes: dict[str
                 ax.axhline(s["plateau_level"][0], color=color, ls=":", lw=0.8)
         ax.set(title=dataset, xlabel="relative position k/T", ylabel="mean H_k (nats)", xlim=(0, 1))
         ax.legend(loc="center", framealpha=0.9)
+    fig.suptitle(title, fontsize=10)
+    save(fig, png, pdf)
+
+
+def fig_fano(data: pl.DataFrame, png, pdf, *, title: str = "Fano's bound: MAP error vs conditional answer entropy"):
+    """Empirical error of argmax p^_k per H_k bin (points, CI over questions) against Fano's lower
+    bound (line); one panel per dataset, one colour per model."""
+    apply_style()
+    datasets = data["dataset"].unique(maintain_order=True).to_list()
+    fig, axes = _panels([(d,) for d in datasets])
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(width + 2.6, height)  # room for the legend on the right
+    palette = sns.color_palette("tab10")
+    for ax, dataset in zip(axes, datasets):
+        part = data.filter(pl.col("dataset") == dataset)
+        for i, model in enumerate(part["model"].unique(maintain_order=True).to_list()):
+            c = part.filter(pl.col("model") == model).sort("mean_H")
+            color = palette[i % len(palette)]
+            ax.errorbar(c["mean_H"], c["error_q_mean"], yerr=[c["error_q_mean"] - c["lo"], c["hi"] - c["error_q_mean"]],
+                        fmt="o", ms=3, color=color, lw=0.8, label=f"{model}: empirical MAP error")
+            ax.plot(c["mean_H"], c["fano_bound"], color=color, ls="--", lw=1.0, label=f"{model}: Fano bound")
+        ax.set(title=f"{dataset} (|A| = {part['answer_space'][0]})", xlabel="H_k (nats)", ylabel="error of argmax p^_k",
+               ylim=(-0.02, 1.02))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.suptitle(title, fontsize=10)
     save(fig, png, pdf)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+import traceback
 from pathlib import Path
 
 import polars as pl
@@ -24,7 +25,11 @@ def logging_to(sm):
         return
     Path(logs[0]).parent.mkdir(parents=True, exist_ok=True)
     with open(logs[0], "a", buffering=1) as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-        yield
+        try:
+            yield
+        except Exception:
+            traceback.print_exc(file=fh)  # the log says why the job failed, not only Snakemake's stderr
+            raise
 
 
 def _threads(sm) -> None:
@@ -169,7 +174,7 @@ def _load_entropy(paths) -> pl.LazyFrame:
 def _analysis_provenance(sm, **extra) -> dict:
     cfg = sm.config
     per_input = {}
-    for p in sm.input.entropy:
+    for p in (str(p) for p in sm.input if "/entropy/" in str(p)):
         prov = io.read_provenance(p)
         per_input[str(p)] = {k: prov.get(k) for k in ("model", "model_path", "revision", "regime", "dataset",
                                                       "prompt_template", "decoding", "seed", "n_trajectories",
@@ -195,7 +200,7 @@ def table1(sm) -> None:
         traj = metrics.trajectory_alignment(_load_entropy(sm.input.entropy), h=_h_column(cfg)).collect()
         io.write_parquet(traj, sm.output.trajectories, _analysis_provenance(sm))
         t1 = _with_model_info(metrics.table1_alignment(traj.lazy()), cfg)
-        write_table(t1, csv=sm.output.csv, md=sm.output.md, prov=_analysis_provenance(sm),
+        write_table(t1, csv=sm.output.csv, md=sm.output.md, tex=sm.output.tex, prov=_analysis_provenance(sm),
                     title="Table 1: SIA alignment coefficient (Pearson of H_k and S_k per trajectory)")
         print(t1)
 
@@ -205,33 +210,62 @@ def _analysis(cfg):
     return dict(n_boot=a["bootstrap"], ci=a["ci"], seed=a["seed"])
 
 
-def fig1(sm) -> None:
+def _selected_entropy(sm) -> tuple[pl.LazyFrame, str]:
+    """Entropy rows of the (model, dataset) pairs this figure shows: aligned ones (mean rho at or
+    above ``analysis.aligned_threshold`` in Table 1) for Figs 1-2, the others for Figs 4-5."""
+    selection = sm.params.selection
+    thr = sm.config["analysis"]["aligned_threshold"]
+    aligned, nonaligned = metrics.split_by_alignment(pl.read_csv(sm.input.table1), thr)
+    pairs = aligned if selection == "aligned" else nonaligned
+    op = ">=" if selection == "aligned" else "<"
+    return metrics.restrict(_load_entropy(sm.input.entropy), pairs), f"mean rho {op} {thr}", len(pairs)
+
+
+def _empty_selection(sm, title: str, label: str, columns: list[str]) -> None:
+    from siaflow import plots
+
+    pl.DataFrame(schema={c: pl.String for c in columns}).write_csv(sm.output.data)
+    plots.empty_figure(sm.output.png, sm.output.pdf, title,
+                       f"No model x dataset has {label} in Table 1\n(analysis.aligned_threshold)")
+    io.write_json(_analysis_provenance(sm, selection=label, empty=True), Path(sm.output.data).with_suffix(".provenance.json"))
+
+
+def cumulative_gain_figure(sm) -> None:
+    """Fig 1 (aligned models) and Fig 4 (non-aligned models)."""
     from siaflow import plots
 
     with logging_to(sm):
         cfg = sm.config
+        ent, label, n_pairs = _selected_entropy(sm)
+        title = f"Normalised cumulative information gain ({label})"
+        if n_pairs == 0:
+            return _empty_selection(sm, title, label, ["model", "dataset", "correct", "rel_pos", "mean", "lo", "hi"])
         grid = metrics.relative_grid(cfg["analysis"]["grid_points"])
-        data = metrics.cumulative_gain_curves(_load_entropy(sm.input.entropy), h=_h_column(cfg), grid=grid, **_analysis(cfg))
+        data = metrics.cumulative_gain_curves(ent, h=_h_column(cfg), grid=grid, **_analysis(cfg))
         data = _with_model_info(data, cfg)
         data.write_csv(sm.output.data)
-        plots.fig_cumulative_gain(data, sm.output.png, sm.output.pdf)
-        io.write_json(_analysis_provenance(sm), Path(sm.output.data).with_suffix(".provenance.json"))
+        plots.fig_cumulative_gain(data, sm.output.png, sm.output.pdf, title=title)
+        io.write_json(_analysis_provenance(sm, selection=label), Path(sm.output.data).with_suffix(".provenance.json"))
 
 
-def fig2(sm) -> None:
+def auc_figure(sm) -> None:
+    """Fig 2 (aligned models) and Fig 5 (non-aligned models)."""
     from siaflow import plots
 
     with logging_to(sm):
         cfg = sm.config
+        ent, label, n_pairs = _selected_entropy(sm)
+        title = f"Early separability: AUC of -H_k for correctness ({label})"
+        if n_pairs == 0:
+            return _empty_selection(sm, title, label, ["model", "dataset", "axis", "x", "auc", "lo", "hi"])
         grid = metrics.relative_grid(cfg["analysis"]["grid_points"])
         stride = int(cfg["sampling"]["strides"][0])
-        absolute, relative = metrics.auc_curves(_load_entropy(sm.input.entropy), h=_h_column(cfg), stride=stride,
-                                                grid=grid, **_analysis(cfg))
+        absolute, relative = metrics.auc_curves(ent, h=_h_column(cfg), stride=stride, grid=grid, **_analysis(cfg))
         data = pl.concat([absolute.with_columns(axis=pl.lit("absolute"), x=pl.col("at_k").cast(pl.Float64)).drop("at_k"),
                           relative.with_columns(axis=pl.lit("relative"), x=pl.col("rel_pos")).drop("rel_pos")])
         _with_model_info(data, cfg).write_csv(sm.output.data)
-        plots.fig_auc(absolute, relative, sm.output.png, sm.output.pdf)
-        io.write_json(_analysis_provenance(sm), Path(sm.output.data).with_suffix(".provenance.json"))
+        plots.fig_auc(absolute, relative, sm.output.png, sm.output.pdf, title=title)
+        io.write_json(_analysis_provenance(sm, selection=label), Path(sm.output.data).with_suffix(".provenance.json"))
 
 
 def fig3(sm) -> None:
@@ -249,6 +283,79 @@ def fig3(sm) -> None:
         regimes = {m: s["regime"] for m, s in cfg["models"].items()}
         plots.fig_saturation(curve, summary, regimes, sm.output.png, sm.output.pdf)
         io.write_json(_analysis_provenance(sm), Path(sm.output.data).with_suffix(".provenance.json"))
+
+
+def table2(sm) -> None:
+    from siaflow.tables import write_table
+
+    with logging_to(sm):
+        cfg = sm.config
+        t2 = metrics.shuffle_comparison(_load_entropy(sm.input.original), _load_entropy(sm.input.shuffled), h=_h_column(cfg))
+        t2 = _with_model_info(t2, cfg)
+        write_table(t2, csv=sm.output.csv, md=sm.output.md, tex=sm.output.tex, prov=_analysis_provenance(sm),
+                    title="Table 2: shuffle-prefix ablation (alignment with the generated prefix tokens permuted)")
+        print(t2)
+
+
+def table3(sm) -> None:
+    """Alignment under a coarser stride and fewer samples. The coarse estimates come from the
+    stored per-sample answers of the source run (a finer stride, or a run at the coarse stride),
+    taking its first K' draws and the coarse checkpoints: no new generation."""
+    from siaflow.estimators import entropy_table
+    from siaflow.tables import write_table
+
+    with logging_to(sm):
+        cfg = sm.config
+        mc = cfg["mc_ablation"]
+        alpha, h = cfg["estimation"]["alpha"], _h_column(cfg)
+        original = _load_entropy(sm.input.entropy)
+        rows = []
+        for model in cfg["models"]:
+            for dataset in cfg["datasets"]:
+                roll = pl.scan_parquet([p for p in sm.input.rollouts if f"/{model}/{dataset}/" in p]).select(
+                    "question_id", "trajectory", "T", "correct", "gold")
+                samples = pl.scan_parquet([p for p in sm.input.continuations if f"/{model}/{dataset}/" in p]).select(
+                    "question_id", "trajectory", "k", "sample", "answer")
+                sub = metrics.subsample_continuations(samples, roll, stride=mc["stride"], n_continuations=mc["n_continuations"])
+                ent = entropy_table(sub, roll, alpha=alpha).with_columns(model=pl.lit(model), dataset=pl.lit(dataset))
+                rows.append(metrics.table1_alignment(metrics.trajectory_alignment(ent, h=h)))
+        ablated = pl.concat(rows).select("model", "dataset", pl.col("mean_rho").alias("mean_rho_ablated"),
+                                         pl.col("se_rho").alias("se_rho_ablated"),
+                                         pl.col("n_defined").alias("n_defined_ablated"))
+        orig = metrics.table1_alignment(metrics.trajectory_alignment(original, h=h)).select(
+            "model", "dataset", pl.col("mean_rho").alias("mean_rho_original"), pl.col("se_rho").alias("se_rho_original"),
+            pl.col("n_defined").alias("n_defined_original"), "n_total")
+        t3 = orig.join(ablated, on=["model", "dataset"]).with_columns(
+            stride_original=pl.lit(int(cfg["sampling"]["strides"][0])), K_original=pl.lit(cfg["sampling"]["n_continuations"]),
+            stride_ablated=pl.lit(mc["stride"]), K_ablated=pl.lit(mc["n_continuations"]),
+            source=pl.lit(sm.params.source))
+        t3 = _with_model_info(t3, cfg)
+        write_table(t3, csv=sm.output.csv, md=sm.output.md, tex=sm.output.tex, prov=_analysis_provenance(sm, mc_ablation=mc),
+                    title="Table 3: Monte-Carlo ablation (coarser stride, fewer continuations)")
+        print(t3)
+
+
+def fig_fano(sm) -> None:
+    from siaflow import plots
+
+    with logging_to(sm):
+        cfg = sm.config
+        space = {d: metrics_answer_space(spec) for d, spec in cfg["datasets"].items()}
+        data = metrics.fano_data(_load_entropy(sm.input.entropy), h=_h_column(cfg), answer_space=space,
+                                 n_bins=cfg["analysis"]["fano_bins"], **_analysis(cfg))
+        _with_model_info(data, cfg).write_csv(sm.output.data)
+        plots.fig_fano(data, sm.output.png, sm.output.pdf)
+        io.write_json(_analysis_provenance(sm), Path(sm.output.data).with_suffix(".provenance.json"))
+
+
+def metrics_answer_space(spec: dict) -> int:
+    """|A| for Fano's bound: the dataset's ``answer_space_size``, else 6 for options (A-E and
+    NULL); numeric datasets must say it (there is no natural size)."""
+    if spec.get("answer_space_size"):
+        return int(spec["answer_space_size"])
+    if spec["answer_type"] == "option":
+        return 6
+    raise ValueError("fig_fano needs datasets.<name>.answer_space_size for numeric datasets")
 
 
 def run(name: str, sm) -> None:

@@ -79,3 +79,17 @@ def test_greedy_is_rejected():
 def test_unknown_backend_is_named():
     with pytest.raises(ValueError, match="unknown backend 'nope'"):
         make_backend("nope", "x")
+
+
+def test_rows_stop_at_the_model_context(tiny_model_dir):
+    b = make_backend("transformers", tiny_model_dir, batch_rows=8)
+    assert b.max_context == 96
+    long_prompt = "Q: " + "1+1=2. " * 11 + "\nA: "  # 89 tokens with BOS: 7 tokens of room
+    n_prompt = len(b.encode(long_prompt))
+    gens = b.generate(_requests(b, [long_prompt, "Q: x\nA: "], 3), Decoding(max_new_tokens=40))
+    for g in gens[0]:
+        assert n_prompt + len(g.token_ids) <= 96
+        assert g.finish_reason == "stop" or n_prompt + len(g.token_ids) == 96
+    assert any(g.finish_reason == "length" and n_prompt + len(g.token_ids) == 96 for g in gens[0])
+    with pytest.raises(ValueError, match="no room"):
+        b.generate(_requests(b, ["9" * 120], 1), DEC)

@@ -28,21 +28,40 @@ def run(tmp_path_factory):
     cfg["results"] = str(tmp / "results")
     cfg["datasets"]["toy-arith"]["n_questions"] = 5
     cfg["sampling"].update(n_trajectories=3, n_continuations=6, strides=[8], shard_size=3)
+    cfg["mc_ablation"] = {"stride": 16, "n_continuations": 3}
     cfg["analysis"]["bootstrap"] = 30
     path = tmp / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(path), "--directory", str(ROOT)]
+    # one named target first: it must build only what it needs
+    only = subprocess.run(cmd + ["-n", "fig2_auc"], capture_output=True, text=True, timeout=120)
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     again = subprocess.run(cmd + ["-n"], capture_output=True, text=True, timeout=120)
-    return {"results": tmp / "results", "cfg": cfg, "rerun": again.stdout + again.stderr}
+    return {"results": tmp / "results", "cfg": cfg, "rerun": again.stdout + again.stderr,
+            "only_fig2": only.stdout + only.stderr}
+
+
+def test_a_named_target_builds_only_what_it_needs(run):
+    out = run["only_fig2"]
+    assert "fig2_auc" in out and "table1_alignment" in out
+    for unrelated in ("table2_shuffle", "table3_mc_ablation", "fig_fano", "fig1_cumulative_gain", "report", "shuffled"):
+        assert unrelated not in out, unrelated
 
 
 def test_every_output_exists_and_rerun_is_a_no_op(run):
     r = run["results"]
-    for rel in ["tables/table1_alignment.csv", "tables/table1_alignment.md", "figures/fig1_cumulative_gain.png",
-                "figures/fig1_cumulative_gain.pdf", "figures/fig2_auc.png", "figures/fig3_saturation.png"]:
-        assert (r / rel).stat().st_size > 0, rel
+    for t in ("table1_alignment", "table2_shuffle", "table3_mc_ablation"):
+        for ext in ("csv", "md", "tex"):
+            assert (r / f"tables/{t}.{ext}").stat().st_size > 0, (t, ext)
+    for f in ("fig1_cumulative_gain", "fig2_auc", "fig3_saturation", "fig4_cumulative_gain_nonaligned",
+              "fig5_auc_nonaligned", "fig_fano"):
+        for ext in ("png", "pdf", "data.csv"):
+            assert (r / f"figures/{f}.{ext}").exists(), (f, ext)
+    html = (r / "report.html").read_text(errors="ignore")
+    for name in ("table1_alignment", "table2_shuffle", "table3_mc_ablation", "fig1_cumulative_gain", "fig2_auc",
+                 "fig3_saturation", "fig4_cumulative_gain_nonaligned", "fig5_auc_nonaligned", "fig_fano"):
+        assert name in html, name
     assert "Nothing to be done" in run["rerun"]
     # two shards of 3 questions: 5 questions = shards 0 and 1
     assert sorted(p.name for p in (r / "rollouts/toy-sft/toy-arith").iterdir()) == ["shard-0.parquet", "shard-1.parquet"]
@@ -106,12 +125,20 @@ def test_table1_recomputed_independently(run):
 
 def test_figure_data_follow_the_definitions(run):
     r = run["results"]
-    fig1 = pl.read_csv(r / "figures/fig1_cumulative_gain.data.csv")
+    # Figs 1 and 4 split the model x dataset pairs by Table 1's mean rho
+    t1 = pl.read_csv(r / "tables/table1_alignment.csv")
+    f1, f4 = (pl.read_csv(r / f"figures/{n}.data.csv", infer_schema_length=None)
+              for n in ("fig1_cumulative_gain", "fig4_cumulative_gain_nonaligned"))
+    aligned = set(t1.filter(pl.col("mean_rho") >= 0.3)["model"])
+    assert (set(f1["model"]) if f1.height else set()) == aligned
+    assert (set(f4["model"]) if f4.height else set()) == set(t1["model"]) - aligned
+    fig1 = pl.concat([f for f in (f1, f4) if f.height], how="vertical_relaxed")
     # normalised gain: 0 at k = 0 and 1 at k = T for every included trajectory, so the means are too
     assert fig1.filter(pl.col("rel_pos") == 0)["mean"].to_list() == pytest.approx([0.0] * fig1.filter(pl.col("rel_pos") == 0).height)
     assert fig1.filter(pl.col("rel_pos") == 1)["mean"].to_list() == pytest.approx([1.0] * fig1.filter(pl.col("rel_pos") == 1).height)
     assert (fig1["lo"] <= fig1["mean"] + 1e-9).all() and (fig1["mean"] <= fig1["hi"] + 1e-9).all()
-    fig2 = pl.read_csv(r / "figures/fig2_auc.data.csv")
+    fig2 = pl.concat([f for f in (pl.read_csv(r / f"figures/{n}.data.csv", infer_schema_length=None)
+                                  for n in ("fig2_auc", "fig5_auc_nonaligned")) if f.height], how="vertical_relaxed")
     auc = fig2["auc"].drop_nans().drop_nulls()
     assert ((auc >= 0) & (auc <= 1)).all()
     assert set(fig2["axis"]) == {"absolute", "relative"}
@@ -140,3 +167,67 @@ def test_provenance_is_recorded(run):
     assert cprov["stride"] == 8 and cprov["n_continuations"] == 6 and cprov["ledger"]["generated_tokens"] > 0
     t1 = json.loads((r / "tables/table1_alignment.provenance.json").read_text())
     assert len(t1["inputs"]) == 2 and all(v["revision"] for v in t1["inputs"].values())
+
+
+def _alignment_means(ent: pl.DataFrame):
+    rhos = []
+    for _, part in ent.sort("k").group_by("question_id", "trajectory"):
+        rhos.append(alignment_coefficient(part["H"].to_list(), part["S"].to_list())[0])
+    rhos = np.array(rhos)
+    return rhos[~np.isnan(rhos)].mean() if (~np.isnan(rhos)).any() else math.nan, int((~np.isnan(rhos)).sum())
+
+
+def test_table2_shuffle_recomputed(run):
+    r = run["results"]
+    t2 = pl.read_csv(r / "tables/table2_shuffle.csv")
+    for model in run["cfg"]["models"]:
+        o = pl.read_parquet(r / f"entropy/{model}/toy-arith/stride-8/original.parquet")
+        s = pl.read_parquet(r / f"entropy/{model}/toy-arith/stride-8/shuffled.parquet")
+        row = t2.filter(pl.col("model") == model).row(0, named=True)
+        for ent, tag in ((o, "original"), (s, "shuffled")):
+            mean, n = _alignment_means(ent)
+            assert row[f"n_defined_{tag}"] == n
+            if n:
+                assert row[f"mean_rho_{tag}"] == pytest.approx(mean)
+        paired = o.join(s, on=["question_id", "trajectory", "k"], suffix="_s")
+        assert paired.height == o.height == s.height
+        assert row["mean_delta_H"] == pytest.approx((paired["H_s"] - paired["H"]).mean())
+        assert row["mean_delta_S"] == pytest.approx((paired["S_s"] - paired["S"]).mean())
+        # k = 0 is an empty prefix: same draws in both variants (same random streams)
+        k0 = paired.filter(pl.col("k") == 0)
+        assert (k0["H"] == k0["H_s"]).all() and (k0["S"] == k0["S_s"]).all()
+
+
+def test_table3_is_an_exact_subsample(run):
+    r, cfg = run["results"], run["cfg"]
+    t3 = pl.read_csv(r / "tables/table3_mc_ablation.csv")
+    alpha = cfg["estimation"]["alpha"]
+    for model in cfg["models"]:
+        roll = pl.read_parquet(r / f"rollouts/{model}/toy-arith/*.parquet")
+        cont = pl.read_parquet(r / f"continuations/{model}/toy-arith/stride-8/original/*.parquet")
+        gold = dict(zip(roll["question_id"], roll["gold"]))
+        draws = defaultdict(list)
+        for q, j, k, a in cont.filter(pl.col("sample") < 3).sort("sample").select(
+                "question_id", "trajectory", "k", "answer").iter_rows():
+            draws[(q, j, k)].append(a)
+        rhos = []
+        for q, j, T in roll.select("question_id", "trajectory", "T").iter_rows():
+            ks = checkpoint_positions(T, 16)
+            h = [conditional_answer_entropy(draws[(q, -1 if k == 0 else j, k)]) for k in ks]
+            s = [gold_surprisal(draws[(q, -1 if k == 0 else j, k)], gold[q], alpha=alpha)[0] for k in ks]
+            rhos.append(alignment_coefficient(h, s)[0])
+        rhos = np.array(rhos)
+        row = t3.filter(pl.col("model") == model).row(0, named=True)
+        assert row["n_defined_ablated"] == (~np.isnan(rhos)).sum()
+        if row["n_defined_ablated"]:
+            assert row["mean_rho_ablated"] == pytest.approx(rhos[~np.isnan(rhos)].mean())
+        assert (row["stride_ablated"], row["K_ablated"]) == (16, 3)
+        assert "sub-sample" in row["source"]
+
+
+def test_fano_data(run):
+    from siaflow.metrics import fano_lower_bound
+    fano = pl.read_csv(run["results"] / "figures/fig_fano.data.csv")
+    assert fano["fano_bound"].to_list() == pytest.approx(list(fano_lower_bound(fano["mean_H"].to_numpy(), 100)))
+    assert ((fano["error"] >= 0) & (fano["error"] <= 1)).all()
+    assert fano.group_by("model").agg(pl.col("n_checkpoints").sum())["n_checkpoints"].min() > 0

@@ -108,3 +108,47 @@ def test_rebound_flags():
     got = metrics.rebound_flags(_traj_frame(rows).lazy(), h="H", late_from=0.5, threshold=0.1).collect().sort("trajectory")
     # 0: rises 0.4 above its minimum 0.2 at rel 1.0; 1: monotone; 2: rises 0.2 at rel 0.67
     assert got["late_rebound"].to_list() == [True, False, True]
+
+
+def test_fano_lower_bound_hand_computed():
+    # |A| = 5: (H - log 2) / log 4; H = log 4 -> (log 4 - log 2) / log 4 = 1/2; below log 2 -> 0
+    assert metrics.fano_lower_bound(math.log(4), 5) == pytest.approx(0.5)
+    assert metrics.fano_lower_bound(0.3, 5) == 0.0
+    with pytest.raises(ValueError):
+        metrics.fano_lower_bound(1.0, 2)
+
+
+def test_split_by_alignment():
+    t1 = pl.DataFrame({"model": ["a", "b", "c"], "dataset": ["d"] * 3, "mean_rho": [0.5, 0.1, float("nan")]})
+    aligned, non = metrics.split_by_alignment(t1, 0.3)
+    assert aligned == {("a", "d")} and non == {("b", "d"), ("c", "d")}
+    df = pl.DataFrame({"model": ["a", "b"], "dataset": ["d", "d"], "x": [1, 2]})
+    assert metrics.restrict(df.lazy(), aligned).collect()["x"].to_list() == [1]
+    assert metrics.restrict(df.lazy(), set()).collect().height == 0
+
+
+def test_mc_source_stride():
+    assert metrics.mc_source_stride([4, 6], 8) == 4
+    assert metrics.mc_source_stride([4, 2], 8) == 2
+    assert metrics.mc_source_stride([3], 8) is None
+
+
+def test_subsample_keeps_coarse_checkpoints_and_first_draws():
+    samples = pl.DataFrame([{"question_id": "q", "trajectory": j, "k": k, "sample": s, "answer": "1"}
+                            for j, ks in ((-1, [0]), (0, [4, 8, 10])) for k in ks for s in range(4)])
+    traj = pl.DataFrame({"question_id": ["q"], "trajectory": [0], "T": [10]})
+    out = metrics.subsample_continuations(samples.lazy(), traj.lazy(), stride=8, n_continuations=2).collect()
+    # k = 0 (shared), 8 (multiple of 8) and T = 10; k = 4 dropped; samples 0 and 1 only
+    assert sorted(set(zip(out["trajectory"], out["k"]))) == [(-1, 0), (0, 8), (0, 10)]
+    assert sorted(set(out["sample"])) == [0, 1]
+
+
+def test_shuffle_prefix_is_a_seeded_permutation():
+    from siaflow.rollouts import shuffle_prefix
+
+    ids = list(range(30))
+    a = shuffle_prefix(ids, seed=0, question_id="q", trajectory=1, k=30)
+    assert sorted(a) == ids and a != ids
+    assert a == shuffle_prefix(ids, seed=0, question_id="q", trajectory=1, k=30)
+    assert a != shuffle_prefix(ids, seed=0, question_id="q", trajectory=2, k=30)
+    assert shuffle_prefix([], seed=0, question_id="q", trajectory=1, k=0) == []

@@ -51,6 +51,8 @@ class TransformersBackend(Backend):
             raise ValueError(f"model {model!r} defines no EOS token and no stop_token_ids were given")
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_token_ids[0]
         self.batch_rows = batch_rows
+        cfg = self.model.config
+        self.max_context = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 0) or 1 << 30)
         path = Path(model)
         rev = revision or (local_revision(path) if path.is_dir() else None)
         self.info = BackendInfo(name="transformers", model=str(model), revision=rev, entropy_kind="exact",
@@ -103,6 +105,9 @@ class TransformersBackend(Backend):
 
     def _run_chunk(self, prompts, keys, decoding: Decoding, token_stats: bool) -> list[Generation]:
         dev = self.device
+        too_long = [len(p) for p in prompts if len(p) >= self.max_context]
+        if too_long:
+            raise ValueError(f"a prompt of {too_long[0]} tokens leaves no room in the model's context of {self.max_context}")
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         att = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -119,6 +124,9 @@ class TransformersBackend(Backend):
         cache.reorder_cache(expand)
         logits, att, next_pos = logits[expand], att[expand], pos[expand, -1] + 1
         row_keys = torch.tensor([k for ks in keys for k in ks], dtype=torch.int64)
+        # a row also ends ("length") when prompt + generated tokens fill the model's context
+        limit = torch.tensor([min(decoding.max_new_tokens, self.max_context - len(p)) for p, ks in zip(prompts, keys)
+                              for _ in ks], dtype=torch.long)
         n_rows, max_new = len(row_keys), decoding.max_new_tokens
         toks = torch.zeros((n_rows, max_new), dtype=torch.long)
         lps = torch.zeros((n_rows, max_new), dtype=torch.float32)
@@ -134,10 +142,13 @@ class TransformersBackend(Backend):
             if token_stats:
                 lps[alive, t] = lp.gather(-1, tok[:, None]).squeeze(-1)
                 ents[alive, t] = token_entropy(lp)
-            done = torch.isin(tok, stop_ids)
+            stop = torch.isin(tok, stop_ids)
+            full = ~stop & (limit[alive] <= t + 1)
+            done = stop | full
             if done.any():
-                length[alive[done]] = t
-                stopped[alive[done]] = True
+                length[alive[stop]] = t
+                length[alive[full]] = t + 1
+                stopped[alive[stop]] = True
                 keep = (~done).nonzero().squeeze(-1)
                 if keep.numel() == 0:
                     break

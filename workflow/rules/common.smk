@@ -1,8 +1,10 @@
 # Config validation and the helpers every rule file uses.
 import re
+import sys
 from pathlib import Path
 
 import siaflow.config
+from siaflow.metrics import mc_source_stride
 from snakemake.utils import validate
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -15,6 +17,14 @@ STRIDES = [int(s) for s in config["sampling"]["strides"]]
 MAIN_STRIDE = STRIDES[0]
 VARIANTS = ["original", "shuffled"]
 TOY_MODELS = siaflow.config.toy_models(config)
+MC = config["mc_ablation"]
+_mc_fine = mc_source_stride(STRIDES, MC["stride"])
+MC_SOURCE_STRIDE = _mc_fine or MC["stride"]
+MC_SOURCE = (
+    f"sub-sample of the stride-{_mc_fine} run"
+    if _mc_fine
+    else f"run of its own at stride {MC['stride']} (K' = first draws)"
+)
 
 
 def n_shards(dataset):
@@ -47,6 +57,30 @@ def entropy_tables(stride=MAIN_STRIDE, variant="original"):
     )
 
 
+def all_shards(kind, stride=None, variant="original"):
+    """Every shard file of `kind` (rollouts / continuations) over the whole model x dataset grid."""
+    out = []
+    for model in MODELS:
+        for dataset in DATASETS:
+            for shard in shards(dataset):
+                if kind == "rollouts":
+                    out.append(f"{R}/rollouts/{model}/{dataset}/shard-{shard}.parquet")
+                else:
+                    out.append(
+                        f"{R}/continuations/{model}/{dataset}/stride-{stride}/{variant}/shard-{shard}.parquet"
+                    )
+    return out
+
+
+def table(name, caption):
+    """Outputs of each table: CSV (in the report), Markdown and LaTeX."""
+    return {
+        "csv": report(f"{R}/tables/{name}.csv", caption=caption, category="Tables"),
+        "md": f"{R}/tables/{name}.md",
+        "tex": f"{R}/tables/{name}.tex",
+    }
+
+
 def figure(name, caption):
     """Outputs of each figure: PNG (in the report), PDF, and the data frame it draws."""
     return {
@@ -56,10 +90,16 @@ def figure(name, caption):
     }
 
 
-ALL_TARGETS = [
-    f"{R}/tables/table1_alignment.csv",
-    f"{R}/tables/table1_alignment.md",
-    f"{R}/figures/fig1_cumulative_gain.png",
-    f"{R}/figures/fig2_auc.png",
-    f"{R}/figures/fig3_saturation.png",
+TABLES = ["table1_alignment", "table2_shuffle", "table3_mc_ablation"]
+FIGURES = [
+    "fig1_cumulative_gain",
+    "fig2_auc",
+    "fig3_saturation",
+    "fig4_cumulative_gain_nonaligned",
+    "fig5_auc_nonaligned",
+    "fig_fano",
 ]
+ANALYSIS_TARGETS = [f"{R}/tables/{t}.csv" for t in TABLES] + [
+    f"{R}/figures/{f}.png" for f in FIGURES
+]
+ALL_TARGETS = ANALYSIS_TARGETS + [f"{R}/report.html"]
