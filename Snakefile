@@ -30,6 +30,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/generation.smk"
 include: "workflow/rules/entropy.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/edis.smk"
 
 
 rule all:

@@ -59,6 +59,10 @@ def check_references(config: dict) -> None:
     if mc and mc["n_continuations"] > K:
         raise ConfigError(f"mc_ablation.n_continuations: {mc['n_continuations']} exceeds sampling.n_continuations "
                           f"({K}); the ablation sub-samples the stored draws")
+    edis = config.get("edis", {})
+    if edis and max(edis["n_values"]) > edis["pool_size"]:
+        raise ConfigError(f"edis.pool_size: {edis['pool_size']} responses per question cannot give Best-of-N for "
+                          f"N = {max(edis['n_values'])} (edis.n_values)")
     strides = config["sampling"]["strides"]
     if len(set(strides)) != len(strides):
         raise ConfigError(f"sampling.strides: duplicate stride in {strides}")

@@ -156,3 +156,53 @@ def fig_fano(data: pl.DataFrame, png, pdf, *, title: str = "Fano's bound: MAP er
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.suptitle(title, fontsize=10)
     save(fig, png, pdf)
+
+
+def fig_edis_trajectories(data: pl.DataFrame, png, pdf, *, params, title: str = "Token-entropy trajectories"):
+    """Example token-entropy trajectories, correct (top row) vs incorrect (bottom row) per model,
+    with burst spikes (triangles) and peak-valley spikes (crosses) marked."""
+    apply_style()
+    keys = data.select("model", "dataset").unique(maintain_order=True).rows()
+    fig, axes = plt.subplots(2, max(1, len(keys)), figsize=(PANEL[0] * max(1, len(keys)), PANEL[1] * 2), squeeze=False,
+                             sharey=True)
+    palette = sns.color_palette("tab10")
+    for col, (model, dataset) in enumerate(keys):
+        for row, correct in enumerate((True, False)):
+            ax = axes[row, col]
+            part = data.filter((pl.col("model") == model) & (pl.col("dataset") == dataset) & (pl.col("correct") == correct))
+            for i, ((q, j), tr) in enumerate(part.group_by("question_id", "trajectory", maintain_order=True)):
+                color = palette[i % len(palette)]
+                ax.plot(tr["t"], tr["H"], color=color, lw=1.0, alpha=0.85)
+                b, r = tr.filter(pl.col("burst")), tr.filter(pl.col("rebound"))
+                ax.scatter(b["t"], b["H"], marker="^", color=color, s=22, zorder=3)
+                ax.scatter(r["t"], r["H"], marker="x", color=color, s=22, zorder=3)
+            ax.set(title=f"{model} / {dataset}: {'correct' if correct else 'incorrect'}", xlabel="token t",
+                   ylabel="H_t (nats)")
+    handles = [plt.Line2D([], [], marker="^", ls="", color="black", label=f"burst spike (w={params.window}, tau_b={params.tau_burst})"),
+               plt.Line2D([], [], marker="x", ls="", color="black", label=f"peak-valley spike (tau_r={params.tau_rebound})")]
+    axes[0, 0].legend(handles=handles, loc="upper right")
+    fig.suptitle(title, fontsize=10)
+    save(fig, png, pdf)
+
+
+def fig_edis_separation(data: pl.DataFrame, auc: pl.DataFrame, png, pdf,
+                        *, title: str = "Separation of correct and incorrect responses"):
+    """Distributions of EDIS (left) and mean token entropy (right), correct vs incorrect, one row
+    per model x dataset; each panel states the score's AUC for correctness (lower score = correct)."""
+    apply_style()
+    keys = data.select("model", "dataset").unique(maintain_order=True).rows()
+    fig, axes = plt.subplots(max(1, len(keys)), 2, figsize=(PANEL[0] * 2, PANEL[1] * max(1, len(keys))), squeeze=False)
+    for row, (model, dataset) in enumerate(keys):
+        part = data.filter((pl.col("model") == model) & (pl.col("dataset") == dataset))
+        for col, score in enumerate(("edis", "mean_entropy")):
+            ax = axes[row, col]
+            for correct in (True, False):
+                v = part.filter(pl.col("correct") == correct)[score].drop_nans().drop_nulls().to_numpy()
+                if v.size:
+                    ax.hist(v, bins=30, density=True, alpha=0.5, color=CORRECT_PALETTE[correct],
+                            label=f"{'correct' if correct else 'incorrect'} (n={v.size})")
+            a = auc.filter((pl.col("model") == model) & (pl.col("dataset") == dataset) & (pl.col("score") == score))["auc"]
+            ax.set(title=f"{model} / {dataset}: {score} (AUC {a[0]:.2f})", xlabel=score, ylabel="density")
+            ax.legend(loc="upper right")
+    fig.suptitle(title, fontsize=10)
+    save(fig, png, pdf)

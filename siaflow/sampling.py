@@ -10,6 +10,7 @@ shards and cache-sharing optimisations produce identical samples.
 from __future__ import annotations
 
 import hashlib
+import math
 
 import torch
 
@@ -46,6 +47,13 @@ def token_entropy(logprobs: torch.Tensor) -> torch.Tensor:
     """Full-vocabulary entropy ``-sum p log p`` (nats) of each row of log-probabilities."""
     p = logprobs.exp()
     return -(p * torch.where(p > 0, logprobs, torch.zeros_like(logprobs))).sum(-1)
+
+
+def self_certainty(logprobs: torch.Tensor, floor: float = -1e4) -> torch.Tensor:
+    """KL(U || pi) = -log V - (1/V) sum_v log pi(v) per row (nats). Log-probabilities of exactly
+    zero-probability tokens (masked logits) are floored at ``floor`` so the value stays finite."""
+    V = logprobs.shape[-1]
+    return -math.log(V) - logprobs.clamp(min=floor).mean(-1)
 
 
 def sample_tokens(logprobs: torch.Tensor, u: torch.Tensor, top_p: float) -> torch.Tensor:

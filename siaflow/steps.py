@@ -76,6 +76,17 @@ def prepare_dataset(sm) -> None:
         print(f"prepared {df.height} questions of {name}")
 
 
+def n_rollouts(cfg) -> int:
+    """Trajectories sampled per question: N for SIA, or the larger Best-of-N pool of EDIS. The
+    first N are the same either way (per-trajectory random streams)."""
+    return max(cfg["sampling"]["n_trajectories"], cfg.get("edis", {}).get("pool_size", 0))
+
+
+def sia_trajectories(frame, cfg):
+    """The trajectories that get checkpoint continuations: the first ``sampling.n_trajectories``."""
+    return frame.filter(pl.col("trajectory") < cfg["sampling"]["n_trajectories"])
+
+
 def _shard_questions(sm) -> tuple[pl.DataFrame, tuple[int, int]]:
     from siaflow.datasets import shard_slice
 
@@ -99,13 +110,14 @@ def rollouts(sm) -> None:
         backend = _backend(mspec, cfg)
         decoding = Decoding(**cfg["decoding"])
         s = cfg["sampling"]
-        df = run_rollouts(backend, questions, prompts, decoding=decoding, n_trajectories=s["n_trajectories"],
+        df = run_rollouts(backend, questions, prompts, decoding=decoding, n_trajectories=n_rollouts(cfg),
                           seed=s["seed"], extract=_extractor(dspec))
         df = df.with_columns(model=pl.lit(model), dataset=pl.lit(dataset))
         prov = io.provenance(step="rollouts", model=model, model_path=mspec["path"], revision=backend.info.revision,
                              backend=vars(backend.info), regime=mspec["regime"], dataset=dataset, shard=int(sm.wildcards.shard),
                              question_range=list(qrange), prompt_template=template, example_prompt=prompts[0],
                              decoding=decoding.as_dict(), seed=s["seed"], n_trajectories=s["n_trajectories"],
+                             n_rollouts=n_rollouts(cfg),
                              entropy_kind=backend.info.entropy_kind)
         io.write_parquet(df, sm.output[0], prov)
         print(f"rollouts: {df.height} trajectories, accuracy {df['correct'].mean():.3f}")
@@ -119,7 +131,7 @@ def continuations(sm) -> None:
         _threads(sm)
         cfg, model, dataset = sm.config, sm.wildcards.model, sm.wildcards.dataset
         stride, variant = int(sm.wildcards.stride), sm.wildcards.variant
-        roll = pl.read_parquet(sm.input.rollouts)
+        roll = sia_trajectories(pl.read_parquet(sm.input.rollouts), cfg)
         backend = _backend(cfg["models"][model], cfg)
         decoding = Decoding(**cfg["decoding"])
         s = cfg["sampling"]
@@ -137,7 +149,8 @@ def entropy(sm) -> None:
 
     with logging_to(sm):
         cfg = sm.config
-        roll = pl.scan_parquet(list(sm.input.rollouts)).select("question_id", "trajectory", "T", "correct", "gold")
+        roll = sia_trajectories(pl.scan_parquet(list(sm.input.rollouts)), cfg).select(
+            "question_id", "trajectory", "T", "correct", "gold")
         samples = pl.scan_parquet(list(sm.input.continuations)).select("question_id", "trajectory", "k", "sample", "answer")
         table = entropy_table(samples, roll, alpha=cfg["estimation"]["alpha"]).with_columns(
             model=pl.lit(sm.wildcards.model), dataset=pl.lit(sm.wildcards.dataset),
@@ -312,8 +325,8 @@ def table3(sm) -> None:
         rows = []
         for model in cfg["models"]:
             for dataset in cfg["datasets"]:
-                roll = pl.scan_parquet([p for p in sm.input.rollouts if f"/{model}/{dataset}/" in p]).select(
-                    "question_id", "trajectory", "T", "correct", "gold")
+                roll = sia_trajectories(pl.scan_parquet([p for p in sm.input.rollouts if f"/{model}/{dataset}/" in p]),
+                                        cfg).select("question_id", "trajectory", "T", "correct", "gold")
                 samples = pl.scan_parquet([p for p in sm.input.continuations if f"/{model}/{dataset}/" in p]).select(
                     "question_id", "trajectory", "k", "sample", "answer")
                 sub = metrics.subsample_continuations(samples, roll, stride=mc["stride"], n_continuations=mc["n_continuations"])
@@ -356,6 +369,108 @@ def metrics_answer_space(spec: dict) -> int:
     if spec["answer_type"] == "option":
         return 6
     raise ValueError("fig_fano needs datasets.<name>.answer_space_size for numeric datasets")
+
+
+# --------------------------------------------------------------------------------------------
+# EDIS
+# --------------------------------------------------------------------------------------------
+
+
+def _edis_params(cfg):
+    from siaflow.edis import EdisParams
+
+    e = cfg["edis"]
+    return EdisParams(window=e["window"], tau_burst=e["tau_burst"], tau_rebound=e["tau_rebound"])
+
+
+def edis_scores(sm) -> None:
+    """Per-sample scores (EDIS and its parts, mean entropy, self-certainty) of every sampled
+    response, as one parquet a user can join to their own data on (model, dataset, question_id,
+    trajectory)."""
+    from siaflow.edis import trajectory_scores
+
+    with logging_to(sm):
+        cfg = sm.config
+        roll = pl.concat([pl.read_parquet(p) for p in sm.input.rollouts], how="vertical_relaxed")
+        scores = trajectory_scores(roll, _edis_params(cfg))
+        provs = [io.read_provenance(p) for p in sm.input.rollouts]
+        kinds = {p.get("entropy_kind", "exact") for p in provs}
+        scores = scores.with_columns(approximate=pl.lit(kinds != {"exact"}))
+        prov = io.provenance(step="edis_scores", edis=cfg["edis"], entropy_kinds=sorted(kinds),
+                             inputs={str(p): {k: v.get(k) for k in ("model", "revision", "dataset", "shard", "decoding", "seed",
+                                                                      "n_rollouts", "entropy_kind", "prompt_template")}
+                                     for p, v in zip(sm.input.rollouts, provs)})
+        io.write_parquet(scores, sm.output[0], prov)
+        print(f"scored {scores.height} responses; approximate: {kinds != {'exact'}}")
+
+
+def table_edis_bestofn(sm) -> None:
+    from siaflow.edis import METHODS, best_of_n
+    from siaflow.tables import write_table
+
+    with logging_to(sm):
+        cfg = sm.config
+        e, a = cfg["edis"], cfg["analysis"]
+        scores = pl.read_parquet(sm.input.scores)
+        long = best_of_n(scores, n_values=e["n_values"], n_draws=e["n_draws"], seed=a["seed"], n_boot=a["bootstrap"], ci=a["ci"])
+        long.write_csv(sm.output.long)
+        wide = long.pivot(on="method", index=["model", "dataset", "N", "n_questions"], values="accuracy").select(
+            "model", "dataset", "N", "n_questions", *METHODS)
+        wide = _with_model_info(wide, cfg)
+        write_table(wide, csv=sm.output.csv, md=sm.output.md, tex=sm.output.tex,
+                    prov=io.provenance(step="table_edis_bestofn", edis=e, analysis=a, scores=io.read_provenance(sm.input.scores)),
+                    title="Best-of-N accuracy by selection rule (mean over random N-subsets of each question's pool)")
+        print(wide)
+
+
+def fig_edis_trajectories(sm) -> None:
+    from siaflow import plots
+    from siaflow.edis import spike_positions
+
+    with logging_to(sm):
+        cfg = sm.config
+        params = _edis_params(cfg)
+        per_class = cfg["edis"]["example_trajectories"]
+        roll = pl.concat([pl.read_parquet(p).select("model", "dataset", "question_id", "trajectory", "correct", "token_entropy")
+                          for p in sm.input.rollouts], how="vertical_relaxed")
+        rows = []
+        for (model, dataset), part in roll.group_by("model", "dataset", maintain_order=True):
+            for correct in (True, False):
+                # the examples with the most spikes of each class, ties by id: deterministic, and they show the patterns
+                cand = part.filter(pl.col("correct") == correct)
+                ranked = sorted(cand.iter_rows(named=True), key=lambda r: (
+                    -sum(map(len, spike_positions(r["token_entropy"] or [], params))), r["question_id"], r["trajectory"]))
+                for r in ranked[:per_class]:
+                    h = r["token_entropy"] or []
+                    burst, rebound = spike_positions(h, params)
+                    for t, v in enumerate(h):
+                        rows.append({"model": model, "dataset": dataset, "question_id": r["question_id"],
+                                     "trajectory": r["trajectory"], "correct": correct, "t": t, "H": float(v),
+                                     "burst": bool(t in set(burst.tolist())), "rebound": bool(t in set(rebound.tolist()))})
+        data = pl.DataFrame(rows)
+        data.write_csv(sm.output.data)
+        plots.fig_edis_trajectories(data, sm.output.png, sm.output.pdf, params=params)
+        io.write_json(io.provenance(step="fig_edis_trajectories", edis=cfg["edis"]), Path(sm.output.data).with_suffix(".provenance.json"))
+
+
+def fig_edis_separation(sm) -> None:
+    from siaflow import plots
+
+    with logging_to(sm):
+        cfg = sm.config
+        scores = pl.read_parquet(sm.input.scores)
+        data = scores.select("model", "dataset", "question_id", "trajectory", "correct", "edis", "mean_entropy", "self_certainty")
+        aucs = []
+        for (model, dataset), part in data.group_by("model", "dataset", maintain_order=True):
+            for score, sign in (("edis", -1), ("mean_entropy", -1), ("self_certainty", 1)):
+                aucs.append({"model": model, "dataset": dataset, "score": score,
+                             "auc": metrics.roc_auc(sign * part[score].to_numpy(), part["correct"].to_numpy()),
+                             "n_correct": int(part["correct"].sum()), "n_incorrect": int((~part["correct"]).sum())})
+        auc = pl.DataFrame(aucs)
+        data.write_csv(sm.output.data)
+        auc.write_csv(sm.output.auc)
+        plots.fig_edis_separation(data, auc, sm.output.png, sm.output.pdf)
+        io.write_json(io.provenance(step="fig_edis_separation", edis=cfg["edis"]), Path(sm.output.data).with_suffix(".provenance.json"))
 
 
 def run(name: str, sm) -> None:

@@ -67,6 +67,8 @@ def test_entropy_and_logprob_are_exact(backend):
     chosen = lp.gather(-1, torch.tensor(gen.token_ids)[:, None]).squeeze(-1)
     assert torch.allclose(ent, torch.tensor(gen.entropies), atol=1e-4)
     assert torch.allclose(chosen, torch.tensor(gen.logprobs), atol=1e-4)
+    sc = -math.log(lp.shape[-1]) - lp.mean(-1)
+    assert torch.allclose(sc, torch.tensor(gen.self_certainty), atol=1e-4)
 
 
 def test_greedy_is_rejected():

@@ -29,6 +29,7 @@ def run(tmp_path_factory):
     cfg["datasets"]["toy-arith"]["n_questions"] = 5
     cfg["sampling"].update(n_trajectories=3, n_continuations=6, strides=[8], shard_size=3)
     cfg["mc_ablation"] = {"stride": 16, "n_continuations": 3}
+    cfg["edis"].update(pool_size=6, n_values=[2, 6], n_draws=20, example_trajectories=2)
     cfg["analysis"]["bootstrap"] = 30
     path = tmp / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -51,16 +52,17 @@ def test_a_named_target_builds_only_what_it_needs(run):
 
 def test_every_output_exists_and_rerun_is_a_no_op(run):
     r = run["results"]
-    for t in ("table1_alignment", "table2_shuffle", "table3_mc_ablation"):
+    for t in ("table1_alignment", "table2_shuffle", "table3_mc_ablation", "table_edis_bestofn"):
         for ext in ("csv", "md", "tex"):
             assert (r / f"tables/{t}.{ext}").stat().st_size > 0, (t, ext)
     for f in ("fig1_cumulative_gain", "fig2_auc", "fig3_saturation", "fig4_cumulative_gain_nonaligned",
-              "fig5_auc_nonaligned", "fig_fano"):
+              "fig5_auc_nonaligned", "fig_fano", "fig_edis_trajectories", "fig_edis_separation"):
         for ext in ("png", "pdf", "data.csv"):
             assert (r / f"figures/{f}.{ext}").exists(), (f, ext)
     html = (r / "report.html").read_text(errors="ignore")
     for name in ("table1_alignment", "table2_shuffle", "table3_mc_ablation", "fig1_cumulative_gain", "fig2_auc",
-                 "fig3_saturation", "fig4_cumulative_gain_nonaligned", "fig5_auc_nonaligned", "fig_fano"):
+                 "fig3_saturation", "fig4_cumulative_gain_nonaligned", "fig5_auc_nonaligned", "fig_fano",
+                 "table_edis_bestofn", "fig_edis_trajectories", "fig_edis_separation"):
         assert name in html, name
     assert "Nothing to be done" in run["rerun"]
     # two shards of 3 questions: 5 questions = shards 0 and 1
@@ -71,10 +73,12 @@ def test_entropy_table_recomputed_from_raw_samples(run):
     r, cfg = run["results"], run["cfg"]
     K, alpha = cfg["sampling"]["n_continuations"], cfg["estimation"]["alpha"]
     for model in cfg["models"]:
-        roll = pl.read_parquet(r / f"rollouts/{model}/toy-arith/*.parquet")
+        pool = pl.read_parquet(r / f"rollouts/{model}/toy-arith/*.parquet")
+        assert pool.height == 5 * 6  # the EDIS pool; SIA uses the first N = 3 of each question
+        roll = pool.filter(pl.col("trajectory") < 3)
         cont = pl.read_parquet(r / f"continuations/{model}/toy-arith/stride-8/original/*.parquet")
         ent = pl.read_parquet(r / f"entropy/{model}/toy-arith/stride-8/original.parquet")
-        assert roll.height == 5 * 3
+        assert set(cont["trajectory"]) <= {-1, 0, 1, 2}
         expected_rows = sum(len(checkpoint_positions(t, 8)) for t in roll["T"])
         assert ent.height == expected_rows
         draws = defaultdict(list)
@@ -203,7 +207,7 @@ def test_table3_is_an_exact_subsample(run):
     t3 = pl.read_csv(r / "tables/table3_mc_ablation.csv")
     alpha = cfg["estimation"]["alpha"]
     for model in cfg["models"]:
-        roll = pl.read_parquet(r / f"rollouts/{model}/toy-arith/*.parquet")
+        roll = pl.read_parquet(r / f"rollouts/{model}/toy-arith/*.parquet").filter(pl.col("trajectory") < 3)
         cont = pl.read_parquet(r / f"continuations/{model}/toy-arith/stride-8/original/*.parquet")
         gold = dict(zip(roll["question_id"], roll["gold"]))
         draws = defaultdict(list)
@@ -231,3 +235,42 @@ def test_fano_data(run):
     assert fano["fano_bound"].to_list() == pytest.approx(list(fano_lower_bound(fano["mean_H"].to_numpy(), 100)))
     assert ((fano["error"] >= 0) & (fano["error"] <= 1)).all()
     assert fano.group_by("model").agg(pl.col("n_checkpoints").sum())["n_checkpoints"].min() > 0
+
+
+def test_edis_scores_and_best_of_n(run):
+    from collections import Counter
+
+    from siaflow.edis import EdisParams, edis_score
+
+    r, cfg = run["results"], run["cfg"]
+    e = cfg["edis"]
+    params = EdisParams(window=e["window"], tau_burst=e["tau_burst"], tau_rebound=e["tau_rebound"])
+    scores = pl.read_parquet(r / "edis/scores.parquet")
+    assert read_provenance(r / "edis/scores.parquet")["edis"]["pool_size"] == 6
+    assert not scores["approximate"].any()
+    table = pl.read_csv(r / "tables/table_edis_bestofn.csv")
+    for model in cfg["models"]:
+        pool = pl.read_parquet(r / f"rollouts/{model}/toy-arith/*.parquet")
+        mine = scores.filter(pl.col("model") == model)
+        assert mine.height == pool.height == 30
+        joined = pool.join(mine, on=["question_id", "trajectory"], suffix="_s")
+        for row in joined.iter_rows(named=True):
+            want = edis_score(row["token_entropy"], params)
+            assert row["edis"] == pytest.approx(want["edis"]) and row["n_burst"] == want["n_burst"]
+            assert row["self_certainty"] == pytest.approx(np.mean(row["token_self_certainty"]))
+        # N = pool size: every subset is the whole pool, so random and majority are exact
+        row = table.filter((pl.col("model") == model) & (pl.col("N") == 6)).row(0, named=True)
+        per_q = pool.group_by("question_id").agg(pl.col("correct").mean())["correct"]
+        assert row["random"] == pytest.approx(per_q.mean())
+        maj = []
+        for _, part in pool.group_by("question_id"):
+            votes = Counter(a for a in part["answer"] if a != "NULL")
+            if not votes:
+                maj.append(0.0)
+                continue
+            top = max(votes.values())
+            winners = [a for a, c in votes.items() if c == top]
+            maj.append((part["gold"][0] in winners) / len(winners))
+        assert row["majority"] == pytest.approx(np.mean(maj))
+    sep = pl.read_csv(r / "figures/fig_edis_separation.auc.csv")
+    assert set(sep["score"]) == {"edis", "mean_entropy", "self_certainty"}

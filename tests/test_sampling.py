@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from siaflow.sampling import sample_tokens, stream_key, token_entropy, uniforms
+from siaflow.sampling import sample_tokens, self_certainty, stream_key, token_entropy, uniforms
 
 
 def test_stream_key_is_stable_and_distinct():
@@ -41,3 +41,11 @@ def test_sample_tokens_inverse_cdf_and_nucleus():
 def test_token_entropy_full_vocabulary():
     probs = torch.tensor([[0.5, 0.25, 0.25, 0.0]])
     assert token_entropy(probs.log()).item() == pytest.approx(1.5 * math.log(2), rel=1e-6)
+
+
+def test_self_certainty_is_kl_from_uniform():
+    probs = torch.tensor([[0.5, 0.25, 0.25, 0.0 + 1e-12], [0.25, 0.25, 0.25, 0.25]])
+    sc = self_certainty(probs.log())
+    kl = [sum(0.25 * math.log(0.25 / p) for p in row) for row in probs.tolist()]
+    assert sc.tolist() == pytest.approx(kl, rel=1e-5)
+    assert sc[1].item() == pytest.approx(0.0, abs=1e-6)  # uniform: KL = 0

@@ -48,6 +48,8 @@ class Generation:
     finish_reason: str  # "stop" (EOS or stop token, not included in token_ids) or "length"
     logprobs: list[float] | None = None
     entropies: list[float] | None = None
+    # KL(U || pi_t) = -log V - (1/V) sum_v log pi_t(v) per token (EDIS's self-certainty baseline)
+    self_certainty: list[float] | None = None
 
 
 @dataclass

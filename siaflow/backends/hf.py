@@ -1,6 +1,6 @@
 """Hugging Face transformers backend: any causal LM, CPU or one CUDA GPU.
 
-* exact full-vocabulary token entropy and chosen-token log-probability at every step;
+* exact full-vocabulary token entropy, chosen-token log-probability and self-certainty at every step;
 * one prefill per distinct prompt, its KV cache expanded to the ``n`` sample rows
   (``reorder_cache``), so the K continuations of a checkpoint prefix share the prefix work;
 * rows that finish (EOS / stop token / length) leave the batch;
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from siaflow.backends.base import Backend, BackendInfo, Decoding, Generation, Request
-from siaflow.sampling import sample_tokens, token_entropy, uniforms
+from siaflow.sampling import sample_tokens, self_certainty, token_entropy, uniforms
 
 
 def local_revision(path: Path) -> str:
@@ -131,6 +131,7 @@ class TransformersBackend(Backend):
         toks = torch.zeros((n_rows, max_new), dtype=torch.long)
         lps = torch.zeros((n_rows, max_new), dtype=torch.float32)
         ents = torch.zeros((n_rows, max_new), dtype=torch.float32)
+        certs = torch.zeros((n_rows, max_new), dtype=torch.float32)
         length = torch.full((n_rows,), max_new, dtype=torch.long)
         stopped = torch.zeros(n_rows, dtype=torch.bool)
         alive = torch.arange(n_rows)
@@ -142,6 +143,7 @@ class TransformersBackend(Backend):
             if token_stats:
                 lps[alive, t] = lp.gather(-1, tok[:, None]).squeeze(-1)
                 ents[alive, t] = token_entropy(lp)
+                certs[alive, t] = self_certainty(lp)
             stop = torch.isin(tok, stop_ids)
             full = ~stop & (limit[alive] <= t + 1)
             done = stop | full
@@ -168,5 +170,6 @@ class TransformersBackend(Backend):
             n = int(length[r])
             gens.append(Generation(token_ids=toks[r, :n].tolist(), finish_reason="stop" if stopped[r] else "length",
                                    logprobs=lps[r, :n].tolist() if token_stats else None,
-                                   entropies=ents[r, :n].tolist() if token_stats else None))
+                                   entropies=ents[r, :n].tolist() if token_stats else None,
+                                   self_certainty=certs[r, :n].tolist() if token_stats else None))
         return gens

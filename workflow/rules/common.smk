@@ -90,7 +90,7 @@ def figure(name, caption):
     }
 
 
-TABLES = ["table1_alignment", "table2_shuffle", "table3_mc_ablation"]
+TABLES = ["table1_alignment", "table2_shuffle", "table3_mc_ablation", "table_edis_bestofn"]
 FIGURES = [
     "fig1_cumulative_gain",
     "fig2_auc",
@@ -98,6 +98,8 @@ FIGURES = [
     "fig4_cumulative_gain_nonaligned",
     "fig5_auc_nonaligned",
     "fig_fano",
+    "fig_edis_trajectories",
+    "fig_edis_separation",
 ]
 ANALYSIS_TARGETS = [f"{R}/tables/{t}.csv" for t in TABLES] + [
     f"{R}/figures/{f}.png" for f in FIGURES
