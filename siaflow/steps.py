@@ -436,11 +436,17 @@ def fig_edis_trajectories(sm) -> None:
         rows = []
         for (model, dataset), part in roll.group_by("model", "dataset", maintain_order=True):
             for correct in (True, False):
-                # the examples with the most spikes of each class, ties by id: deterministic, and they show the patterns
+                # per class, the responses with the most spikes, one per question (a confident model
+                # repeats the same trace), ties by id: deterministic, and they show the patterns
                 cand = part.filter(pl.col("correct") == correct)
                 ranked = sorted(cand.iter_rows(named=True), key=lambda r: (
                     -sum(map(len, spike_positions(r["token_entropy"] or [], params))), r["question_id"], r["trajectory"]))
-                for r in ranked[:per_class]:
+                chosen, seen = [], set()
+                for r in ranked:
+                    if r["question_id"] not in seen and len(chosen) < per_class:
+                        seen.add(r["question_id"])
+                        chosen.append(r)
+                for r in chosen:
                     h = r["token_entropy"] or []
                     burst, rebound = spike_positions(h, params)
                     for t, v in enumerate(h):
