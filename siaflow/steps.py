@@ -197,6 +197,11 @@ def _analysis_provenance(sm, **extra) -> dict:
                          analysis=cfg.get("analysis", {}), **extra)
 
 
+def _figure_provenance(sm, prov: dict) -> None:
+    """A figure's provenance sits beside its data: <figure>.data.provenance.json."""
+    io.write_json(prov, Path(sm.output.data).with_suffix(".provenance.json"))
+
+
 def _with_model_info(df: pl.DataFrame, cfg) -> pl.DataFrame:
     info = pl.DataFrame({"model": list(cfg["models"]),
                          "regime": [m["regime"] for m in cfg["models"].values()],
@@ -240,7 +245,7 @@ def _empty_selection(sm, title: str, label: str, columns: list[str]) -> None:
     pl.DataFrame(schema={c: pl.String for c in columns}).write_csv(sm.output.data)
     plots.empty_figure(sm.output.png, sm.output.pdf, title,
                        f"No model x dataset has {label} in Table 1\n(analysis.aligned_threshold)")
-    io.write_json(_analysis_provenance(sm, selection=label, empty=True), Path(sm.output.data).with_suffix(".provenance.json"))
+    _figure_provenance(sm, _analysis_provenance(sm, selection=label, empty=True))
 
 
 def cumulative_gain_figure(sm) -> None:
@@ -258,7 +263,7 @@ def cumulative_gain_figure(sm) -> None:
         data = _with_model_info(data, cfg)
         data.write_csv(sm.output.data)
         plots.fig_cumulative_gain(data, sm.output.png, sm.output.pdf, title=title)
-        io.write_json(_analysis_provenance(sm, selection=label), Path(sm.output.data).with_suffix(".provenance.json"))
+        _figure_provenance(sm, _analysis_provenance(sm, selection=label))
 
 
 def auc_figure(sm) -> None:
@@ -278,7 +283,7 @@ def auc_figure(sm) -> None:
                           relative.with_columns(axis=pl.lit("relative"), x=pl.col("rel_pos")).drop("rel_pos")])
         _with_model_info(data, cfg).write_csv(sm.output.data)
         plots.fig_auc(absolute, relative, sm.output.png, sm.output.pdf, title=title)
-        io.write_json(_analysis_provenance(sm, selection=label), Path(sm.output.data).with_suffix(".provenance.json"))
+        _figure_provenance(sm, _analysis_provenance(sm, selection=label))
 
 
 def fig3(sm) -> None:
@@ -295,7 +300,7 @@ def fig3(sm) -> None:
         _with_model_info(data, cfg).write_csv(sm.output.data)
         regimes = {m: s["regime"] for m, s in cfg["models"].items()}
         plots.fig_saturation(curve, summary, regimes, sm.output.png, sm.output.pdf)
-        io.write_json(_analysis_provenance(sm), Path(sm.output.data).with_suffix(".provenance.json"))
+        _figure_provenance(sm, _analysis_provenance(sm))
 
 
 def table2(sm) -> None:
@@ -358,7 +363,7 @@ def fig_fano(sm) -> None:
                                  n_bins=cfg["analysis"]["fano_bins"], **_analysis(cfg))
         _with_model_info(data, cfg).write_csv(sm.output.data)
         plots.fig_fano(data, sm.output.png, sm.output.pdf)
-        io.write_json(_analysis_provenance(sm), Path(sm.output.data).with_suffix(".provenance.json"))
+        _figure_provenance(sm, _analysis_provenance(sm))
 
 
 def metrics_answer_space(spec: dict) -> int:
@@ -456,7 +461,7 @@ def fig_edis_trajectories(sm) -> None:
         data = pl.DataFrame(rows)
         data.write_csv(sm.output.data)
         plots.fig_edis_trajectories(data, sm.output.png, sm.output.pdf, params=params)
-        io.write_json(io.provenance(step="fig_edis_trajectories", edis=cfg["edis"]), Path(sm.output.data).with_suffix(".provenance.json"))
+        _figure_provenance(sm, io.provenance(step="fig_edis_trajectories", edis=cfg["edis"]))
 
 
 def fig_edis_separation(sm) -> None:
@@ -476,7 +481,7 @@ def fig_edis_separation(sm) -> None:
         data.write_csv(sm.output.data)
         auc.write_csv(sm.output.auc)
         plots.fig_edis_separation(data, auc, sm.output.png, sm.output.pdf)
-        io.write_json(io.provenance(step="fig_edis_separation", edis=cfg["edis"]), Path(sm.output.data).with_suffix(".provenance.json"))
+        _figure_provenance(sm, io.provenance(step="fig_edis_separation", edis=cfg["edis"]))
 
 
 def run(name: str, sm) -> None:
