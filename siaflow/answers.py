@@ -1,14 +1,11 @@
 """Deterministic answer extraction and normalisation, per answer type.
 
 Every response maps to one discrete answer value; anything unparsable maps to ``NULL``, which is an
-answer category like any other in the conditional answer distributions.
-
-* ``numeric`` (toy world, GSM8K, SVAMP): the number after the *last* explicit answer marker
-  (``####``, ``answer is``, ``\\boxed{}``); without a marker, the last number in the text if the
-  dataset allows that fallback. ``$`` and thousands separators are stripped, a trailing ``.`` is
-  dropped, and numbers compare by value (``18.0`` == ``18``, ``-3`` stays negative).
-* ``option`` (ARC): a letter ``A``-``E`` after an answer marker or in forms like ``(B)``/``B)``;
-  numeric keys ``1``-``5`` map to ``A``-``E``.
+answer category like any other in the conditional answer distributions. The rules, in order, are
+in ``extract_numeric`` and ``extract_option`` (and the README): the first ``####`` line wins, then
+``\\boxed{}``, then the last "answer is" phrase, then (numbers) the last number or (options) a lone
+letter on the last line. Numbers drop ``$`` and thousands separators and compare by value
+(``18.0`` == ``18``); option keys ``1``-``5`` map to ``A``-``E``.
 """
 
 from __future__ import annotations
@@ -19,21 +16,19 @@ from decimal import Decimal, InvalidOperation
 NULL = "NULL"
 ANSWER_TYPES = ("numeric", "option")
 
-_NUM = r"-?\$?\s*-?\d[\d,]*(?:\.\d+)?|-?\$?\s*-?\.\d+"
+# a number: optional sign (not a minus that follows a digit, as in "10-4"), optional currency,
+# strict thousands groups or plain digits, optional decimals
+_NUM = r"(?:(?<![\w)])-)?(?:\$\s*)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?:(?<![\w)])-)?\.\d+"
 _NUM_RE = re.compile(_NUM)
-_MARKERS = [
-    re.compile(r"####\s*(" + _NUM + r")"),
-    re.compile(r"\\boxed\{\s*(" + _NUM + r")\s*\}"),
-    re.compile(r"answer\s*(?:is|:)\s*[:=]?\s*(" + _NUM + r")", re.IGNORECASE),
-]
+_HASH = "####"
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+_PHRASE = re.compile(r"(?:answer|option)\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
 
 
 def normalize_number(raw: str) -> str:
     """Canonical text of a number (``"$1,234.50"`` -> ``"1234.5"``), or ``NULL``."""
     s = raw.strip().replace("$", "").replace(",", "").replace(" ", "")
     s = s.rstrip(".")
-    if s.startswith("--"):
-        s = s[2:]
     try:
         d = Decimal(s)
     except InvalidOperation:
@@ -45,14 +40,27 @@ def normalize_number(raw: str) -> str:
     return format(d.normalize(), "f")
 
 
+def _number_at_start(text: str) -> str:
+    m = re.match(r"\s*(" + _NUM + ")", text)
+    return normalize_number(m.group(1)) if m else NULL
+
+
 def extract_numeric(text: str, *, last_number_fallback: bool = True) -> str:
-    best = None
-    for pattern in _MARKERS:
-        for m in pattern.finditer(text):
-            if best is None or m.start() > best.start():
-                best = m
-    if best is not None:
-        return normalize_number(best.group(1))
+    """Rules, in order: (1) the number right after the *first* ``####`` (what follows it is a
+    base model continuing its few-shot pattern); (2) the last ``\\boxed{}``; (3) the last
+    "answer is / answer:" phrase followed by a number; (4) the last number in the text, if the
+    dataset allows it. A marker without a number gives NULL, not a fallback."""
+    if _HASH in text:
+        return _number_at_start(text.split(_HASH, 1)[1])
+    boxed = _BOXED.findall(text)
+    if boxed:
+        inner = boxed[-1].strip()
+        m = re.fullmatch(_NUM, inner)
+        return normalize_number(inner) if m else NULL
+    for m in reversed(list(_PHRASE.finditer(text))):
+        value = _number_at_start(text[m.end():])
+        if value != NULL:
+            return value
     if last_number_fallback:
         nums = _NUM_RE.findall(text)
         if nums:
@@ -60,12 +68,7 @@ def extract_numeric(text: str, *, last_number_fallback: bool = True) -> str:
     return NULL
 
 
-_LETTER_MARKERS = [
-    re.compile(r"answer\s*(?:is|:)\s*[:=]?\s*\(?([A-Ea-e1-5])\b\)?", re.IGNORECASE),
-    re.compile(r"####\s*\(?([A-Ea-e1-5])\b"),
-    re.compile(r"\(([A-E1-5])\)"),
-    re.compile(r"(?:^|\s)([A-E1-5])\)"),
-]
+_LETTER = r"\(?([A-E1-5])\)?(?![\w])|\(([a-e])\)|([a-e])(?=[.)]?\s*$)"
 
 
 def normalize_option(raw: str) -> str:
@@ -75,11 +78,34 @@ def normalize_option(raw: str) -> str:
     return s if s in {"A", "B", "C", "D", "E"} else NULL
 
 
+def _letter_at_start(text: str) -> str:
+    m = re.match(r"\s*(?:" + _LETTER + ")", text, re.MULTILINE)
+    if not m:
+        return NULL
+    return normalize_option(next(g for g in m.groups() if g))
+
+
 def extract_option(text: str) -> str:
-    for pattern in _LETTER_MARKERS:  # markers in order of strength; the last occurrence wins
-        hits = list(pattern.finditer(text))
-        if hits:
-            return normalize_option(hits[-1].group(1))
+    """Rules, in order: (1) the letter right after the first ``####`` (numeric keys 1-5 map to
+    A-E; lower case accepted there); (2) the last ``\\boxed{X}``; (3) the last "answer is /
+    answer: / option is" phrase followed by a letter (a lower-case letter only in parentheses or at
+    the end of the line, so "the answer is a bit..." is not A); (4) a lone letter on the last
+    line ("B", "(B)", "B.", "B)"). Letters elsewhere in prose are not answers: NULL."""
+    if _HASH in text:
+        m = re.match(r"\s*\(?([A-Ea-e1-5])\)?(?![\w])", text.split(_HASH, 1)[1])
+        return normalize_option(m.group(1)) if m else NULL
+    boxed = _BOXED.findall(text)
+    if boxed:
+        return normalize_option(boxed[-1])
+    for m in reversed(list(_PHRASE.finditer(text))):
+        value = _letter_at_start(text[m.end():])
+        if value != NULL:
+            return value
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    if lines:
+        m = re.fullmatch(r"\s*\(?([A-E])\)?[.)]?\s*", lines[-1])
+        if m:
+            return m.group(1)
     return NULL
 
 

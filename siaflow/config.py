@@ -43,10 +43,18 @@ def apply_defaults(config: dict, schema: dict) -> dict:
 def check_references(config: dict) -> None:
     """Cross-field checks, each error naming the offending key."""
     prompts = config["prompts"]
+    answer_types = {d["answer_type"] for d in config["datasets"].values()}
     for name, m in config["models"].items():
-        if m["prompt"] not in prompts:
-            raise ConfigError(f"models.{name}.prompt: {m['prompt']!r} is not a key of `prompts` "
-                              f"(defined: {', '.join(sorted(prompts))})")
+        refs = {None: m["prompt"]} if isinstance(m["prompt"], str) else m["prompt"]
+        for kind, ref in refs.items():
+            key = f"models.{name}.prompt" + (f".{kind}" if kind else "")
+            if ref not in prompts:
+                raise ConfigError(f"{key}: {ref!r} is not a key of `prompts` (defined: {', '.join(sorted(prompts))})")
+        if not isinstance(m["prompt"], str):
+            missing = answer_types - set(m["prompt"])
+            if missing:
+                raise ConfigError(f"models.{name}.prompt: no prompt for answer type(s) {sorted(missing)} "
+                                  f"used by the configured datasets")
         if "toy" in m:
             parent = Path(m["path"]).parent.as_posix()
             if parent != TOY_MODEL_DIR:

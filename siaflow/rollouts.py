@@ -21,9 +21,11 @@ VARIANTS = ("original", "shuffled")
 
 
 def run_rollouts(backend: Backend, questions: pl.DataFrame, prompts: list[str], *, decoding: Decoding,
-                 n_trajectories: int, seed: int, extract: Callable[[str], str]) -> pl.DataFrame:
-    """Sample ``n_trajectories`` responses per question, with per-token log-prob and entropy."""
-    prompt_ids = [tuple(backend.encode(p)) for p in prompts]
+                 n_trajectories: int, seed: int, extract: Callable[[str], str],
+                 prompt_ids: list[list[int]] | None = None) -> pl.DataFrame:
+    """Sample ``n_trajectories`` responses per question, with per-token log-prob and entropy.
+    ``prompt_ids`` default to ``backend.encode`` of each prompt text."""
+    prompt_ids = [tuple(ids) for ids in prompt_ids] if prompt_ids is not None else [tuple(backend.encode(p)) for p in prompts]
     qids = questions["question_id"].to_list()
     requests = [Request(ids, tuple(stream_key(seed, "rollout", q, j) for j in range(n_trajectories)))
                 for q, ids in zip(qids, prompt_ids)]

@@ -65,14 +65,39 @@ def train_toy_model(sm) -> None:
         print(train(cfg, sm.output[0]))
 
 
+def download_dataset(sm) -> None:
+    """Fetch a hub dataset's parquet files and keep them, with where they came from."""
+    import shutil
+
+    from siaflow.datasets import fetch_hub_files
+
+    with logging_to(sm):
+        spec = sm.config["datasets"][sm.wildcards.dataset]
+        files, source = fetch_hub_files(spec)
+        out = Path(sm.output[0])
+        out.mkdir(parents=True, exist_ok=True)
+        for f, rel in zip(files, source["files"]):
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, out / rel)
+        io.write_json(source, out / "source.json")
+        print(f"downloaded {source}")
+
+
 def prepare_dataset(sm) -> None:
+    import json
+
     from siaflow.datasets import load_dataset
 
     with logging_to(sm):
         name = sm.wildcards.dataset
         spec = sm.config["datasets"][name]
-        df = load_dataset(name, spec)
-        io.write_parquet(df, sm.output[0], io.provenance(step="prepare_dataset", dataset=name, spec=spec))
+        raw_files, source = None, None
+        if spec["source"] == "hub":
+            raw = Path(sm.input.raw[0])
+            source = json.loads((raw / "source.json").read_text())
+            raw_files = [raw / f for f in source["files"]]
+        df = load_dataset(name, spec, raw_files)
+        io.write_parquet(df, sm.output[0], io.provenance(step="prepare_dataset", dataset=name, spec=spec, source=source))
         print(f"prepared {df.height} questions of {name}")
 
 
@@ -97,7 +122,7 @@ def _shard_questions(sm) -> tuple[pl.DataFrame, tuple[int, int]]:
 
 def rollouts(sm) -> None:
     from siaflow.backends import Decoding
-    from siaflow.datasets import render_prompt
+    from siaflow.datasets import build_prompts, prompt_for
     from siaflow.rollouts import run_rollouts
 
     with logging_to(sm):
@@ -105,13 +130,13 @@ def rollouts(sm) -> None:
         cfg, model, dataset = sm.config, sm.wildcards.model, sm.wildcards.dataset
         mspec, dspec = cfg["models"][model], cfg["datasets"][dataset]
         questions, qrange = _shard_questions(sm)
-        template = cfg["prompts"][mspec["prompt"]]
-        prompts = [render_prompt(template, q, o) for q, o in zip(questions["question"], questions["options"])]
+        template = cfg["prompts"][prompt_for(mspec, dspec["answer_type"])]
         backend = _backend(mspec, cfg)
+        prompts, prompt_ids = build_prompts(backend, template, questions)
         decoding = Decoding(**cfg["decoding"])
         s = cfg["sampling"]
         df = run_rollouts(backend, questions, prompts, decoding=decoding, n_trajectories=n_rollouts(cfg),
-                          seed=s["seed"], extract=_extractor(dspec))
+                          seed=s["seed"], extract=_extractor(dspec), prompt_ids=prompt_ids)
         df = df.with_columns(model=pl.lit(model), dataset=pl.lit(dataset))
         prov = io.provenance(step="rollouts", model=model, model_path=mspec["path"], revision=backend.info.revision,
                              backend=vars(backend.info), regime=mspec["regime"], dataset=dataset, shard=int(sm.wildcards.shard),
@@ -482,6 +507,21 @@ def fig_edis_separation(sm) -> None:
         auc.write_csv(sm.output.auc)
         plots.fig_edis_separation(data, auc, sm.output.png, sm.output.pdf)
         _figure_provenance(sm, io.provenance(step="fig_edis_separation", edis=cfg["edis"]))
+
+
+def plan(sm) -> None:
+    """Write the cost plan and print it to the terminal (it is what a user reads before submitting)."""
+    from siaflow.plan import cost_plan
+    from siaflow.tables import to_markdown
+
+    df = cost_plan(sm.config)
+    with logging_to(sm):
+        io.write_text(df.write_csv(), sm.output.csv)
+        md = ("**Cost plan** (assumes {mean_trace_tokens} generated tokens per trace and {tokens_per_second} "
+              "generated tokens per GPU-second)\n\n").format(**sm.config["plan"]) + to_markdown(df, digits=1)
+        io.write_text(md, sm.output.md)
+        print(md)
+    print(md, file=sys.__stdout__)
 
 
 def run(name: str, sm) -> None:

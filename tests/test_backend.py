@@ -1,6 +1,7 @@
 """The transformers backend: determinism, batch invariance, shared-prefix equivalence, exact entropy."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -95,3 +96,28 @@ def test_rows_stop_at_the_model_context(tiny_model_dir):
     assert any(g.finish_reason == "length" and n_prompt + len(g.token_ids) == 96 for g in gens[0])
     with pytest.raises(ValueError, match="no room"):
         b.generate(_requests(b, ["9" * 120], 1), DEC)
+
+
+def test_chat_prompts_use_the_model_template(tiny_model_dir, tmp_path):
+    import polars as pl
+    from transformers import AutoTokenizer
+
+    from siaflow.datasets import build_prompts
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tok.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+                         "{% if add_generation_prompt %}<assistant>{% endif %}")
+    tok.save_pretrained(tmp_path)
+    import shutil
+    for f in ("config.json", "model.safetensors", "generation_config.json"):
+        if (Path(tiny_model_dir) / f).exists():
+            shutil.copy(Path(tiny_model_dir) / f, tmp_path / f)
+    b = make_backend("transformers", str(tmp_path))
+    q = pl.DataFrame({"question": ["2+2?"], "options": [None]}, schema={"question": pl.String, "options": pl.List(pl.String)})
+    texts, ids = build_prompts(b, {"template": "Solve: {question}", "chat": True, "system": "Be brief."}, q)
+    assert texts[0] == "<system>Be brief.\n<user>Solve: 2+2?\n<assistant>"
+    assert ids[0] == b.tokenizer(texts[0], add_special_tokens=False).input_ids  # no second BOS
+    plain_texts, plain_ids = build_prompts(b, "Q: {question}\nA: ", q)
+    assert plain_texts[0] == "Q: 2+2?\nA: " and plain_ids[0][0] == b.tokenizer.bos_token_id
+    with pytest.raises(ValueError, match="no chat template"):
+        build_prompts(make_backend("transformers", tiny_model_dir), {"template": "{question}", "chat": True}, q)

@@ -78,5 +78,10 @@ class Backend(ABC):
         """Token ids of a prompt, with the model's own special tokens (e.g. BOS)."""
 
     @abstractmethod
+    def encode_chat(self, messages: list[dict]) -> tuple[str, list[int]]:
+        """The model's chat template applied to ``messages`` with the assistant turn opened:
+        the exact prompt text and its token ids."""
+
+    @abstractmethod
     def decode(self, ids: list[int]) -> str:
         """Text of generated ids, special tokens dropped."""

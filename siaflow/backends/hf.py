@@ -62,6 +62,12 @@ class TransformersBackend(Backend):
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text).input_ids)
 
+    def encode_chat(self, messages: list[dict]) -> tuple[str, list[int]]:
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError(f"model {self.info.model!r} has no chat template; use a plain prompt template for it")
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text, list(self.tokenizer(text, add_special_tokens=False).input_ids)
+
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 

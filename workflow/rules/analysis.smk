@@ -193,9 +193,30 @@ rule fig_fano:
         "../../scripts/fig_fano.py"
 
 
+# The cost plan needs nothing but the config: run it before submitting anything.
+rule plan:
+    output:
+        csv=f"{R}/plan.csv",
+        md=f"{R}/plan.md",
+    log:
+        f"{R}/logs/plan.log",
+    params:
+        plan=config["plan"],
+        sampling=config["sampling"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/plan.py"
+
+
 # The report runs Snakemake itself (the interpreter running this workflow), on the submit host.
 localrules:
     report,
+    plan,
 
 
 rule report:

@@ -49,6 +49,18 @@ def model_input(wildcards):
     return []
 
 
+def model_resource(wildcards, key, default):
+    """A generation job's resource from its model's `resources` block (GPU hints by size)."""
+    return config["models"][wildcards.model].get("resources", {}).get(key, default)
+
+
+def dataset_raw(wildcards):
+    """The downloaded files of a hub dataset; nothing for generated ones."""
+    if config["datasets"][wildcards.dataset]["source"] == "hub":
+        return [f"resources/datasets/{wildcards.dataset}"]
+    return []
+
+
 def entropy_tables(stride=MAIN_STRIDE, variant="original"):
     return expand(
         f"{R}/entropy/{{model}}/{{dataset}}/stride-{stride}/{variant}.parquet",

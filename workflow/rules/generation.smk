@@ -16,8 +16,9 @@ rule rollouts:
         sampling=config["sampling"],
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=lambda wc: model_resource(wc, "mem_mb", 4000),
+        runtime=lambda wc: model_resource(wc, "runtime", 60),
+        gpu=lambda wc: model_resource(wc, "gpu", 0),
     conda:
         "../../envs/torch.yaml"
     script:
@@ -38,8 +39,9 @@ rule continuations:
         sampling=config["sampling"],
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=lambda wc: model_resource(wc, "mem_mb", 4000),
+        runtime=lambda wc: model_resource(wc, "runtime", 120),
+        gpu=lambda wc: model_resource(wc, "gpu", 0),
     conda:
         "../../envs/torch.yaml"
     script:

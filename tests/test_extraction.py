@@ -1,0 +1,123 @@
+"""Answer extraction on hand-written model outputs, adversarial ones included (README: Answer
+extraction). NULL is an answer category: anything unparsable must map to it."""
+
+import pytest
+
+from siaflow.answers import NULL, extract_answer
+
+NUMERIC = [
+    # the explicit final-answer line
+    ("#### 42", "42"),
+    ("So the total is 42.\n#### 42", "42"),
+    ("#### $1,234.00", "1234"),
+    ("#### -7", "-7"),
+    ("####42", "42"),
+    ("#### 0.5", "0.5"),
+    ("#### .5", "0.5"),
+    ("#### 18.0", "18"),
+    ("#### 1,000,000", "1000000"),
+    ("#### 7.", "7"),
+    ("#### $ 30", "30"),
+    # the first #### wins: what follows is a base model continuing its few-shot pattern
+    ("#### 6\n\nQuestion: Ann has 2 cats. How many legs?\nAnswer: 2 * 4 = 8\n#### 8", "6"),
+    ("Step 1: 3 + 4 = 7. Step 2: 7 * 2 = 14.\n#### 14\nQuestion: next", "14"),
+    # a marker beats the last number
+    ("#### 12 (that is 3 boxes of 4)", "12"),
+    ("The answer is 18.0 dollars, for 3 people.", "18"),
+    ("The answer is $5.", "5"),
+    ("Answer: 3,000 apples were sold in 2 days", "3000"),
+    ("answer is -2, since 3 - 5 = -2, not 2", "-2"),
+    ("\\boxed{256}", "256"),
+    ("Thus \\boxed{ 12 } is the count, from 6 * 2", "12"),
+    ("She pays $3.50 per cup, so 4 cups cost $14.00.\n#### 14", "14"),
+    ("I first got 5 but the answer is 6 after checking 2 cases", "6"),
+    ("The answer is 5. Wait, the answer is 9.", "9"),  # prose markers: the last one
+    ("\\boxed{4} and the answer is 7", "4"),  # boxed beats prose
+    # no marker: the last number (datasets with last_number_fallback)
+    ("She has 3 red and 4 blue, so 7 in total.", "7"),
+    ("Total: 1,250 dollars", "1250"),
+    ("It costs $20.50", "20.5"),
+    ("The temperature fell to -3 degrees", "-3"),
+    ("12 - 15 = -3", "-3"),
+    ("First 2, then 10, finally 100", "100"),
+    ("The result is 3.0", "3"),
+    ("It is 1e5", "5"),  # scientific notation is not parsed: the last plain number
+    # NULL
+    ("I don't know.", NULL),
+    ("", NULL),
+    ("#### ", NULL),
+    ("#### seven", NULL),
+    ("The answer is seven.", NULL),
+    ("####", NULL),
+    ("The answer is unclear", NULL),
+    ("no numbers at all here!", NULL),
+    ("\\boxed{x}", NULL),
+]
+
+
+@pytest.mark.parametrize("text,want", NUMERIC)
+def test_numeric(text, want):
+    assert extract_answer(text, "numeric") == want
+
+
+def test_numeric_without_fallback_needs_a_marker():
+    assert extract_answer("so 7 in total", "numeric", last_number_fallback=False) == NULL
+    assert extract_answer("so 7 in total\n#### 7", "numeric", last_number_fallback=False) == "7"
+    assert extract_answer("#### seven 7", "numeric", last_number_fallback=False) == NULL
+    assert len(NUMERIC) >= 40
+
+
+OPTION = [
+    ("#### B", "B"),
+    ("Water is a liquid.\n#### B", "B"),
+    ("#### (C)", "C"),
+    ("####D", "D"),
+    ("#### b", "B"),
+    ("#### 3", "C"),  # numeric keys map to letters
+    ("#### 1", "A"),
+    ("#### E", "E"),
+    ("#### B\n\nQuestion: Which gas do plants take in?\n#### A", "B"),  # the first #### wins
+    ("The answer is (B).", "B"),
+    ("The answer is B.", "B"),
+    ("The answer is B because water is liquid at room temperature.", "B"),
+    ("the answer is (d)", "D"),
+    ("Answer: C", "C"),
+    ("Answer: (A) iron", "A"),
+    ("The correct option is D.", "D"),
+    ("The correct answer is (2).", "B"),
+    ("Answer: 4", "D"),
+    ("So the answer is c", "C"),
+    ("A is wrong and C is wrong, so the answer is B.", "B"),
+    ("I first thought the answer is A, but the answer is C.", "C"),
+    ("\\boxed{B}", "B"),
+    ("Option (A) is a metal and (C) is salt.\n#### B", "B"),
+    # a lone letter on the last line
+    ("Water is the only liquid.\nB", "B"),
+    ("Reasoning...\n(C)", "C"),
+    ("Reasoning...\nD.", "D"),
+    ("Reasoning...\nA)", "A"),
+    # letters in prose are not answers
+    ("The answer is a bit tricky.", NULL),
+    ("A plant needs light.", NULL),
+    ("I am not sure about this question.", NULL),
+    ("Option A is iron, option B is water.", NULL),
+    ("", NULL),
+    ("#### ", NULL),
+    ("#### F", NULL),
+    ("#### 7", NULL),
+    ("The answer is F.", NULL),
+    ("Answer: none of these", NULL),
+    ("####", NULL),
+    ("The answer is: water", NULL),
+    ("Between A and B, hard to say", NULL),
+    ("Both (A) and (B) could be right", NULL),
+]
+
+
+@pytest.mark.parametrize("text,want", OPTION)
+def test_option(text, want):
+    assert extract_answer(text, "option") == want
+
+
+def test_enough_option_cases():
+    assert len(OPTION) >= 40
