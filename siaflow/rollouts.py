@@ -74,20 +74,19 @@ def continuation_prefixes(rollouts: pl.DataFrame, *, stride: int, seed: int, var
             yield q, j, k, prefix, prompt
 
 
-def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, n_continuations: int,
-                      decoding: Decoding, seed: int, variant: str, extract: Callable[[str], str]) -> tuple[pl.DataFrame, dict]:
-    """K continuations of every checkpoint prefix, one row per sample in sample order (so a
-    coarser K' <= K is an exact sub-sample), with each sample's extracted answer.
+CONTINUATION_SCHEMA = {"question_id": pl.String, "trajectory": pl.Int32, "k": pl.Int32, "sample": pl.Int16,
+                       "answer": pl.String, "n_generated": pl.Int32, "finish_reason": pl.String}
 
-    The answer is extracted from prefix + continuation: at k = T the prefix already holds it.
-    Sample j of (question, trajectory, k) uses the same random stream in every variant.
-    Returns the table and a token ledger (prompt tokens, generated tokens)."""
-    prefixes = list(continuation_prefixes(rollouts, stride=stride, seed=seed, variant=variant))
+
+def continue_prefixes(backend: Backend, prefixes: list, *, n_continuations: int, decoding: Decoding, seed: int,
+                      variant: str, extract: Callable[[str], str]) -> tuple[pl.DataFrame, dict]:
+    """K continuations of each given prefix (from ``continuation_prefixes``), one row per sample
+    in sample order, and the token ledger of this work."""
     requests = [Request(tuple(prompt + prefix),
                         tuple(stream_key(seed, "continuation", q, j, k, s) for s in range(n_continuations)))
                 for q, j, k, prefix, prompt in prefixes]
-    gens = backend.generate(requests, decoding, token_stats=False, progress=f"continuations ({variant})")
-    cols = {"question_id": [], "trajectory": [], "k": [], "sample": [], "answer": [], "n_generated": [], "finish_reason": []}
+    gens = backend.generate(requests, decoding, token_stats=False, progress=f"continuations ({variant})") if requests else []
+    cols = {c: [] for c in CONTINUATION_SCHEMA}
     generated = 0
     for (q, j, k, prefix, _), gs in zip(prefixes, gens):
         for s, g in enumerate(gs):
@@ -101,6 +100,29 @@ def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, 
             generated += len(g.token_ids) + (g.finish_reason == "stop")
     ledger = {"prefixes": len(requests), "continuations": len(requests) * n_continuations,
               "prompt_tokens": sum(len(r.prompt_ids) for r in requests), "generated_tokens": generated}
-    df = pl.DataFrame(cols, schema={"question_id": pl.String, "trajectory": pl.Int32, "k": pl.Int32, "sample": pl.Int16,
-                                    "answer": pl.String, "n_generated": pl.Int32, "finish_reason": pl.String})
-    return df, ledger
+    return pl.DataFrame(cols, schema=CONTINUATION_SCHEMA), ledger
+
+
+def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, n_continuations: int,
+                      decoding: Decoding, seed: int, variant: str, extract: Callable[[str], str],
+                      output=None, part_prefixes: int = 256) -> tuple[pl.DataFrame, dict]:
+    """K continuations of every checkpoint prefix, one row per sample in sample order (so a
+    coarser K' <= K is an exact sub-sample), with each sample's extracted answer.
+
+    The answer is extracted from prefix + continuation: at k = T the prefix already holds it.
+    Sample j of (question, trajectory, k) uses the same random stream in every variant.
+    With ``output``, work is saved in parts of ``part_prefixes`` prefixes beside it and a rerun
+    after a kill resumes (``siaflow.resume``). Returns the table and a token ledger."""
+    prefixes = list(continuation_prefixes(rollouts, stride=stride, seed=seed, variant=variant))
+
+    def work(chunk):
+        return continue_prefixes(backend, list(chunk), n_continuations=n_continuations, decoding=decoding, seed=seed,
+                                 variant=variant, extract=extract)
+
+    if output is None or not prefixes:
+        return work(prefixes)
+    from siaflow.resume import run_in_parts
+
+    identity = {"stride": stride, "K": n_continuations, "seed": seed, "variant": variant,
+                "decoding": decoding.as_dict(), "model": backend.info.model, "revision": backend.info.revision}
+    return run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)

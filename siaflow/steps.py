@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from siaflow import io, metrics
+from siaflow.resume import clear_parts, run_in_parts
 
 
 @contextlib.contextmanager
@@ -135,8 +136,17 @@ def rollouts(sm) -> None:
         prompts, prompt_ids = build_prompts(backend, template, questions)
         decoding = Decoding(**cfg["decoding"])
         s = cfg["sampling"]
-        df = run_rollouts(backend, questions, prompts, decoding=decoding, n_trajectories=n_rollouts(cfg),
-                          seed=s["seed"], extract=_extractor(dspec), prompt_ids=prompt_ids)
+        def work(idx):
+            idx = list(idx)
+            df = run_rollouts(backend, questions[idx], [prompts[i] for i in idx], decoding=decoding,
+                              n_trajectories=n_rollouts(cfg), seed=s["seed"], extract=_extractor(dspec),
+                              prompt_ids=[prompt_ids[i] for i in idx])
+            return df, {"trajectories": df.height}
+
+        identity = {"questions": questions["question_id"].to_list(), "prompts": prompts, "decoding": decoding.as_dict(),
+                    "seed": s["seed"], "n_rollouts": n_rollouts(cfg), "model": mspec["path"], "revision": backend.info.revision}
+        df, _ = run_in_parts(list(range(questions.height)), work, output=sm.output[0],
+                             chunk=s["parts"]["questions"], identity=identity)
         df = df.with_columns(model=pl.lit(model), dataset=pl.lit(dataset))
         prov = io.provenance(step="rollouts", model=model, model_path=mspec["path"], revision=backend.info.revision,
                              backend=vars(backend.info), regime=mspec["regime"], dataset=dataset, shard=int(sm.wildcards.shard),
@@ -145,6 +155,7 @@ def rollouts(sm) -> None:
                              n_rollouts=n_rollouts(cfg),
                              entropy_kind=backend.info.entropy_kind)
         io.write_parquet(df, sm.output[0], prov)
+        clear_parts(sm.output[0])
         print(f"rollouts: {df.height} trajectories, accuracy {df['correct'].mean():.3f}")
 
 
@@ -162,10 +173,12 @@ def continuations(sm) -> None:
         s = cfg["sampling"]
         df, ledger = run_continuations(backend, roll, stride=stride, n_continuations=s["n_continuations"],
                                        decoding=decoding, seed=s["seed"], variant=variant,
-                                       extract=_extractor(cfg["datasets"][dataset]))
+                                       extract=_extractor(cfg["datasets"][dataset]), output=sm.output[0],
+                                       part_prefixes=s["parts"]["prefixes"])
         prov = {**io.read_provenance(sm.input.rollouts), **io.provenance(
             step="continuations", stride=stride, variant=variant, n_continuations=s["n_continuations"], ledger=ledger)}
         io.write_parquet(df, sm.output[0], prov)
+        clear_parts(sm.output[0])
         print(f"continuations: {ledger}")
 
 
