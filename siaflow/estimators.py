@@ -111,7 +111,7 @@ def answer_distribution_stats(samples: pl.LazyFrame, keys: list[str], *, alpha: 
     stats = counts.group_by(keys).agg(
         K=K.cast(pl.Int64),
         m=pl.len().cast(pl.Int64),
-        H=-(p * p.log()).sum(),
+        H=-(p * p.log()).sort().sum(),  # summed in sorted order: identical counts give identical H
         c_gold=c.filter(pl.col("is_gold")).sum().cast(pl.Int64),
         map_answer=pl.col("answer").sort_by(["c", "answer"], descending=[True, False]).first(),
     )
