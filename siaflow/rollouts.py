@@ -105,24 +105,38 @@ def continue_prefixes(backend: Backend, prefixes: list, *, n_continuations: int,
 
 def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, n_continuations: int,
                       decoding: Decoding, seed: int, variant: str, extract: Callable[[str], str],
-                      output=None, part_prefixes: int = 256) -> tuple[pl.DataFrame, dict]:
+                      output=None, part_prefixes: int = 256, shared_k0: pl.DataFrame | None = None) -> tuple[pl.DataFrame, dict]:
     """K continuations of every checkpoint prefix, one row per sample in sample order (so a
     coarser K' <= K is an exact sub-sample), with each sample's extracted answer.
 
     The answer is extracted from prefix + continuation: at k = T the prefix already holds it.
     Sample j of (question, trajectory, k) uses the same random stream in every variant.
     With ``output``, work is saved in parts of ``part_prefixes`` prefixes beside it and a rerun
-    after a kill resumes (``siaflow.resume``). Returns the table and a token ledger."""
+    after a kill resumes (``siaflow.resume``). ``shared_k0``: the empty-prefix (k = 0) rows of
+    another variant of the same shard. The empty prefix is the same in every variant, so its draws
+    are reused instead of sampled again. Returns the table and a token ledger."""
     prefixes = list(continuation_prefixes(rollouts, stride=stride, seed=seed, variant=variant))
+    k0 = None
+    if shared_k0 is not None:
+        k0 = shared_k0.filter(pl.col("k") == 0).select(list(CONTINUATION_SCHEMA)).cast(CONTINUATION_SCHEMA)
+        wanted = {q for q, _, k, _, _ in prefixes if k == 0}
+        if set(k0["question_id"]) != wanted or k0.height != len(wanted) * n_continuations:
+            raise ValueError("shared_k0 does not hold the K empty-prefix draws of each of this shard's questions")
+        prefixes = [p for p in prefixes if p[2] != 0]
 
     def work(chunk):
         return continue_prefixes(backend, list(chunk), n_continuations=n_continuations, decoding=decoding, seed=seed,
                                  variant=variant, extract=extract)
 
     if output is None or not prefixes:
-        return work(prefixes)
-    from siaflow.resume import run_in_parts
+        df, ledger = work(prefixes)
+    else:
+        from siaflow.resume import run_in_parts
 
-    identity = {"stride": stride, "K": n_continuations, "seed": seed, "variant": variant,
-                "decoding": decoding.as_dict(), "model": backend.info.model, "revision": backend.info.revision}
-    return run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)
+        identity = {"stride": stride, "K": n_continuations, "seed": seed, "variant": variant, "shared_k0": k0 is not None,
+                    "decoding": decoding.as_dict(), "model": backend.info.model, "revision": backend.info.revision}
+        df, ledger = run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)
+    if k0 is not None:
+        df = pl.concat([k0, df]).sort("question_id", "trajectory", "k", "sample", maintain_order=True)
+        ledger = {**ledger, "shared_prefixes": k0.height // n_continuations}
+    return df, ledger

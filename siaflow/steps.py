@@ -174,7 +174,8 @@ def continuations(sm) -> None:
         df, ledger = run_continuations(backend, roll, stride=stride, n_continuations=s["n_continuations"],
                                        decoding=decoding, seed=s["seed"], variant=variant,
                                        extract=_extractor(cfg["datasets"][dataset]), output=sm.output[0],
-                                       part_prefixes=s["parts"]["prefixes"])
+                                       part_prefixes=s["parts"]["prefixes"],
+                                       shared_k0=pl.read_parquet(sm.input.original) if sm.input.get("original") else None)
         prov = {**io.read_provenance(sm.input.rollouts), **io.provenance(
             step="continuations", stride=stride, variant=variant, n_continuations=s["n_continuations"], ledger=ledger)}
         io.write_parquet(df, sm.output[0], prov)

@@ -29,6 +29,12 @@ rule continuations:
     input:
         rollouts=f"{R}/rollouts/{{model}}/{{dataset}}/shard-{{shard}}.parquet",
         model=model_input,
+        # the shuffled variant reuses the original's empty-prefix (k = 0) draws
+        original=lambda wc: (
+            [f"{R}/continuations/{wc.model}/{wc.dataset}/stride-{wc.stride}/original/shard-{wc.shard}.parquet"]
+            if wc.variant == "shuffled"
+            else []
+        ),
     output:
         f"{R}/continuations/{{model}}/{{dataset}}/stride-{{stride}}/{{variant}}/shard-{{shard}}.parquet",
     log:
