@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from siaflow.backends.base import Backend, BackendInfo, Decoding, Generation, Request
 
-BACKENDS = ("transformers",)
+BACKENDS = ("transformers", "vllm")
 
 
 def make_backend(name: str, model: str, *, revision: str | None = None, **options) -> Backend:
@@ -16,6 +16,11 @@ def make_backend(name: str, model: str, *, revision: str | None = None, **option
         from siaflow.backends.hf import TransformersBackend
 
         return TransformersBackend(model, revision=revision, **options)
+    if name == "vllm":
+        from siaflow.backends.vllm_backend import VLLMBackend
+
+        options.pop("batch_rows", None)  # vLLM schedules its own batches
+        return VLLMBackend(model, revision=revision, **options)
     raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
 
 

@@ -1,0 +1,103 @@
+"""vLLM backend (GPU nodes): one engine per job, token-id prompts, all prompts of a call in one
+``generate`` with ``SamplingParams(n=K)`` and automatic prefix caching.
+
+vLLM returns only the top-k log-probabilities of each step, so token entropy is approximated from
+the top k plus one bucket holding the remaining mass (``entropy_kind = "topk_approx"``), and
+self-certainty (which needs the whole vocabulary) is not available. vLLM seeds per request, not
+per sample: samples are reproducible for the same requests, but, unlike the transformers backend,
+not invariant to how requests are grouped.
+
+``vllm`` is imported only when this backend is built; the adapter logic (``build_requests``,
+``parse_completion``, ``topk_entropy``) is plain Python, tested on objects shaped like vLLM's.
+"""
+
+from __future__ import annotations
+
+import math
+
+from siaflow.backends.base import Backend, BackendInfo, Decoding, Generation, Request
+
+FINISH_REASONS = {"stop": "stop", "length": "length"}
+
+
+def topk_entropy(top_logprobs: dict) -> float:
+    """Entropy (nats) from one step's top-k log-probabilities, the mass outside the top k counted
+    as one extra outcome: -sum_i p_i log p_i - r log r with r = 1 - sum_i p_i. A lower bound on the
+    full-vocabulary entropy when the rest is spread over many tokens."""
+    ps = [math.exp(getattr(lp, "logprob", lp)) for lp in top_logprobs.values()]
+    rest = max(0.0, 1.0 - sum(ps))
+    return -sum(p * math.log(p) for p in ps if p > 0) - (rest * math.log(rest) if rest > 0 else 0.0)
+
+
+def request_seed(request: Request) -> int:
+    """A 31-bit vLLM seed from the request's first sample key."""
+    return int(request.keys[0] % (2**31 - 1))
+
+
+def build_requests(requests: list[Request], decoding: Decoding, *, stop_token_ids: tuple[int, ...], logprobs: int | None,
+                   tokens_prompt=dict, sampling_params=dict) -> tuple[list, list]:
+    """vLLM prompts (``TokensPrompt``) and one ``SamplingParams`` per request: n samples, the
+    decoding config, the request's seed, stop token ids, and top-k log-probs when asked."""
+    prompts, params = [], []
+    for r in requests:
+        prompts.append(tokens_prompt(prompt_token_ids=list(r.prompt_ids)))
+        params.append(sampling_params(n=r.n, temperature=decoding.temperature, top_p=decoding.top_p,
+                                      max_tokens=decoding.max_new_tokens, seed=request_seed(r),
+                                      stop_token_ids=list(stop_token_ids), logprobs=logprobs))
+    return prompts, params
+
+
+def parse_completion(completion, *, stop_token_ids: tuple[int, ...], token_stats: bool) -> Generation:
+    """One vLLM ``CompletionOutput`` -> ``Generation``: the stop token is dropped from the ids,
+    finish reasons map to "stop"/"length", and per-token log-prob and top-k entropy are read from
+    ``completion.logprobs`` (a list of {token_id: Logprob})."""
+    reason = FINISH_REASONS.get(completion.finish_reason)
+    if reason is None:
+        raise ValueError(f"vLLM finished a sample with reason {completion.finish_reason!r}")
+    ids = list(completion.token_ids)
+    steps = list(completion.logprobs) if (token_stats and completion.logprobs is not None) else None
+    if reason == "stop" and ids and ids[-1] in stop_token_ids:
+        ids = ids[:-1]
+        steps = steps[:-1] if steps is not None else None
+    if not token_stats:
+        return Generation(token_ids=ids, finish_reason=reason)
+    if steps is None or len(steps) != len(ids):
+        raise ValueError("vLLM returned no per-token logprobs; was SamplingParams.logprobs set?")
+    logprobs = [getattr(step[t], "logprob", step[t]) for t, step in zip(ids, steps)]
+    return Generation(token_ids=ids, finish_reason=reason, logprobs=logprobs, entropies=[topk_entropy(s) for s in steps])
+
+
+class VLLMBackend(Backend):
+    def __init__(self, model: str, revision: str | None = None, dtype: str = "auto", seed: int = 0,
+                 max_model_len: int | None = None, gpu_memory_utilization: float = 0.9, logprobs: int = 20,
+                 stop_token_ids: tuple[int, ...] = (), **_ignored):
+        from vllm import LLM, SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        self._SamplingParams, self._TokensPrompt = SamplingParams, TokensPrompt
+        self.llm = LLM(model=model, revision=revision, seed=seed, dtype=dtype, max_model_len=max_model_len,
+                       gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True, max_logprobs=logprobs)
+        self.tokenizer = self.llm.get_tokenizer()
+        eos = self.tokenizer.eos_token_id
+        self.eos_token_ids = tuple(dict.fromkeys([*([eos] if eos is not None else []), *stop_token_ids]))
+        self.logprobs = logprobs
+        self.info = BackendInfo(name="vllm", model=model, revision=revision, entropy_kind="topk_approx",
+                                extra={"logprobs": logprobs, "dtype": dtype})
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text).input_ids)
+
+    def encode_chat(self, messages: list[dict]) -> tuple[str, list[int]]:
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text, list(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def generate(self, requests, decoding, *, token_stats=False, progress=None):
+        prompts, params = build_requests(requests, decoding, stop_token_ids=self.eos_token_ids,
+                                         logprobs=self.logprobs if token_stats else None,
+                                         tokens_prompt=self._TokensPrompt, sampling_params=self._SamplingParams)
+        outputs = self.llm.generate(prompts, params, use_tqdm=bool(progress))
+        return [[parse_completion(c, stop_token_ids=self.eos_token_ids, token_stats=token_stats) for c in out.outputs]
+                for out in outputs]
