@@ -34,8 +34,7 @@ def run_in_parts(items: Sequence, work: Callable[[Sequence], tuple[pl.DataFrame,
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     d = parts_dir(output)
     manifest = {"identity": identity, "chunk": chunk, "n_items": len(items),
-                "items_sha256": hashlib.sha256(json.dumps([repr(i[:3]) if isinstance(i, tuple) else repr(i)
-                                                           for i in items]).encode()).hexdigest()}
+                "items_sha256": hashlib.sha256(repr(list(items)).encode()).hexdigest()}
     mpath = d / "manifest.json"
     if d.exists() and (not mpath.exists() or json.loads(mpath.read_text()) != json.loads(json.dumps(manifest, default=str))):
         log(f"resume: discarding parts in {d} made for different work")
@@ -49,8 +48,7 @@ def run_in_parts(items: Sequence, work: Callable[[Sequence], tuple[pl.DataFrame,
         path = d / f"part-{p:05d}.parquet"
         if path.exists():
             df, c = pl.read_parquet(path), io.read_provenance(path).get("counts", {})
-            if p == 0 or len(frames) == p:
-                log(f"resume: part {p + 1}/{n_parts} already written")
+            log(f"resume: part {p + 1}/{n_parts} already written")
         else:
             df, c = work(items[p * chunk:(p + 1) * chunk])
             io.write_parquet(df, path, {"counts": c})

@@ -136,15 +136,17 @@ def rollouts(sm) -> None:
         prompts, prompt_ids = build_prompts(backend, template, questions)
         decoding = Decoding(**cfg["decoding"])
         s = cfg["sampling"]
+        n_traj, extract = n_rollouts(cfg), _extractor(dspec)
+
         def work(idx):
             idx = list(idx)
             df = run_rollouts(backend, questions[idx], [prompts[i] for i in idx], decoding=decoding,
-                              n_trajectories=n_rollouts(cfg), seed=s["seed"], extract=_extractor(dspec),
+                              n_trajectories=n_traj, seed=s["seed"], extract=extract,
                               prompt_ids=[prompt_ids[i] for i in idx])
             return df, {"trajectories": df.height}
 
         identity = {"questions": questions["question_id"].to_list(), "prompts": prompts, "decoding": decoding.as_dict(),
-                    "seed": s["seed"], "n_rollouts": n_rollouts(cfg), "model": mspec["path"], "revision": backend.info.revision}
+                    "seed": s["seed"], "n_rollouts": n_traj, "model": mspec["path"], "revision": backend.info.revision}
         df, _ = run_in_parts(list(range(questions.height)), work, output=sm.output[0],
                              chunk=s["parts"]["questions"], identity=identity)
         df = df.with_columns(model=pl.lit(model), dataset=pl.lit(dataset))
@@ -152,7 +154,7 @@ def rollouts(sm) -> None:
                              backend=vars(backend.info), regime=mspec["regime"], dataset=dataset, shard=int(sm.wildcards.shard),
                              question_range=list(qrange), prompt_template=template, example_prompt=prompts[0],
                              decoding=decoding.as_dict(), seed=s["seed"], n_trajectories=s["n_trajectories"],
-                             n_rollouts=n_rollouts(cfg),
+                             n_rollouts=n_traj,
                              entropy_kind=backend.info.entropy_kind)
         io.write_parquet(df, sm.output[0], prov)
         clear_parts(sm.output[0])
