@@ -7,6 +7,7 @@ columns added. Every confidence interval is a seeded bootstrap over *questions*.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import polars as pl
@@ -92,22 +93,21 @@ def bootstrap_mean_ci(values: np.ndarray, *, n_boot: int, ci: float, seed: int, 
     if values.ndim == 1:
         values = values[:, None]
     n = values.shape[0]
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(values, axis=0) if n else np.full(values.shape[1], np.nan)
-            if n == 0:
-                return mean, mean.copy(), mean.copy()
-            rng = np.random.default_rng(seed)
-            boots = []
-            for start in range(0, n_boot, chunk):
-                idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-                boots.append(np.nanmean(values[idx], axis=1))
-            boots = np.concatenate(boots)
-            a = (1 - ci) / 2
-            lo, hi = np.nanquantile(boots, a, axis=0), np.nanquantile(boots, 1 - a, axis=0)
+    if n == 0:
+        mean = np.full(values.shape[1], np.nan)
+        return mean, mean.copy(), mean.copy()
+    # all-NaN columns (no question has a value there) stay NaN without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(values, axis=0)
+        rng = np.random.default_rng(seed)
+        boots = []
+        for start in range(0, n_boot, chunk):
+            idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+            boots.append(np.nanmean(values[idx], axis=1))
+        boots = np.concatenate(boots)
+        a = (1 - ci) / 2
+        lo, hi = np.nanquantile(boots, a, axis=0), np.nanquantile(boots, 1 - a, axis=0)
     return mean, lo, hi
 
 
