@@ -33,6 +33,31 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/edis.smk"
 
 
+# On a cluster only generation and toy training are submitted as jobs (GPU rules). Everything
+# else runs on the submit host: downloads need its network, and aggregation, tables, figures
+# and the report take seconds to minutes of one core.
+localrules:
+    all,
+    download_dataset,
+    prepare_dataset,
+    entropy,
+    edis_scores,
+    plan,
+    report,
+    table1_alignment,
+    table2_shuffle,
+    table3_mc_ablation,
+    table_edis_bestofn,
+    fig1_cumulative_gain,
+    fig2_auc,
+    fig3_saturation,
+    fig4_cumulative_gain_nonaligned,
+    fig5_auc_nonaligned,
+    fig_fano,
+    fig_edis_trajectories,
+    fig_edis_separation,
+
+
 rule all:
     default_target: True
     input:

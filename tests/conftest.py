@@ -1,4 +1,41 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(tmp: Path) -> tuple[dict, Path]:
+    """The demo config shrunk to seconds of generation: 5 questions, N = 3, K = 6, stride 8."""
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    cfg["results"] = str(tmp / "results")
+    cfg["datasets"]["toy-arith"]["n_questions"] = 5
+    cfg["sampling"].update(n_trajectories=3, n_continuations=6, strides=[8], shard_size=3)
+    cfg["mc_ablation"] = {"stride": 16, "n_continuations": 3}
+    cfg["edis"].update(pool_size=6, n_values=[2, 6], n_draws=20, example_trajectories=2)
+    cfg["analysis"]["bootstrap"] = 30
+    path = tmp / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return cfg, path
+
+
+@pytest.fixture(scope="session")
+def local_run(tmp_path_factory):
+    """The whole workflow on the tiny config with the local executor (used by the end-to-end and
+    the SLURM tests, which compares its own run against this one)."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    cfg, path = tiny_config(tmp)
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(path), "--directory", str(ROOT)]
+    # one named target first: it must build only what it needs
+    only = subprocess.run(cmd + ["-n", "fig2_auc"], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    again = subprocess.run(cmd + ["-n"], capture_output=True, text=True, timeout=120)
+    return {"results": tmp / "results", "cfg": cfg, "rerun": again.stdout + again.stderr,
+            "only_fig2": only.stdout + only.stderr}
 
 
 @pytest.fixture(scope="session")

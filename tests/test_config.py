@@ -62,3 +62,31 @@ def test_configfile_replaces_the_demo_config(demo, tmp_path):
     res = dry_run(demo, tmp_path)
     assert res.returncode == 0, res.output
     assert "toy-base" not in res.output and "toy-sft" in res.output
+
+
+def test_generation_memory_and_runtime_grow_with_the_retry_attempt():
+    from types import SimpleNamespace
+
+    from siaflow.config import model_resource
+
+    cfg = {"models": {"big": {"resources": {"gpu": 1, "mem_mb": 32000, "runtime": 240}}, "toy": {}}}
+    big, toy = SimpleNamespace(model="big"), SimpleNamespace(model="toy")
+    mem = model_resource(cfg, "mem_mb", 4000, grow=True)
+    assert [mem(big, a) for a in (1, 2, 3)] == [32000, 64000, 96000]
+    assert [mem(toy, a) for a in (1, 2)] == [4000, 8000]
+    gpu = model_resource(cfg, "gpu", 0)
+    assert [gpu(big, a) for a in (1, 2)] == [1, 1] and gpu(toy, 1) == 0
+
+
+def test_slurm_profile_dry_run_on_the_paper_grid():
+    """The profile's resources reach the jobs: per-model GPU/memory/runtime and cpus_per_gpu.
+    (Which rules stay local is checked on a real cluster in tests/test_slurm.py.)"""
+    res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/slurm",
+                          "--configfile", "config/paper.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    blocks = out.split("\n\n")
+    rollout = next(b for b in blocks if "rule rollouts:" in b and "model=deepseek-llm-7b-chat" in b)
+    assert "mem_mb=64000" in rollout and "runtime=480" in rollout and "gpu=1" in rollout and "cpus_per_gpu=8" in rollout
+    small = next(b for b in blocks if "rule continuations:" in b and "model=qwen2.5-math-1.5b" in b)
+    assert "mem_mb=24000" in small and "runtime=180" in small and "gpu=1" in small

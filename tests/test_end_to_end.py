@@ -4,43 +4,22 @@ figure data from the definitions, and provenance recorded at every stage."""
 
 import json
 import math
-import subprocess
-import sys
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-import yaml
 
 from siaflow.estimators import alignment_coefficient, checkpoint_positions, conditional_answer_entropy, gold_surprisal
 from siaflow.io import read_provenance
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    cfg["results"] = str(tmp / "results")
-    cfg["datasets"]["toy-arith"]["n_questions"] = 5
-    cfg["sampling"].update(n_trajectories=3, n_continuations=6, strides=[8], shard_size=3)
-    cfg["mc_ablation"] = {"stride": 16, "n_continuations": 3}
-    cfg["edis"].update(pool_size=6, n_values=[2, 6], n_draws=20, example_trajectories=2)
-    cfg["analysis"]["bootstrap"] = 30
-    path = tmp / "tiny.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(path), "--directory", str(ROOT)]
-    # one named target first: it must build only what it needs
-    only = subprocess.run(cmd + ["-n", "fig2_auc"], capture_output=True, text=True, timeout=120)
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    again = subprocess.run(cmd + ["-n"], capture_output=True, text=True, timeout=120)
-    return {"results": tmp / "results", "cfg": cfg, "rerun": again.stdout + again.stderr,
-            "only_fig2": only.stdout + only.stderr}
+def run(local_run):
+    """The tiny workflow run locally (tests/conftest.py: local_run)."""
+    return local_run
 
 
 def test_a_named_target_builds_only_what_it_needs(run):

@@ -71,8 +71,15 @@ class VLLMBackend(Backend):
     def __init__(self, model: str, revision: str | None = None, dtype: str = "auto", seed: int = 0,
                  max_model_len: int | None = None, gpu_memory_utilization: float = 0.9, logprobs: int = 20,
                  stop_token_ids: tuple[int, ...] = (), **_ignored):
-        from vllm import LLM, SamplingParams
-        from vllm.inputs import TokensPrompt
+        try:
+            from vllm import LLM, SamplingParams
+            from vllm.inputs import TokensPrompt
+        except ImportError as err:
+            raise ImportError(
+                f"model {model!r} has `backend: vllm` but vllm is not importable here ({err}). Run the "
+                "generation rules in envs/vllm.yaml (snakemake --sdm conda) or `pip install siaflow[gpu]` "
+                "on a CUDA machine; or set `backend: transformers`."
+            ) from err
 
         self._SamplingParams, self._TokensPrompt = SamplingParams, TokensPrompt
         self.llm = LLM(model=model, revision=revision, seed=seed, dtype=dtype, max_model_len=max_model_len,

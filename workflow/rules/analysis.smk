@@ -214,11 +214,6 @@ rule plan:
 
 
 # The report runs Snakemake itself (the interpreter running this workflow), on the submit host.
-localrules:
-    report,
-    plan,
-
-
 rule report:
     input:
         ANALYSIS_TARGETS,

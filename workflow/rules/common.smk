@@ -49,9 +49,15 @@ def model_input(wildcards):
     return []
 
 
-def model_resource(wildcards, key, default):
-    """A generation job's resource from its model's `resources` block (GPU hints by size)."""
-    return config["models"][wildcards.model].get("resources", {}).get(key, default)
+def model_resource(key, default, grow=False):
+    """Per-model GPU / memory / runtime of a generation job (siaflow.config.model_resource)."""
+    return siaflow.config.model_resource(config, key, default, grow=grow)
+
+
+def generation_env(wildcards):
+    """The conda env of a generation job: vLLM pins its own torch, so it gets its own env."""
+    backend = config["models"][wildcards.model].get("backend", "transformers")
+    return "../../envs/vllm.yaml" if backend == "vllm" else "../../envs/torch.yaml"
 
 
 def dataset_raw(wildcards):

@@ -16,11 +16,11 @@ rule rollouts:
         sampling=config["sampling"],
     threads: 2
     resources:
-        mem_mb=lambda wc: model_resource(wc, "mem_mb", 4000),
-        runtime=lambda wc: model_resource(wc, "runtime", 60),
-        gpu=lambda wc: model_resource(wc, "gpu", 0),
+        mem_mb=model_resource("mem_mb", 4000, grow=True),
+        runtime=model_resource("runtime", 60, grow=True),
+        gpu=model_resource("gpu", 0),
     conda:
-        "../../envs/torch.yaml"
+        generation_env
     script:
         "../../scripts/rollouts.py"
 
@@ -45,10 +45,10 @@ rule continuations:
         sampling=config["sampling"],
     threads: 2
     resources:
-        mem_mb=lambda wc: model_resource(wc, "mem_mb", 4000),
-        runtime=lambda wc: model_resource(wc, "runtime", 120),
-        gpu=lambda wc: model_resource(wc, "gpu", 0),
+        mem_mb=model_resource("mem_mb", 4000, grow=True),
+        runtime=model_resource("runtime", 120, grow=True),
+        gpu=model_resource("gpu", 0),
     conda:
-        "../../envs/torch.yaml"
+        generation_env
     script:
         "../../scripts/continuations.py"

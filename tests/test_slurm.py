@@ -1,0 +1,100 @@
+"""The toy pipeline through `--profile profiles/slurm` on a real SLURM cluster, checked against the
+same config run with the local executor: every table, figure data frame and entropy table equal.
+
+Needs a running cluster (`.ci/slurm-localhost.sh` brings one up on localhost). Without one the
+test is skipped, except where SIAFLOW_REQUIRE_SLURM=1 (CI sets it): there a missing cluster fails.
+The toy models' generation jobs request `gpu: 0`, so CPU jobs stand in for the GPU ones.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+import yaml
+from polars.testing import assert_frame_equal
+
+from conftest import ROOT, tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def _cluster_up() -> str | None:
+    """None when a SLURM node takes jobs, else why not."""
+    if shutil.which("sinfo") is None:
+        return "sinfo not found (install slurm-wlm)"
+    res = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True, timeout=30)
+    if res.returncode != 0:
+        return f"sinfo failed: {res.stderr.strip()}"
+    if not re.search(r"^(idle|mix|alloc)", res.stdout, flags=re.M):
+        return f"no SLURM node is up: {res.stdout.strip()!r}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm_run(tmp_path_factory):
+    why = _cluster_up()
+    if why:
+        if os.environ.get("SIAFLOW_REQUIRE_SLURM") == "1":
+            pytest.fail(f"SIAFLOW_REQUIRE_SLURM=1 but {why}; run .ci/slurm-localhost.sh first")
+        pytest.skip(why)
+    tmp = tmp_path_factory.mktemp("slurm")
+    cfg, path = tiny_config(tmp)
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--configfile", str(path),
+           "--directory", str(ROOT),
+           # no slurmdbd here: poll with squeue, submit without an account
+           "--slurm-status-command", "squeue", "--slurm-no-account",
+           "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
+           "--slurm-logdir", str(tmp / "slurm_logs")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-5000:]
+    return {"results": tmp / "results", "cfg": cfg, "out": out, "logs": tmp / "slurm_logs"}
+
+
+def test_generation_jobs_went_through_slurm_and_the_rest_ran_locally(slurm_run):
+    out = slurm_run["out"]
+    ids = re.findall(r"SLURM jobid (\d+)", out)
+    # 2 models x 2 shards of rollouts; continuations: stride 8 original + shuffled, and stride 16
+    # for the Monte-Carlo ablation (16 is a multiple of 8, so it is a sub-sample: no own run)
+    assert len(set(ids)) == 2 * 2 + 2 * 2 * 2, out[-5000:]
+    logs = sorted(p.relative_to(slurm_run["logs"]).parts[0] for p in slurm_run["logs"].rglob("*.log"))
+    assert set(logs) == {"rule_rollouts", "rule_continuations"}, logs
+
+
+def test_tables_and_figure_data_equal_a_local_run(slurm_run, local_run):
+    """Equal to the last bits of a double: polars' float sums may differ there between processes."""
+    a, b = slurm_run["results"], local_run["results"]
+    files = sorted(p.relative_to(b) for p in b.glob("tables/*.csv")) + sorted(
+        p.relative_to(b) for p in b.glob("figures/*.data.csv"))
+    assert len(files) == 5 + 8  # 4 tables (Best-of-N also in long form), 8 figures
+    for rel in files:
+        assert_frame_equal(pl.read_csv(a / rel), pl.read_csv(b / rel), rel_tol=1e-12, abs_tol=1e-15)
+
+
+def test_raw_samples_and_entropy_tables_are_bit_identical_to_a_local_run(slurm_run, local_run):
+    a, b = slurm_run["results"], local_run["results"]
+    for kind in ("rollouts", "continuations", "entropy"):
+        files = sorted(p.relative_to(b) for p in b.glob(f"{kind}/**/*.parquet"))
+        assert files, kind
+        for rel in files:
+            assert_frame_equal(pl.read_parquet(a / rel), pl.read_parquet(b / rel), check_exact=True)
+
+
+def test_profile_is_documented_and_marks_placeholders():
+    text = (ROOT / "profiles/slurm/config.yaml").read_text()
+    prof = yaml.safe_load(text)
+    assert prof["executor"] == "slurm" and prof["retries"] >= 1
+    for rule in ("rollouts", "continuations"):
+        assert "cpus_per_gpu" in prof["set-resources"][rule]
+    # account and partition are left to the user, commented and marked
+    assert re.search(r"#\s*slurm_account: \"<ACCOUNT>\"\s+# EDIT", text)
+    assert re.search(r"#\s*slurm_partition: \"<GPU-PARTITION>\"\s+# EDIT", text)
+    # every active entry carries a comment on its line or the line above
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() and not line.lstrip().startswith("#") and not line.rstrip().endswith(":"):
+            assert "#" in line or lines[i - 1].lstrip().startswith("#"), f"uncommented profile entry: {line!r}"
