@@ -37,7 +37,8 @@ def conditional_answer_entropy(answers_or_counts, *, miller_madow: bool = False)
     K = sum(c.values())
     if K == 0:
         raise ValueError("conditional_answer_entropy needs at least one sample")
-    h = -sum((n / K) * math.log(n / K) for n in c.values())
+    # fsum is correctly rounded, so H depends on the counts alone, not on their order
+    h = -math.fsum((n / K) * math.log(n / K) for n in c.values())
     if miller_madow:
         h += (len(c) - 1) / (2 * K)
     return h
@@ -99,6 +100,14 @@ def checkpoint_positions(T: int, stride: int) -> list[int]:
 # --------------------------------------------------------------------------------------------
 
 
+def _entropy_of_count_profiles(profiles: pl.Series) -> pl.Series:
+    """H of each sorted count profile ("1,2,3"), by the scalar definition. A float sum in polars
+    depends on memory layout in its last bit; this does not, so reruns give identical tables.
+    There are few distinct profiles (partitions of K), so each is computed once."""
+    table = {p: conditional_answer_entropy(dict(enumerate(map(int, p.split(","))))) for p in profiles.unique()}
+    return profiles.replace_strict(table, return_dtype=pl.Float64)
+
+
 def answer_distribution_stats(samples: pl.LazyFrame, keys: list[str], *, alpha: float,
                               suffix: str = "") -> pl.LazyFrame:
     """Per checkpoint (``keys``): K, distinct answers m, H (plug-in), H_mm (Miller-Madow),
@@ -111,12 +120,14 @@ def answer_distribution_stats(samples: pl.LazyFrame, keys: list[str], *, alpha: 
     stats = counts.group_by(keys).agg(
         K=K.cast(pl.Int64),
         m=pl.len().cast(pl.Int64),
-        H=-(p * p.log()).sort().sum(),  # summed in sorted order: identical counts give identical H
+        _profile=c.sort().cast(pl.String).str.join(","),
         c_gold=c.filter(pl.col("is_gold")).sum().cast(pl.Int64),
         map_answer=pl.col("answer").sort_by(["c", "answer"], descending=[True, False]).first(),
     )
     support = pl.col("m") + (pl.col("c_gold") == 0).cast(pl.Int64)
     out = stats.with_columns(
+        H=pl.col("_profile").map_batches(_entropy_of_count_profiles, return_dtype=pl.Float64)
+    ).drop("_profile").with_columns(
         H_mm=pl.col("H") + (pl.col("m") - 1) / (2 * pl.col("K")),
         p_gold=pl.col("c_gold") / pl.col("K"),
         S=-((pl.col("c_gold") + alpha) / (pl.col("K") + alpha * support)).log(),

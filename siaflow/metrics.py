@@ -361,7 +361,7 @@ def fano_data(entropy: pl.LazyFrame, *, h: str, answer_space: dict[str, int], n_
         idx = np.clip(np.searchsorted(edges, hs, side="right") - 1, 0, n_bins - 1)
         part = part.with_columns(bin=pl.Series(idx), error=(~pl.col("map_correct")).cast(pl.Float64))
         for b, sub in part.group_by("bin", maintain_order=True):
-            per_q = sub.group_by("question_id").agg(pl.col("error").mean())["error"].to_numpy()
+            per_q = sub.group_by("question_id").agg(pl.col("error").mean()).sort("question_id")["error"].to_numpy()
             mean, lo, hi = bootstrap_mean_ci(per_q, n_boot=n_boot, ci=ci, seed=seed)
             mean_h = float(sub[h].mean())
             frames.append({"model": model, "dataset": dataset, "bin": int(b[0]), "h_lo": float(edges[b[0]]),

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import polars as pl
+import polars.testing
 import pytest
 
 from siaflow import metrics
@@ -152,3 +153,45 @@ def test_shuffle_prefix_is_a_seeded_permutation():
     assert a == shuffle_prefix(ids, seed=0, question_id="q", trajectory=1, k=30)
     assert a != shuffle_prefix(ids, seed=0, question_id="q", trajectory=2, k=30)
     assert shuffle_prefix([], seed=0, question_id="q", trajectory=1, k=0) == []
+
+
+def _synthetic_entropy(n_q=12, n_traj=3, seed=0):
+    """An entropy table shaped like the `entropy` rule's output, with random H and correctness."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for q in range(n_q):
+        for t in range(n_traj):
+            T = int(rng.integers(8, 20))
+            correct = bool(rng.random() < 0.6)
+            for k in (*range(0, T, 4), T):
+                h = float(rng.choice([0.0, 0.5, 1.0, 1.5])) * (1 - k / T)
+                rows.append({"model": "m", "dataset": "d", "question_id": f"q{q:02d}", "trajectory": t, "k": k,
+                             "T": T, "rel_pos": k / T, "H": h, "S": h + float(rng.random()), "H_a": h * float(rng.random()),
+                             "S_b": float(rng.random()), "correct": correct,
+                             "map_correct": bool(rng.random() < 0.5)})
+    return pl.DataFrame(rows)
+
+
+def test_every_bootstrapped_result_ignores_the_input_row_order():
+    """Shards arrive in any order: the same rows must give the same CIs (a group_by without an
+    order once fed questions to the bootstrap in hash order, so Fano's CI changed between runs)."""
+    df = _synthetic_entropy()
+    shuffled = df.sample(fraction=1.0, shuffle=True, seed=1)
+    boot = dict(n_boot=50, ci=0.95, seed=0)
+    grid = metrics.relative_grid(11)
+
+    def results(frame):
+        lf = frame.lazy()
+        return [
+            metrics.fano_data(lf, h="H", answer_space={"d": 100}, n_bins=4, **boot),
+            metrics.cumulative_gain_curves(lf, h="H", grid=grid, **boot),
+            *metrics.auc_curves(lf, h="H", stride=4, grid=grid, **boot),
+            *metrics.saturation_summary(lf, h="H", grid=grid, plateau_fraction=0.2, late_from=0.6,
+                                        rebound_threshold=0.2, **boot),
+            metrics.table1_alignment(metrics.trajectory_alignment(lf)),
+        ]
+
+    for a, b in zip(results(df), results(shuffled), strict=True):
+        assert a.height > 0
+        sort_by = [c for c in ("model", "dataset", "correct", "bin", "rel_pos", "k") if c in a.columns]
+        pl.testing.assert_frame_equal(a.sort(sort_by), b.sort(sort_by), rel_tol=1e-12, abs_tol=1e-15)
