@@ -20,7 +20,7 @@ ANSWER_TYPES = ("numeric", "option")
 # strict thousands groups or plain digits, optional decimals
 _NUM = r"(?:(?<![\w)])-)?(?:\$\s*)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?:(?<![\w)])-)?\.\d+"
 _NUM_RE = re.compile(_NUM)
-_HASH = "####"
+FINAL_MARKER = _HASH = "####"  # the first-rule answer marker every siaflow prompt asks for
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _PHRASE = re.compile(r"(?:answer|option)\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
 
@@ -68,6 +68,7 @@ def extract_numeric(text: str, *, last_number_fallback: bool = True) -> str:
     return NULL
 
 
+_OPTION_AFTER_HASH = r"\s*\(?([A-Ea-e1-5])\)?(?![\w])"  # lower case accepted after ####
 _LETTER = r"\(?([A-E1-5])\)?(?![\w])|\(([a-e])\)|([a-e])(?=[.)]?\s*$)"
 
 
@@ -92,7 +93,7 @@ def extract_option(text: str) -> str:
     the end of the line, so "the answer is a bit..." is not A); (4) a lone letter on the last
     line ("B", "(B)", "B.", "B)"). Letters elsewhere in prose are not answers: NULL."""
     if _HASH in text:
-        m = re.match(r"\s*\(?([A-Ea-e1-5])\)?(?![\w])", text.split(_HASH, 1)[1])
+        m = re.match(_OPTION_AFTER_HASH, text.split(_HASH, 1)[1])
         return normalize_option(m.group(1)) if m else NULL
     boxed = _BOXED.findall(text)
     if boxed:
@@ -107,6 +108,31 @@ def extract_option(text: str) -> str:
         if m:
             return m.group(1)
     return NULL
+
+
+def answer_is_final(text: str, answer_type: str) -> bool:
+    """True when no continuation of ``text`` can change its extracted answer, so generation can stop.
+
+    Only the first rule can settle early: once the first ``####`` is followed by a complete answer
+    (a number followed by a character that cannot extend it, or an option letter followed by a
+    non-word character), or by text that can never start one (the answer is then NULL), what
+    comes after is never read. Answers found by the later rules (boxed, "answer is", last number)
+    can be overridden by later text, so such text is never final before the response ends.
+    """
+    if _HASH not in text:
+        return False
+    rest = text.split(_HASH, 1)[1]
+    if answer_type == "numeric":
+        m = re.match(r"\s*(" + _NUM + ")", rest)
+        if m:  # nothing but digits, commas and points can extend a number
+            return any(c not in "0123456789,." for c in rest[m.end():])
+        return re.match(r"\s*(" + _NUM + ")", rest + "1") is None  # not even a digit would make one
+    if answer_type == "option":
+        m = re.match(_OPTION_AFTER_HASH, rest)
+        if m:  # the character after the letter has been seen (and is not a word character)
+            return len(rest) > m.end(1)
+        return re.match(_OPTION_AFTER_HASH, rest + "A ") is None
+    raise ValueError(f"unknown answer_type {answer_type!r}; choose one of {ANSWER_TYPES}")
 
 
 def extract_answer(text: str, answer_type: str, *, last_number_fallback: bool = True) -> str:

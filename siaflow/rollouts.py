@@ -79,15 +79,25 @@ CONTINUATION_SCHEMA = {"question_id": pl.String, "trajectory": pl.Int32, "k": pl
 
 
 def continue_prefixes(backend: Backend, prefixes: list, *, n_continuations: int, decoding: Decoding, seed: int,
-                      variant: str, extract: Callable[[str], str]) -> tuple[pl.DataFrame, dict]:
+                      variant: str, extract: Callable[[str], str],
+                      answer_final: Callable[[str], bool] | None = None,
+                      tails: dict | None = None) -> tuple[pl.DataFrame, dict]:
     """K continuations of each given prefix (from ``continuation_prefixes``), one row per sample
-    in sample order, and the token ledger of this work."""
+    in sample order, and the token ledger of this work.
+
+    With ``answer_final`` a continuation stops as soon as its answer (extracted from prefix +
+    continuation) can no longer change: the answers are those of running it to the end.
+    ``tails[(question, trajectory)]``: tokens a trajectory generated after its own answer settled,
+    the ledger's estimate of what an early-stopped continuation would have gone on to generate."""
     requests = [Request(tuple(prompt + prefix),
-                        tuple(stream_key(seed, "continuation", q, j, k, s) for s in range(n_continuations)))
+                        tuple(stream_key(seed, "continuation", q, j, k, s) for s in range(n_continuations)),
+                        answer_start=len(prompt))
                 for q, j, k, prefix, prompt in prefixes]
-    gens = backend.generate(requests, decoding, token_stats=False, progress=f"continuations ({variant})") if requests else []
+    gens = backend.generate(requests, decoding, token_stats=False, progress=f"continuations ({variant})",
+                            answer_final=answer_final) if requests else []
     cols = {c: [] for c in CONTINUATION_SCHEMA}
-    generated = 0
+    generated = settled = naive = 0
+    tails = tails or {}
     for (q, j, k, prefix, _), gs in zip(prefixes, gens):
         for s, g in enumerate(gs):
             cols["question_id"].append(q)
@@ -97,15 +107,22 @@ def continue_prefixes(backend: Backend, prefixes: list, *, n_continuations: int,
             cols["answer"].append(extract(backend.decode(prefix + g.token_ids)))
             cols["n_generated"].append(len(g.token_ids))
             cols["finish_reason"].append(g.finish_reason)
-            generated += len(g.token_ids) + (g.finish_reason == "stop")
+            n = len(g.token_ids) + (g.finish_reason == "stop")
+            generated += n
+            naive += n
+            if g.finish_reason == "answer":
+                settled += 1
+                naive += tails.get((q, j), 0)
     ledger = {"prefixes": len(requests), "continuations": len(requests) * n_continuations,
-              "prompt_tokens": sum(len(r.prompt_ids) for r in requests), "generated_tokens": generated}
+              "prompt_tokens": sum(len(r.prompt_ids) for r in requests), "generated_tokens": generated,
+              "settled_at_answer": settled, "naive_generated_tokens": naive}
     return pl.DataFrame(cols, schema=CONTINUATION_SCHEMA), ledger
 
 
 def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, n_continuations: int,
                       decoding: Decoding, seed: int, variant: str, extract: Callable[[str], str],
-                      output=None, part_prefixes: int = 256, shared_k0: pl.DataFrame | None = None) -> tuple[pl.DataFrame, dict]:
+                      output=None, part_prefixes: int = 256, shared_k0: pl.DataFrame | None = None,
+                      answer_final: Callable[[str], bool] | None = None) -> tuple[pl.DataFrame, dict]:
     """K continuations of every checkpoint prefix, one row per sample in sample order (so a
     coarser K' <= K is an exact sub-sample), with each sample's extracted answer.
 
@@ -114,8 +131,12 @@ def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, 
     With ``output``, work is saved in parts of ``part_prefixes`` prefixes beside it and a rerun
     after a kill resumes (``siaflow.resume``). ``shared_k0``: the empty-prefix (k = 0) rows of
     another variant of the same shard. The empty prefix is the same in every variant, so its draws
-    are reused instead of sampled again. Returns the table and a token ledger."""
+    are reused instead of sampled again. ``answer_final``: stop each continuation once its answer
+    is settled (``continue_prefixes``). Returns the table and a token ledger, whose
+    ``naive_generated_tokens`` estimates what the naive procedure (every continuation run to its
+    end, the empty prefix sampled once per trajectory and per variant) would have generated."""
     prefixes = list(continuation_prefixes(rollouts, stride=stride, seed=seed, variant=variant))
+    tails = answer_tails(backend, rollouts, answer_final) if answer_final is not None else {}
     k0 = None
     if shared_k0 is not None:
         k0 = shared_k0.filter(pl.col("k") == 0).select(list(CONTINUATION_SCHEMA)).cast(CONTINUATION_SCHEMA)
@@ -126,7 +147,7 @@ def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, 
 
     def work(chunk):
         return continue_prefixes(backend, list(chunk), n_continuations=n_continuations, decoding=decoding, seed=seed,
-                                 variant=variant, extract=extract)
+                                 variant=variant, extract=extract, answer_final=answer_final, tails=tails)
 
     if output is None or not prefixes:
         df, ledger = work(prefixes)
@@ -134,9 +155,32 @@ def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, 
         from siaflow.resume import run_in_parts
 
         identity = {"stride": stride, "K": n_continuations, "seed": seed, "variant": variant, "shared_k0": k0 is not None,
+                    "stop_at_answer": answer_final is not None,
                     "decoding": decoding.as_dict(), "model": backend.info.model, "revision": backend.info.revision}
         df, ledger = run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)
     if k0 is not None:
         df = pl.concat([k0, df]).sort("question_id", "trajectory", "k", "sample", maintain_order=True)
         ledger = {**ledger, "shared_prefixes": k0.height // n_continuations}
+    # the naive procedure samples the empty prefix once per trajectory, in every variant
+    k0_rows = df.filter(pl.col("k") == 0)
+    k0_tokens = int(k0_rows["n_generated"].sum()) + int((k0_rows["finish_reason"] == "stop").sum())
+    n_traj = rollouts.select("question_id", "trajectory").unique().height
+    n_q = rollouts["question_id"].n_unique()
+    copies = n_traj / n_q if n_q else 0
+    owned = 0 if k0 is not None else k0_tokens  # tokens of the empty prefix already counted above
+    ledger["naive_generated_tokens"] = int(round(ledger.get("naive_generated_tokens", 0) - owned + copies * k0_tokens))
     return df, ledger
+
+
+def answer_tails(backend: Backend, rollouts: pl.DataFrame, answer_final: Callable[[str], bool]) -> dict:
+    """Per (question, trajectory): tokens the trajectory generated after its answer settled (0 when
+    it never settled before the end): the ledger's stand-in for what a continuation stopped at its
+    answer would have gone on to generate."""
+    from siaflow.backends.base import AnswerWatch
+
+    tails = {}
+    for q, j, toks in rollouts.select("question_id", "trajectory", "token_ids").iter_rows():
+        watch = AnswerWatch(answer_final, backend.decode, [])
+        toks = list(toks)
+        tails[(q, j)] = next((len(toks) - t - 1 for t, x in enumerate(toks) if watch.push(x)), 0)
+    return tails

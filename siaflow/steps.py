@@ -46,6 +46,12 @@ def _extractor(dataset_spec: dict):
                              last_number_fallback=dataset_spec.get("last_number_fallback", True))
 
 
+def _answer_final(dataset_spec: dict):
+    from siaflow.answers import answer_is_final
+
+    return functools.partial(answer_is_final, answer_type=dataset_spec["answer_type"])
+
+
 def _backend(model_spec: dict, config: dict):
     from siaflow.backends import make_backend
 
@@ -177,7 +183,8 @@ def continuations(sm) -> None:
                                        decoding=decoding, seed=s["seed"], variant=variant,
                                        extract=_extractor(cfg["datasets"][dataset]), output=sm.output[0],
                                        part_prefixes=s["parts"]["prefixes"],
-                                       shared_k0=pl.read_parquet(sm.input.original) if sm.input.get("original") else None)
+                                       shared_k0=pl.read_parquet(sm.input.original) if sm.input.get("original") else None,
+                                       answer_final=_answer_final(cfg["datasets"][dataset]) if s["stop_at_answer"] else None)
         prov = {**io.read_provenance(sm.input.rollouts), **io.provenance(
             step="continuations", stride=stride, variant=variant, n_continuations=s["n_continuations"], ledger=ledger)}
         io.write_parquet(df, sm.output[0], prov)

@@ -121,3 +121,55 @@ def test_chat_prompts_use_the_model_template(tiny_model_dir, tmp_path):
     assert plain_texts[0] == "Q: 2+2?\nA: " and plain_ids[0][0] == b.tokenizer.bos_token_id
     with pytest.raises(ValueError, match="no chat template"):
         build_prompts(make_backend("transformers", tiny_model_dir), {"template": "{question}", "chat": True}, q)
+
+
+def test_stopping_at_the_settled_answer_changes_no_answer(backend):
+    """Same seeds with and without early stopping: every sample's extracted answer is the same, each
+    early-stopped sample is a prefix of its full run, and fewer tokens are generated."""
+    from siaflow.answers import answer_is_final, extract_answer
+
+    final = lambda text: answer_is_final(text, "numeric")  # noqa: E731
+    prompt = backend.encode("Q: Eve has 5, gets 2. How many?\nA: ")
+    # answer-bearing prefixes: none yet, a marker with a digit that may go on, an already settled one
+    prefixes = [backend.encode(t) for t in ("5+2=7. ", "5+2=7. #### 1", "5+2=7. ####", "5+2=7. #### 7\n")]
+    reqs = [Request(tuple(prompt + p), tuple(stream_key("stop", i, j) for j in range(16)), answer_start=len(prompt))
+            for i, p in enumerate(prefixes)]
+    dec = Decoding(temperature=1.0, top_p=1.0, max_new_tokens=40)
+    full = backend.generate(reqs, dec)
+    early = backend.generate(reqs, dec, answer_final=final)
+    n_full = n_early = n_settled = 0
+    for p, fs, es in zip(prefixes, full, early):
+        for f, e in zip(fs, es):
+            assert extract_answer(backend.decode(p + e.token_ids), "numeric") == \
+                extract_answer(backend.decode(p + f.token_ids), "numeric")
+            assert f.token_ids[:len(e.token_ids)] == e.token_ids
+            if e.finish_reason == "answer":
+                n_settled += 1
+                assert final(backend.decode(p + e.token_ids))
+                assert len(e.token_ids) == 0 or not final(backend.decode(p + e.token_ids[:-1]))  # not a token later
+            else:
+                assert e.token_ids == f.token_ids and e.finish_reason == f.finish_reason
+            n_full += len(f.token_ids)
+            n_early += len(e.token_ids)
+    assert all(e.token_ids == [] and e.finish_reason == "answer" for e in early[3])  # settled by its prefix
+    assert n_settled >= 16 and n_early < n_full
+
+
+def test_answer_watch_matches_a_full_decode(backend):
+    """The windowed watch settles at exactly the token where a full decode first says final."""
+    import random
+
+    from siaflow.answers import answer_is_final
+    from siaflow.backends.base import AnswerWatch
+
+    rng = random.Random(0)
+    pieces = ["12", "3", " ", "#", "##", "####", "\n", "x", ".", ",", "5"]
+    for _ in range(200):
+        ids = backend.encode("".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))))
+        watch = AnswerWatch(lambda t: answer_is_final(t, "numeric"), backend.decode, ids[:3])
+        expect = next((t for t in range(3, len(ids) + 1) if answer_is_final(backend.decode(ids[:t]), "numeric")), None)
+        if expect == 3:
+            assert watch.done
+            continue
+        got = next((t + 1 for t in range(3, len(ids)) if watch.push(ids[t])), None)
+        assert got == expect

@@ -9,7 +9,10 @@ prefix is ``prompt_ids + trajectory_ids[:k]`` and is never re-tokenised.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+
+from siaflow.answers import FINAL_MARKER
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class Decoding:
 class Request:
     prompt_ids: tuple[int, ...]
     keys: tuple[int, ...]  # one random stream key per requested sample; n = len(keys)
+    # where the answer-bearing text starts in prompt_ids (a continuation: after the prompt, at the
+    # trajectory prefix); with generate(answer_final=...) a sample stops once its answer is settled
+    answer_start: int | None = None
 
     @property
     def n(self) -> int:
@@ -45,7 +51,9 @@ class Request:
 @dataclass
 class Generation:
     token_ids: list[int]
-    finish_reason: str  # "stop" (EOS or stop token, not included in token_ids) or "length"
+    # "stop" (EOS or stop token, not included in token_ids), "length", or "answer" (the extracted
+    # answer was settled: generate(answer_final=...); the token that settled it is included)
+    finish_reason: str
     logprobs: list[float] | None = None
     entropies: list[float] | None = None
     # KL(U || pi_t) = -log V - (1/V) sum_v log pi_t(v) per token (EDIS's self-certainty baseline)
@@ -69,9 +77,14 @@ class Backend(ABC):
 
     @abstractmethod
     def generate(self, requests: list[Request], decoding: Decoding, *, token_stats: bool = False,
-                 progress: str | None = None) -> list[list[Generation]]:
+                 progress: str | None = None,
+                 answer_final: Callable[[str], bool] | None = None) -> list[list[Generation]]:
         """Sample ``request.n`` continuations of every request; result[i][j] belongs to
-        ``requests[i].keys[j]``. With ``token_stats`` also return per-token logprobs/entropies."""
+        ``requests[i].keys[j]``. With ``token_stats`` also return per-token logprobs/entropies.
+        With ``answer_final`` (``siaflow.answers.answer_is_final`` for the dataset's answer type),
+        a sample of a request with ``answer_start`` stops as soon as
+        ``answer_final(decode(prompt_ids[answer_start:] + generated))`` holds (finish reason
+        "answer"); one whose prefix already settles it generates nothing."""
 
     @abstractmethod
     def encode(self, text: str) -> list[int]:
@@ -85,3 +98,38 @@ class Backend(ABC):
     @abstractmethod
     def decode(self, ids: list[int]) -> str:
         """Text of generated ids, special tokens dropped."""
+
+
+class AnswerWatch:
+    """Incremental ``answer_final`` check of one sample's answer-bearing text, token by token.
+
+    ``answer_final`` is False until the text holds the answer marker (``####``), so until then only
+    a short window of the latest tokens is decoded to look for it; from the window where it first
+    appears, the text is decoded from there on. Decoding cost per token stays small on long traces.
+    """
+
+    WINDOW = 8  # tokens; the marker spans at most 4
+
+    def __init__(self, answer_final: Callable[[str], bool], decode: Callable[[list[int]], str], prefix: list[int]):
+        self.final, self.decode, self.ids = answer_final, decode, list(prefix)
+        self.anchored = FINAL_MARKER in decode(self.ids)
+        self.start = 0 if self.anchored else max(0, len(self.ids) - self.WINDOW)
+        self.done = self.anchored and answer_final(decode(self.ids))
+
+    def copy(self) -> "AnswerWatch":
+        """An independent watch at the same point (one per sample of a shared prefix)."""
+        twin = object.__new__(AnswerWatch)
+        twin.__dict__.update(self.__dict__, ids=list(self.ids))
+        return twin
+
+    def push(self, token: int) -> bool:
+        """Add a generated token; True once the answer is settled."""
+        self.ids.append(token)
+        text = self.decode(self.ids[self.start:])
+        if not self.anchored:
+            if FINAL_MARKER not in text:
+                self.start = max(0, len(self.ids) - self.WINDOW)
+                return False
+            self.anchored = True
+        self.done = self.final(text)
+        return self.done

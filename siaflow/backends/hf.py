@@ -3,7 +3,7 @@
 * exact full-vocabulary token entropy, chosen-token log-probability and self-certainty at every step;
 * one prefill per distinct prompt, its KV cache expanded to the ``n`` sample rows
   (``reorder_cache``), so the K continuations of a checkpoint prefix share the prefix work;
-* rows that finish (EOS / stop token / length) leave the batch;
+* rows that finish (EOS / stop token / length, or their answer is settled) leave the batch;
 * batch-invariant sampling through per-row stream keys (``siaflow.sampling``).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from siaflow.backends.base import Backend, BackendInfo, Decoding, Generation, Request
+from siaflow.backends.base import AnswerWatch, Backend, BackendInfo, Decoding, Generation, Request
 from siaflow.sampling import sample_tokens, self_certainty, token_entropy, uniforms
 
 
@@ -73,11 +73,22 @@ class TransformersBackend(Backend):
 
     # ---------------------------------------------------------------------------------------
     def generate(self, requests: list[Request], decoding: Decoding, *, token_stats: bool = False,
-                 progress: str | None = None) -> list[list[Generation]]:
+                 progress: str | None = None, answer_final=None) -> list[list[Generation]]:
         results: list[list[Generation | None]] = [[None] * r.n for r in requests]
+        watches: list[AnswerWatch | None] = [None] * len(requests)
+        if answer_final is not None:
+            for i, r in enumerate(requests):
+                if r.answer_start is not None:
+                    watches[i] = AnswerWatch(answer_final, self.decode, list(r.prompt_ids[r.answer_start:]))
+                    if watches[i].done:  # the prefix already settles the answer: nothing to generate
+                        results[i] = [Generation(token_ids=[], finish_reason="answer",
+                                                 **({"logprobs": [], "entropies": [], "self_certainty": []}
+                                                    if token_stats else {})) for _ in r.keys]
         # pieces: (request index, first sample index, keys); a request larger than a batch is split
         pieces = []
         for i, r in enumerate(requests):
+            if watches[i] is not None and watches[i].done:
+                continue
             for s in range(0, r.n, self.batch_rows):
                 pieces.append((i, s, r.keys[s: s + self.batch_rows]))
         chunks, cur, rows = [], [], 0
@@ -92,12 +103,12 @@ class TransformersBackend(Backend):
         bar = None
         if progress:
             from tqdm import tqdm
-            bar = tqdm(total=sum(r.n for r in requests), desc=progress, unit="seq", file=sys.stderr,
+            bar = tqdm(total=sum(len(p[2]) for p in pieces), desc=progress, unit="seq", file=sys.stderr,
                        mininterval=10, dynamic_ncols=False, ncols=100)
         with torch.inference_mode():
             for chunk in chunks:
                 gens = self._run_chunk([requests[i].prompt_ids for i, _, _ in chunk], [k for _, _, k in chunk],
-                                       decoding, token_stats)
+                                       decoding, token_stats, [watches[i] for i, _, _ in chunk])
                 pos = 0
                 for i, s, keys in chunk:
                     for j in range(len(keys)):
@@ -109,7 +120,7 @@ class TransformersBackend(Backend):
             bar.close()
         return results  # type: ignore[return-value]
 
-    def _run_chunk(self, prompts, keys, decoding: Decoding, token_stats: bool) -> list[Generation]:
+    def _run_chunk(self, prompts, keys, decoding: Decoding, token_stats: bool, watches=None) -> list[Generation]:
         dev = self.device
         too_long = [len(p) for p in prompts if len(p) >= self.max_context]
         if too_long:
@@ -140,6 +151,11 @@ class TransformersBackend(Backend):
         certs = torch.zeros((n_rows, max_new), dtype=torch.float32)
         length = torch.full((n_rows,), max_new, dtype=torch.long)
         stopped = torch.zeros(n_rows, dtype=torch.bool)
+        answered = torch.zeros(n_rows, dtype=torch.bool)
+        # one answer watch per row (a copy of its prompt's), or None where no early stop applies
+        row_watch = [w.copy() if w is not None else None for w, ks in zip(watches or [None] * len(prompts), keys)
+                     for _ in ks]
+        watching = any(w is not None for w in row_watch)
         alive = torch.arange(n_rows)
         stop_ids = torch.tensor(self.eos_token_ids, dtype=torch.long)
         for t in range(max_new):
@@ -151,12 +167,18 @@ class TransformersBackend(Backend):
                 ents[alive, t] = token_entropy(lp)
                 certs[alive, t] = self_certainty(lp)
             stop = torch.isin(tok, stop_ids)
-            full = ~stop & (limit[alive] <= t + 1)
-            done = stop | full
+            settled = torch.zeros_like(stop)
+            if watching:
+                for j, (r, x) in enumerate(zip(alive.tolist(), tok.tolist())):
+                    if row_watch[r] is not None and not stop[j] and row_watch[r].push(x):
+                        settled[j] = True
+            full = ~stop & ~settled & (limit[alive] <= t + 1)
+            done = stop | full | settled
             if done.any():
                 length[alive[stop]] = t
-                length[alive[full]] = t + 1
+                length[alive[full | settled]] = t + 1
                 stopped[alive[stop]] = True
+                answered[alive[settled]] = True
                 keep = (~done).nonzero().squeeze(-1)
                 if keep.numel() == 0:
                     break
@@ -174,7 +196,8 @@ class TransformersBackend(Backend):
         gens = []
         for r in range(n_rows):
             n = int(length[r])
-            gens.append(Generation(token_ids=toks[r, :n].tolist(), finish_reason="stop" if stopped[r] else "length",
+            reason = "stop" if stopped[r] else "answer" if answered[r] else "length"
+            gens.append(Generation(token_ids=toks[r, :n].tolist(), finish_reason=reason,
                                    logprobs=lps[r, :n].tolist() if token_stats else None,
                                    entropies=ents[r, :n].tolist() if token_stats else None,
                                    self_certainty=certs[r, :n].tolist() if token_stats else None))
