@@ -1,6 +1,7 @@
 # siaflow: the two commands of the README, and a few helpers.
 #   make demo   install into .venv, then run the whole pipeline on the toy world (CPU, minutes)
 #   make test   install into .venv, then run the test suite
+#   make bench  the benchmark suite (bench/run.py)
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU build of torch. On a machine whose pip finds no local CPU wheel, use e.g.
@@ -9,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
 BIN := $(VENV)/bin
 
-.PHONY: demo test install dryrun lint clean
+.PHONY: demo test bench install dryrun lint clean
 
 demo: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
@@ -17,6 +18,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# Benchmarks (minutes; they measure and assert nothing): tokens vs the naive procedure, backend
+# throughput vs a plain generate loop, paper-scale analysis, paper-grid dry run.
+bench: install
+	$(BIN)/python bench/run.py
 
 install: $(VENV)/.installed
 

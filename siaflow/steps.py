@@ -57,7 +57,7 @@ def _backend(model_spec: dict, config: dict):
 
     return make_backend(model_spec.get("backend", "transformers"), model_spec["path"],
                         revision=model_spec.get("revision"), dtype=model_spec.get("dtype", "auto"),
-                        batch_rows=config["sampling"].get("batch_rows", 256))
+                        batch_rows=config["sampling"]["batch_rows"])
 
 
 # --------------------------------------------------------------------------------------------

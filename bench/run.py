@@ -1,0 +1,289 @@
+"""siaflow benchmarks, measured side by side in one run (`make bench`). Prints each figure with what
+it is compared against and its target:
+
+1. tokens      generated continuation tokens on the demo config: siaflow vs the naive procedure
+2. throughput  continuation tokens/s: the transformers backend vs a per-prefix
+               `model.generate(num_return_sequences=K)` loop, same model and prefixes
+3. analysis    time and peak memory of the metric rules on a synthetic paper-scale entropy table
+4. workflow    wall time of `snakemake -n` on config/paper.yaml
+
+    python bench/run.py [--only tokens,throughput,analysis,workflow] [--questions 48]
+
+Benchmarks measure; they assert nothing. Tests (tests/) show the optimisations change no estimate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def demo_config() -> dict:
+    from siaflow.config import prepare
+
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    return prepare(cfg, ROOT / "workflow/schemas/config.schema.yaml")
+
+
+def _setup(cfg: dict, model: str, n_questions: int):
+    import polars as pl
+
+    from siaflow.backends import Decoding, make_backend
+    from siaflow.datasets import build_prompts, load_dataset, prompt_for
+    from siaflow.rollouts import run_rollouts
+
+    (dataset, dspec), = cfg["datasets"].items()
+    questions = load_dataset(dataset, {**dspec, "n_questions": n_questions})
+    mspec = cfg["models"][model]
+    backend = make_backend("transformers", str(ROOT / mspec["path"]), batch_rows=cfg["sampling"]["batch_rows"])
+    prompts, ids = build_prompts(backend, cfg["prompts"][prompt_for(mspec, dspec["answer_type"])], questions)
+    decoding = Decoding(**cfg["decoding"])
+    from siaflow.answers import answer_is_final, extract_answer
+
+    extract = functools.partial(extract_answer, answer_type=dspec["answer_type"])
+    final = functools.partial(answer_is_final, answer_type=dspec["answer_type"])
+    roll = run_rollouts(backend, questions, prompts, decoding=decoding, n_trajectories=cfg["sampling"]["n_trajectories"],
+                        seed=cfg["sampling"]["seed"], extract=extract, prompt_ids=ids)
+    return backend, decoding, extract, final, roll.filter(pl.col("trajectory") < cfg["sampling"]["n_trajectories"])
+
+
+def bench_tokens(cfg: dict, n_questions: int) -> list[dict]:
+    """siaflow (k = 0 once per question and shared by the shuffled variant, stop at the settled
+    answer, Table 3 as a sub-sample) against the naive procedure (every checkpoint of every
+    trajectory, k = 0 included, K continuations run to their end, in each variant, and Table 3's
+    coarse grid run on its own). Same seeds: where both sample the same stream, answers must agree."""
+    import polars as pl
+
+    from siaflow.estimators import checkpoint_positions
+    from siaflow.metrics import subsample_continuations
+    from siaflow.rollouts import continue_prefixes, run_continuations, shuffle_prefix
+
+    s, mc = cfg["sampling"], cfg["mc_ablation"]
+    K, stride, seed = s["n_continuations"], s["strides"][0], s["seed"]
+    rows = []
+    for model in cfg["models"]:
+        backend, decoding, extract, final, roll = _setup(cfg, model, n_questions)
+        t0 = time.perf_counter()
+        orig, led_o = run_continuations(backend, roll, stride=stride, n_continuations=K, decoding=decoding, seed=seed,
+                                        variant="original", extract=extract, answer_final=final)
+        shuf, led_s = run_continuations(backend, roll, stride=stride, n_continuations=K, decoding=decoding, seed=seed,
+                                        variant="shuffled", extract=extract, answer_final=final, shared_k0=orig)
+        t_sia = time.perf_counter() - t0
+        sia_tokens = led_o["generated_tokens"] + led_s["generated_tokens"]
+        ledger_naive = led_o["naive_generated_tokens"] + led_s["naive_generated_tokens"]
+
+        def naive_prefixes(step, variant):
+            for q, j, prompt, toks in roll.select("question_id", "trajectory", "prompt_ids", "token_ids").iter_rows():
+                for k in checkpoint_positions(len(toks), step):
+                    prefix = list(toks[:k])
+                    if variant == "shuffled" and k:
+                        prefix = shuffle_prefix(prefix, seed=seed, question_id=q, trajectory=j, k=k)
+                    yield q, j, k, prefix, list(prompt)
+
+        t0 = time.perf_counter()
+        naive = {}
+        naive_tokens = 0
+        for variant in ("original", "shuffled"):
+            naive[variant], led = continue_prefixes(backend, list(naive_prefixes(stride, variant)), n_continuations=K,
+                                                    decoding=decoding, seed=seed, variant=variant, extract=extract)
+            naive_tokens += led["generated_tokens"]
+        naive_mc, led = continue_prefixes(backend, list(naive_prefixes(mc["stride"], "original")),
+                                          n_continuations=mc["n_continuations"], decoding=decoding, seed=seed,
+                                          variant="original", extract=extract)
+        naive_tokens += led["generated_tokens"]
+        t_naive = time.perf_counter() - t0
+
+        keys = ["question_id", "trajectory", "k", "sample"]
+        same = (orig.filter(pl.col("k") > 0).join(naive["original"], on=keys, suffix="_naive"))
+        sub = subsample_continuations(orig.lazy(), roll.lazy(), stride=mc["stride"], n_continuations=mc["n_continuations"]).collect()
+        same_mc = sub.filter(pl.col("k") > 0).join(naive_mc, on=keys, suffix="_naive")
+        rows.append({
+            "model": model, "questions": n_questions, "siaflow_tokens": sia_tokens, "naive_tokens": naive_tokens,
+            "ratio": sia_tokens / naive_tokens, "ledger_naive_estimate": ledger_naive,
+            "settled_at_answer": led_o["settled_at_answer"] + led_s["settled_at_answer"],
+            "answers_compared": same.height + same_mc.height,
+            "answers_identical": int((same["answer"] == same["answer_naive"]).sum()
+                                     + (same_mc["answer"] == same_mc["answer_naive"]).sum()),
+            "siaflow_s": round(t_sia, 1), "naive_s": round(t_naive, 1)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def bench_throughput(cfg: dict, n_questions: int, n_prefixes: int = 96) -> dict:
+    """Same model (toy-sft), same checkpoint prefixes, K samples each, same decoding."""
+    import torch
+
+    from siaflow.backends import Request
+    from siaflow.rollouts import continuation_prefixes
+    from siaflow.sampling import stream_key
+
+    s = cfg["sampling"]
+    K = s["n_continuations"]
+    model = next(m for m, spec in cfg["models"].items() if spec.get("regime") == "sft")
+    backend, decoding, _, _, roll = _setup(cfg, model, min(n_questions, 16))
+    prefixes = list(continuation_prefixes(roll, stride=s["strides"][0], seed=s["seed"], variant="original"))[:n_prefixes]
+    reqs = [Request(tuple(prompt + prefix), tuple(stream_key("bench", q, j, k, i) for i in range(K)))
+            for q, j, k, prefix, prompt in prefixes]
+    t0 = time.perf_counter()
+    gens = backend.generate(reqs, decoding)
+    t_ours = time.perf_counter() - t0
+    ours = sum(len(g.token_ids) + (g.finish_reason == "stop") for gs in gens for g in gs)
+
+    hf, eos = backend.model, backend.eos_token_ids
+    t0 = time.perf_counter()
+    plain = 0
+    with torch.inference_mode():
+        for r in reqs:
+            ids = torch.tensor([r.prompt_ids])
+            out = hf.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=decoding.temperature,
+                              top_p=decoding.top_p, max_new_tokens=min(decoding.max_new_tokens, backend.max_context - ids.shape[1]),
+                              num_return_sequences=K, eos_token_id=list(eos), pad_token_id=backend.pad_id)
+            new = out[:, ids.shape[1]:]
+            for row in new.tolist():  # tokens up to and including the first EOS
+                plain += next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
+    t_plain = time.perf_counter() - t0
+    res = {"model": model, "prefixes": len(reqs), "K": K, "siaflow_tokens": ours, "siaflow_tok_s": ours / t_ours,
+           "plain_tokens": plain, "plain_tok_s": plain / t_plain, "speedup": (ours / t_ours) / (plain / t_plain),
+           "threads": torch.get_num_threads()}
+    print(json.dumps(res), flush=True)
+    return res
+
+
+ANALYSIS_CHILD = r"""
+import json, resource, sys, time
+import numpy as np, polars as pl
+from siaflow import metrics
+
+path, n_boot = sys.argv[1], int(sys.argv[2])
+t0 = time.perf_counter()
+ent = pl.scan_parquet(path)
+grid = metrics.relative_grid(21)
+boot = dict(n_boot=n_boot, ci=0.95, seed=0)
+timings = {}
+def timed(name, fn):
+    t = time.perf_counter(); fn(); timings[name] = round(time.perf_counter() - t, 2)
+timed("table1", lambda: metrics.table1_alignment(metrics.trajectory_alignment(ent)))
+timed("fig1_cumulative_gain", lambda: metrics.cumulative_gain_curves(ent, h="H", grid=grid, **boot))
+timed("fig2_auc", lambda: metrics.auc_curves(ent, h="H", stride=32, grid=grid, **boot))
+timed("fig3_saturation", lambda: metrics.saturation_summary(ent, h="H", grid=grid, plateau_fraction=0.2, late_from=0.6,
+                                                            rebound_threshold=0.2, **boot))
+timed("fig_fano", lambda: metrics.fano_data(ent, h="H", answer_space={"gsm8k": 1000}, n_bins=10, **boot))
+total = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": round(total, 1), "peak_mb": round(peak), "timings": timings}))
+"""
+
+
+def synthetic_entropy_table(path: Path, n_models: int = 11, n_questions: int = 2791, n_traj: int = 8,
+                            checkpoints: int = 41, seed: int = 0) -> int:
+    """A paper-scale entropy table: 11 models x 2,791 questions x N = 8 x 41 checkpoints
+    (>= 10 M rows), with H falling towards the answer on correct traces."""
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    n_tr = n_questions * n_traj
+    frames = []
+    for m in range(n_models):
+        q = np.repeat(np.arange(n_questions), n_traj * checkpoints)
+        j = np.tile(np.repeat(np.arange(n_traj), checkpoints), n_questions)
+        c = np.tile(np.arange(checkpoints), n_tr)
+        T = np.repeat(rng.integers(200, 600, n_tr), checkpoints)
+        k = np.minimum(c * 16, T)
+        correct = np.repeat(rng.random(n_tr) < 0.6, checkpoints)
+        rel = k / T
+        h = np.clip(rng.gamma(2.0, 0.4, len(q)) * (1 - 0.9 * rel) * np.where(correct, 0.6, 1.2), 0, 2.8)
+        frames.append(pl.DataFrame({
+            "model": f"model-{m:02d}", "dataset": "gsm8k", "question_id": pl.Series(q).cast(pl.String),
+            "trajectory": j, "k": k, "T": T, "rel_pos": rel, "H": h, "S": h + rng.random(len(q)),
+            "H_a": h * rng.random(len(q)), "S_b": rng.random(len(q)) * 3, "correct": correct,
+            "map_correct": correct ^ (rng.random(len(q)) < 0.1)}).unique(["question_id", "trajectory", "k"], keep="first"))
+    table = pl.concat(frames)
+    table.write_parquet(path)
+    return table.height
+
+
+def bench_analysis(tmp: Path, n_boot: int) -> dict:
+    path = tmp / "paper_scale_entropy.parquet"
+    rows = synthetic_entropy_table(path)
+    res = subprocess.run([sys.executable, "-c", ANALYSIS_CHILD, str(path), str(n_boot)], capture_output=True, text=True,
+                         cwd=ROOT)
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr[-3000:])
+    out = {"rows": rows, "n_boot": n_boot, **json.loads(res.stdout.strip().splitlines()[-1])}
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def bench_workflow() -> dict:
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--quiet", "--configfile", "config/paper.yaml"],
+                         cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise RuntimeError(res.stdout[-2000:] + res.stderr[-2000:])
+    out = {"seconds": round(wall, 1)}
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="tokens,throughput,analysis,workflow")
+    ap.add_argument("--questions", type=int, default=None, help="questions for the token benchmark (default: the demo's)")
+    ap.add_argument("--bootstrap", type=int, default=None, help="resamples in the analysis benchmark (default: the demo's)")
+    ap.add_argument("--out", default=str(ROOT / "bench/results.json"))
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    cfg = demo_config()
+    nq = args.questions or cfg["datasets"]["toy-arith"]["n_questions"]
+    only = set(args.only.split(","))
+    results, lines = {}, []
+    if "tokens" in only:
+        rows = bench_tokens(cfg, nq)
+        results["tokens"] = rows
+        sia, naive = sum(r["siaflow_tokens"] for r in rows), sum(r["naive_tokens"] for r in rows)
+        same, compared = sum(r["answers_identical"] for r in rows), sum(r["answers_compared"] for r in rows)
+        lines.append(f"1. generated continuation tokens, demo config ({nq} questions, both models): siaflow {sia:,} vs naive "
+                     f"{naive:,} = {sia / naive:.3f} of naive (target <= 0.25); answers identical where both draw the "
+                     f"same streams: {same:,} / {compared:,}")
+        for r in rows:
+            lines.append(f"   {r['model']}: {r['siaflow_tokens']:,} vs {r['naive_tokens']:,} = {r['ratio']:.3f}; ledger's "
+                         f"naive estimate {r['ledger_naive_estimate']:,}; stopped at the answer: {r['settled_at_answer']:,}")
+    if "throughput" in only:
+        r = bench_throughput(cfg, nq)
+        results["throughput"] = r
+        lines.append(f"2. continuation throughput ({r['model']}, {r['prefixes']} prefixes x K = {r['K']}, {r['threads']} threads): "
+                     f"siaflow {r['siaflow_tok_s']:,.0f} tok/s vs plain generate(num_return_sequences=K) loop "
+                     f"{r['plain_tok_s']:,.0f} tok/s = {r['speedup']:.1f}x (target >= 3x)")
+    if "analysis" in only:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            r = bench_analysis(Path(tmp), args.bootstrap or cfg["analysis"]["bootstrap"])
+        results["analysis"] = r
+        lines.append(f"3. analysis on a synthetic paper-scale entropy table ({r['rows']:,} rows, {r['n_boot']} bootstrap "
+                     f"resamples): {r['seconds']} s (target <= 60 s), peak {r['peak_mb']:,} MB (target <= 4,096 MB); "
+                     f"per rule: {r['timings']}")
+    if "workflow" in only:
+        r = bench_workflow()
+        results["workflow"] = r
+        lines.append(f"4. snakemake -n on config/paper.yaml: {r['seconds']} s (target <= 15 s)")
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print("\n" + "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
