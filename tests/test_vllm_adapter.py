@@ -93,6 +93,9 @@ def test_generate_maps_outputs_back_to_requests():
     b._TokensPrompt, b._SamplingParams = dict, dict
     out = b.generate([Request((1,), (1, 2)), Request((1, 3), (3,))], Decoding())
     assert [[g.token_ids for g in gs] for gs in out] == [[[100], [101]], [[110]]]
+    # continuations always pass answer_final; vLLM runs them to the end instead of failing
+    out = b.generate([Request((1,), (1, 2), answer_start=1)], Decoding(), answer_final=lambda text: True)
+    assert [[g.finish_reason for g in gs] for gs in out] == [["stop", "stop"]]
 
 
 def test_vllm_is_imported_only_when_chosen():

@@ -101,7 +101,9 @@ class VLLMBackend(Backend):
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
-    def generate(self, requests, decoding, *, token_stats=False, progress=None):
+    def generate(self, requests, decoding, *, token_stats=False, progress=None, answer_final=None):
+        # answer_final is not applied: vLLM's stop strings cannot say "the #### line is complete",
+        # so continuations run to EOS or the token limit (the same answers, more tokens)
         prompts, params = build_requests(requests, decoding, stop_token_ids=self.eos_token_ids,
                                          logprobs=self.logprobs if token_stats else None,
                                          tokens_prompt=self._TokensPrompt, sampling_params=self._SamplingParams)
