@@ -20,6 +20,7 @@ ANSWER_TYPES = ("numeric", "option")
 # strict thousands groups or plain digits, optional decimals
 _NUM = r"(?:(?<![\w)])-)?(?:\$\s*)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?:(?<![\w)])-)?\.\d+"
 _NUM_RE = re.compile(_NUM)
+_NUM_AT_START = re.compile(r"\s*(" + _NUM + ")")
 FINAL_MARKER = _HASH = "####"  # the first-rule answer marker every siaflow prompt asks for
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _PHRASE = re.compile(r"(?:answer|option)\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
@@ -41,7 +42,7 @@ def normalize_number(raw: str) -> str:
 
 
 def _number_at_start(text: str) -> str:
-    m = re.match(r"\s*(" + _NUM + ")", text)
+    m = _NUM_AT_START.match(text)
     return normalize_number(m.group(1)) if m else NULL
 
 
@@ -123,10 +124,10 @@ def answer_is_final(text: str, answer_type: str) -> bool:
         return False
     rest = text.split(_HASH, 1)[1]
     if answer_type == "numeric":
-        m = re.match(r"\s*(" + _NUM + ")", rest)
+        m = _NUM_AT_START.match(rest)
         if m:  # nothing but digits, commas and points can extend a number
             return any(c not in "0123456789,." for c in rest[m.end():])
-        return re.match(r"\s*(" + _NUM + ")", rest + "1") is None  # not even a digit would make one
+        return _NUM_AT_START.match(rest + "1") is None  # not even a digit would make one
     if answer_type == "option":
         m = re.match(_OPTION_AFTER_HASH, rest)
         if m:  # the character after the letter has been seen (and is not a word character)

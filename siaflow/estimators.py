@@ -116,7 +116,6 @@ def answer_distribution_stats(samples: pl.LazyFrame, keys: list[str], *, alpha: 
     ``samples`` has ``keys`` + ``answer`` + ``gold`` (one row per continuation)."""
     counts = samples.group_by([*keys, "answer"]).agg(c=pl.len(), is_gold=(pl.col("answer") == pl.col("gold")).first())
     c, K = pl.col("c"), pl.col("c").sum()
-    p = c / K
     stats = counts.group_by(keys).agg(
         K=K.cast(pl.Int64),
         m=pl.len().cast(pl.Int64),

@@ -112,9 +112,10 @@ class AnswerWatch:
 
     def __init__(self, answer_final: Callable[[str], bool], decode: Callable[[list[int]], str], prefix: list[int]):
         self.final, self.decode, self.ids = answer_final, decode, list(prefix)
-        self.anchored = FINAL_MARKER in decode(self.ids)
+        text = decode(self.ids)
+        self.anchored = FINAL_MARKER in text
         self.start = 0 if self.anchored else max(0, len(self.ids) - self.WINDOW)
-        self.done = self.anchored and answer_final(decode(self.ids))
+        self.done = self.anchored and answer_final(text)
 
     def copy(self) -> "AnswerWatch":
         """An independent watch at the same point (one per sample of a shared prefix)."""
