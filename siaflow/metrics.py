@@ -6,8 +6,12 @@ columns added. Every confidence interval is a seeded bootstrap over *questions*.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -69,21 +73,70 @@ def relative_grid(points: int) -> np.ndarray:
     return np.round(np.linspace(0.0, 1.0, points), 10)
 
 
+class TrajectoryPoints(NamedTuple):
+    """Every trajectory's checkpoints in one table sorted by trajectory, then by ``order``:
+    trajectory t owns rows ``bounds[t]:bounds[t + 1]`` of each array in ``cols``; ``trajs`` holds
+    its keys and the columns constant within it (one row per trajectory, in ``tid`` order)."""
+    trajs: pl.DataFrame
+    tid: np.ndarray
+    bounds: np.ndarray
+    cols: dict
+
+    @classmethod
+    def of(cls, df: pl.LazyFrame | pl.DataFrame, *, order: str, values: list[str], keys: list[str] = TRAJ,
+           per_trajectory: tuple[str, ...] = ()) -> "TrajectoryPoints":
+        cols = list(dict.fromkeys([order, *values]))
+        pts = df.lazy().select(*keys, *per_trajectory, *cols).sort(*keys, order).collect()
+        tid = pts.select(pl.struct(keys).rle_id()).to_series().to_numpy()
+        start = np.flatnonzero(np.r_[True, tid[1:] != tid[:-1]]) if len(tid) else np.zeros(0, dtype=np.int64)
+        return cls(pts.select(*keys, *per_trajectory)[start], tid, np.r_[start, len(tid)],
+                   {c: pts[c].cast(pl.Float64).to_numpy() for c in cols})
+
+    def count_at_or_below(self, x: str, q: float, strict: bool = False) -> np.ndarray:
+        """Per trajectory: how many of its points have x <= q (x < q when ``strict``)."""
+        xs = self.cols[x]
+        return np.bincount(self.tid[xs < q] if strict else self.tid[xs <= q], minlength=self.trajs.height)
+
+    def interpolate(self, x: str, value: str, grid: np.ndarray, *, name: str = "rel_pos") -> pl.DataFrame:
+        """Linear interpolation of ``value`` against ``x`` at each grid point, per trajectory (a
+        point outside a trajectory's range takes its nearest end's value). One pass over the points
+        per grid value."""
+        xs, ys = self.cols[x], self.cols[value]
+        n, start, size = self.trajs.height, self.bounds[:-1], np.diff(self.bounds)
+        out_g, out_y = [np.zeros(0)], [np.zeros(0)]
+        for g in np.asarray(grid, dtype=float):
+            le = self.count_at_or_below(x, g)                # points with x <= g
+            lt = self.count_at_or_below(x, g, strict=True)   # points with x < g
+            i1 = start + np.minimum(lt, size - 1)            # first point at or after g (else the last)
+            i0 = np.where(le > 0, start + le - 1, i1)        # last point at or before g (else the first)
+            x0, x1, y0, y1 = xs[i0], xs[i1], ys[i0], ys[i1]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                frac = np.where(x1 > x0, (g - x0) / (x1 - x0), 0.0)
+            out_g.append(np.full(n, g))
+            out_y.append(y0 + (y1 - y0) * frac)
+        idx = np.tile(np.arange(n), len(out_g) - 1)
+        return self.trajs[idx].with_columns(pl.Series(name, np.concatenate(out_g)), pl.Series(value, np.concatenate(out_y)))
+
+    def last_at_or_before(self, x: str, value: str, at: np.ndarray, *, name: str, used: str) -> pl.DataFrame:
+        """``value`` at each ``at``: the last point with x <= at (null where there is none), and
+        that point's x as ``used``."""
+        xs, ys = self.cols[x], self.cols[value]
+        n, start = self.trajs.height, self.bounds[:-1]
+        rows = [np.where(le > 0, start + le - 1, -1) for le in (self.count_at_or_below(x, float(a)) for a in at)]
+        row = np.concatenate([np.zeros(0, dtype=np.int64), *rows])
+        ok, safe = row >= 0, np.maximum(row, 0)
+        pick = (lambda arr: arr[safe] if len(arr) else np.zeros(len(row)))
+        out = self.trajs[np.tile(np.arange(n), len(rows))].with_columns(
+            pl.Series(name, np.repeat(np.asarray(at), n)), pl.Series(used, pick(xs)), pl.Series(value, pick(ys)),
+            pl.Series("_ok", ok))
+        return out.with_columns(pl.when("_ok").then(pl.col(used)), pl.when("_ok").then(pl.col(value))).drop("_ok")
+
+
 def interpolate_to_grid(df: pl.LazyFrame, value: str, grid: np.ndarray, *, keys: list[str] = TRAJ,
                         x: str = "rel_pos") -> pl.LazyFrame:
     """Linear interpolation of ``value`` (per trajectory, against ``x``) at each grid point.
     Every trajectory has checkpoints at x = 0 and x = 1, so every grid point is bracketed."""
-    pts = df.select(*keys, x, value).sort(x)
-    g = pl.LazyFrame({"g": grid.astype(float)})
-    left = df.select(keys).unique().join(g, how="cross").sort("g")
-    lo = left.join_asof(pts.rename({x: "x0", value: "y0"}), left_on="g", right_on="x0", by=keys, strategy="backward",
-                    check_sortedness=False)
-    both = lo.sort("g").join_asof(pts.rename({x: "x1", value: "y1"}), left_on="g", right_on="x1", by=keys,
-                                  strategy="forward", check_sortedness=False)
-    x0, x1 = pl.coalesce("x0", "x1"), pl.coalesce("x1", "x0")
-    y0, y1 = pl.coalesce("y0", "y1"), pl.coalesce("y1", "y0")
-    frac = pl.when(x1 > x0).then((pl.col("g") - x0) / (x1 - x0)).otherwise(0.0)
-    return both.select(*keys, pl.col("g").alias("rel_pos"), (y0 + (y1 - y0) * frac).alias(value))
+    return TrajectoryPoints.of(df, order=x, values=[value], keys=keys).interpolate(x, value, grid, name=x).lazy()
 
 
 def bootstrap_mean_ci(values: np.ndarray, *, n_boot: int, ci: float, seed: int, chunk: int = 200):
@@ -101,10 +154,15 @@ def bootstrap_mean_ci(values: np.ndarray, *, n_boot: int, ci: float, seed: int, 
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(values, axis=0)
         rng = np.random.default_rng(seed)
+        present = ~np.isnan(values)
+        filled = np.where(present, values, 0.0)
         boots = []
         for start in range(0, n_boot, chunk):
             idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-            boots.append(np.nanmean(values[idx], axis=1))
+            # how often each row was drawn, then the NaN-aware resample means as two matrix products
+            counts = np.bincount((idx + n * np.arange(len(idx))[:, None]).ravel(), minlength=len(idx) * n)
+            counts = counts.reshape(len(idx), n).astype(float)
+            boots.append((counts @ filled) / (counts @ present))
         boots = np.concatenate(boots)
         a = (1 - ci) / 2
         lo, hi = np.nanquantile(boots, a, axis=0), np.nanquantile(boots, 1 - a, axis=0)
@@ -149,17 +207,16 @@ def normalised_gain(entropy: pl.LazyFrame, *, h: str = "H") -> pl.LazyFrame:
 def cumulative_gain_curves(entropy: pl.LazyFrame, *, h: str, grid: np.ndarray, n_boot: int, ci: float,
                            seed: int) -> pl.DataFrame:
     """Fig 1 data: mean G^ against relative position, correct vs incorrect, per model x dataset."""
-    g = normalised_gain(entropy, h=h)
-    counts = (g.group_by(*TRAJ).agg(pl.col("excluded").first(), pl.col("correct").first())
-               .group_by(*GROUP, "correct").agg(n_trajectories=pl.len(), n_excluded=pl.col("excluded").sum()))
-    curves = interpolate_to_grid(g.filter(~pl.col("excluded")), "G_hat", grid).join(
-        g.select(*TRAJ, "correct").unique(), on=TRAJ).collect()
+    g = normalised_gain(entropy, h=h).select(*TRAJ, "k", "rel_pos", "G_hat", "excluded", "correct").collect()
+    pts = TrajectoryPoints.of(g, order="k", values=["rel_pos", "G_hat"], per_trajectory=("excluded", "correct"))
+    counts = pts.trajs.group_by(*GROUP, "correct").agg(n_trajectories=pl.len(), n_excluded=pl.col("excluded").sum())
+    curves = pts.interpolate("rel_pos", "G_hat", grid).filter(~pl.col("excluded"))
     frames = []
     for (model, dataset, correct), part in curves.group_by(*GROUP, "correct", maintain_order=True):
         c = curve_with_ci(part, "G_hat", n_boot=n_boot, ci=ci, seed=seed)
         frames.append(c.with_columns(model=pl.lit(model), dataset=pl.lit(dataset), correct=pl.lit(correct)))
     out = pl.concat(frames) if frames else pl.DataFrame()
-    return out.join(counts.collect(), on=[*GROUP, "correct"], how="left").sort(*GROUP, "correct", "rel_pos")
+    return out.join(counts, on=[*GROUP, "correct"], how="left").sort(*GROUP, "correct", "rel_pos")
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,36 +242,95 @@ def roc_auc(scores, labels, weights=None) -> float:
     return float((pos * (neg_below + 0.5 * neg)).sum() / (wp * wn))
 
 
+def bootstrap_roc_auc(scores, labels, groups, counts: np.ndarray, chunk: int = 32) -> np.ndarray:
+    """ROC AUC of ``scores`` for boolean ``labels`` under each row of ``counts`` (bootstrap
+    resamples x groups: how many times each group was drawn; a row weighs its group's count).
+    Equal to ``roc_auc(scores, labels, counts[b, groups])`` for every b, vectorised: one sort, then
+    per resample an integer cumulative sum of negative weights read off at each positive (exact,
+    and several times faster than a float cumulative sum)."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=bool)
+    gi = np.asarray(groups, dtype=np.int64)
+    keep = np.isfinite(s)
+    s, y, gi = s[keep], y[keep], gi[keep]
+    counts = np.asarray(counts)
+    out = np.full(counts.shape[0], np.nan)
+    if counts.size == 0:
+        return out
+    top = int(counts.max())
+    # pair products are at most top * (top * rows) * 2 (ties doubled); int32 while that fits
+    counts = counts.astype(np.int32 if 2 * top * top * max(len(s), 1) < 2 ** 31 else np.int64)
+    neg_s, neg_g = s[~y], gi[~y]
+    order = np.argsort(neg_s, kind="stable")
+    neg_s, neg_g = neg_s[order], neg_g[order]
+    pos_s, pos_g = s[y], gi[y]
+    lt = np.searchsorted(neg_s, pos_s, side="left")    # negatives strictly below each positive
+    le = np.searchsorted(neg_s, pos_s, side="right")   # ... at or below it (ties count one half)
+    ties = bool((lt != le).any())
+    pos_per_group = np.bincount(pos_g, minlength=counts.shape[1]).astype(np.float64)
+    for b0 in range(0, counts.shape[0], chunk):
+        c = counts[b0:b0 + chunk]
+        cum = np.zeros((c.shape[0], len(neg_g) + 1), dtype=c.dtype)
+        np.cumsum(c[:, neg_g], axis=1, out=cum[:, 1:])
+        below = cum[:, lt] + cum[:, le] if ties else cum[:, lt]          # doubled when ties count half
+        num = (c[:, pos_g] * below).sum(axis=1, dtype=np.int64) * (0.5 if ties else 1.0)
+        wp, wn = c @ pos_per_group, cum[:, -1].astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[b0:b0 + chunk] = np.where((wp > 0) & (wn > 0), num / (wp * wn), np.nan)
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """How many times each of ``n`` items is drawn in each of ``n_boot`` seeded resamples with
+    replacement (n_boot x n, read-only; cached, as every curve of a group reuses them)."""
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot) if n else np.zeros((n_boot, 0), dtype=np.int64)
+    counts.flags.writeable = False
+    return counts
+
+
+def _workers() -> int:
+    """CPUs this process may use (SLURM and taskset restrict the affinity mask)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def auc_with_ci(df: pl.DataFrame, score: str, at: str, *, n_boot: int, ci: float, seed: int) -> pl.DataFrame:
     """AUC of ``score`` for ``correct`` at every value of ``at``, with a bootstrap CI that
-    resamples questions (a question drawn m times weighs its trajectories m times)."""
+    resamples questions (a question drawn m times weighs its trajectories m times). The same
+    resamples serve every point; points are computed in parallel threads (numpy releases the GIL)."""
     qids = df["question_id"].unique().sort()
-    qindex = {q: i for i, q in enumerate(qids)}
-    rng = np.random.default_rng(seed)
     n_q = len(qids)
-    counts = rng.multinomial(n_q, np.full(n_q, 1.0 / n_q), size=n_boot) if n_q else np.zeros((n_boot, 0))
-    rows = []
+    counts = resample_counts(n_q, n_boot, seed)
+    df = df.with_columns(_qi=pl.col("question_id").replace_strict(qids, np.arange(n_q), return_dtype=pl.Int64))
     a = (1 - ci) / 2
-    for x, part in df.sort(at).group_by(at, maintain_order=True):
+
+    def one(item):
+        x, part = item
         s, y = part[score].to_numpy(), part["correct"].to_numpy()
-        qi = np.array([qindex[q] for q in part["question_id"]])
         auc = roc_auc(s, y)
-        boots = np.array([roc_auc(s, y, counts[b, qi]) for b in range(n_boot)]) if not math.isnan(auc) else np.array([np.nan])
+        boots = bootstrap_roc_auc(s, y, part["_qi"].to_numpy(), counts) if not math.isnan(auc) else np.array([np.nan])
         finite = boots[np.isfinite(boots)]
         lo, hi = (np.quantile(finite, a), np.quantile(finite, 1 - a)) if finite.size else (np.nan, np.nan)
-        rows.append({at: float(x[0]), "auc": auc, "lo": float(lo), "hi": float(hi), "n_trajectories": part.height,
-                     "n_correct": int(y.sum())})
+        return {at: float(x[0]), "auc": auc, "lo": float(lo), "hi": float(hi), "n_trajectories": part.height,
+                "n_correct": int(y.sum())}
+
+    points = list(df.sort(at).group_by(at, maintain_order=True))
+    with ThreadPoolExecutor(max_workers=max(1, min(_workers(), len(points)))) as pool:
+        rows = list(pool.map(one, points))
     return pl.DataFrame(rows)
 
 
 def values_at_absolute_k(entropy: pl.LazyFrame, value: str, ks: np.ndarray) -> pl.LazyFrame:
     """``value`` at absolute prefix lengths ``ks``: the last checkpoint at or before k, so a
-    trajectory that ended before k carries its final value."""
-    pts = entropy.select(*TRAJ, "k", value, "correct").sort("k")
-    left = entropy.select(TRAJ).unique().join(pl.LazyFrame({"at_k": ks.astype(np.int64)}), how="cross").sort("at_k")
-    return left.join_asof(pts.rename({"k": "k_used"}).with_columns(pl.col("k_used").cast(pl.Int64)),
-                          left_on="at_k", right_on="k_used", by=TRAJ, strategy="backward",
-                          check_sortedness=False)
+    trajectory that ended before k carries its final value (null before its first checkpoint)."""
+    pts = TrajectoryPoints.of(entropy, order="k", values=[value])
+    return _at_absolute_k(pts, value, ks).lazy()
+
+
+def _at_absolute_k(pts: TrajectoryPoints, value: str, ks: np.ndarray) -> pl.DataFrame:
+    return (pts.last_at_or_before("k", value, np.asarray(ks, dtype=np.int64), name="at_k", used="k_used")
+               .with_columns(pl.col("at_k").cast(pl.Int64), pl.col("k_used").cast(pl.Int64)))
 
 
 def auc_curves(entropy: pl.LazyFrame, *, h: str, stride: int, grid: np.ndarray, n_boot: int, ci: float,
@@ -223,9 +339,10 @@ def auc_curves(entropy: pl.LazyFrame, *, h: str, stride: int, grid: np.ndarray, 
     df = entropy.with_columns(score=-pl.col(h))
     max_t = int(df.select(pl.col("T").max()).collect().item())
     ks = np.arange(0, max_t + 1, stride)
-    labels = df.select(*TRAJ, "correct").unique()
-    absolute = values_at_absolute_k(df, "score", ks).drop("correct").join(labels, on=TRAJ).collect()
-    relative = interpolate_to_grid(df, "score", grid).join(labels, on=TRAJ).collect()
+    # rel_pos = k / T rises with k, so one sort by k serves both axes
+    pts = TrajectoryPoints.of(df, order="k", values=["rel_pos", "score"], per_trajectory=("correct",))
+    absolute = _at_absolute_k(pts, "score", ks)
+    relative = pts.interpolate("rel_pos", "score", grid)
     out_abs, out_rel = [], []
     for (model, dataset), part in absolute.group_by(*GROUP, maintain_order=True):
         out_abs.append(auc_with_ci(part, "score", "at_k", n_boot=n_boot, ci=ci, seed=seed)
@@ -244,18 +361,24 @@ def auc_curves(entropy: pl.LazyFrame, *, h: str, stride: int, grid: np.ndarray, 
 def rebound_flags(entropy: pl.LazyFrame, *, h: str, late_from: float, threshold: float) -> pl.LazyFrame:
     """Per trajectory: did H_k rise more than ``threshold`` above its running minimum over earlier
     checkpoints at some relative position >= ``late_from``?"""
-    prev_min = pl.col(h).sort_by("k").cum_min().shift(1).over(TRAJ, order_by="k")
-    rise = (pl.col(h) - prev_min).fill_null(0.0)
-    return (entropy.sort("k").with_columns(_rise=rise.over(TRAJ, order_by="k"))
-                   .group_by(TRAJ).agg(late_rebound=((pl.col("_rise") > threshold) & (pl.col("rel_pos") >= late_from)).any(),
-                                       correct=pl.col("correct").first()))
+    pts = TrajectoryPoints.of(entropy, order="k", values=["rel_pos", h], per_trajectory=("correct",))
+    return _with_rebounds(pts, h=h, late_from=late_from, threshold=threshold).lazy()
+
+
+def _with_rebounds(pts: TrajectoryPoints, *, h: str, late_from: float, threshold: float) -> pl.DataFrame:
+    hk = pl.Series(h, pts.cols[h])
+    prev_min = pl.DataFrame({"tid": pts.tid, h: hk}).select(pl.col(h).cum_min().shift(1).over("tid")).to_series()
+    rise = (hk - prev_min).fill_null(0.0).to_numpy()
+    hit = (rise > threshold) & (pts.cols["rel_pos"] >= late_from)
+    return pts.trajs.with_columns(late_rebound=pl.Series(np.bincount(pts.tid[hit], minlength=pts.trajs.height) > 0))
 
 
 def saturation_summary(entropy: pl.LazyFrame, *, h: str, grid: np.ndarray, n_boot: int, ci: float, seed: int,
                        plateau_fraction: float, late_from: float, rebound_threshold: float) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Fig 3 data: mean H_k against relative position per model x dataset (CI over questions), and
     per model x dataset the plateau level and the late-rebound rate."""
-    curves = interpolate_to_grid(entropy, h, grid).collect()
+    pts = TrajectoryPoints.of(entropy, order="k", values=["rel_pos", h], per_trajectory=("correct",))
+    curves = pts.interpolate("rel_pos", h, grid)
     frames = []
     for (model, dataset), part in curves.group_by(*GROUP, maintain_order=True):
         frames.append(curve_with_ci(part, h, n_boot=n_boot, ci=ci, seed=seed)
@@ -263,8 +386,8 @@ def saturation_summary(entropy: pl.LazyFrame, *, h: str, grid: np.ndarray, n_boo
     curve = pl.concat(frames).sort(*GROUP, "rel_pos")
     plateau = (curve.filter(pl.col("rel_pos") >= 1 - plateau_fraction - 1e-9)
                     .group_by(GROUP).agg(plateau_level=pl.col("mean").mean()))
-    rebounds = (rebound_flags(entropy, h=h, late_from=late_from, threshold=rebound_threshold)
-                .group_by(GROUP).agg(late_rebound_rate=pl.col("late_rebound").mean(), n_trajectories=pl.len()).collect())
+    rebounds = (_with_rebounds(pts, h=h, late_from=late_from, threshold=rebound_threshold)
+                .group_by(GROUP).agg(late_rebound_rate=pl.col("late_rebound").mean(), n_trajectories=pl.len()))
     return curve, plateau.join(rebounds, on=GROUP).sort(GROUP)
 
 

@@ -195,3 +195,67 @@ def test_every_bootstrapped_result_ignores_the_input_row_order():
         assert a.height > 0
         sort_by = [c for c in ("model", "dataset", "correct", "bin", "rel_pos", "k") if c in a.columns]
         pl.testing.assert_frame_equal(a.sort(sort_by), b.sort(sort_by), rel_tol=1e-12, abs_tol=1e-15)
+
+
+# --- the vectorised kernels against the plain definitions they replace ---------------------
+
+
+def test_bootstrap_roc_auc_equals_weighted_roc_auc_for_every_resample():
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        n, n_groups = int(rng.integers(1, 80)), int(rng.integers(1, 20))
+        # coarse scores make ties; some trials drop scores to NaN; some have one class only
+        scores = np.round(rng.random(n) * 3, 1 if trial % 2 else 9)
+        scores[rng.random(n) < (0.2 if trial % 3 == 0 else 0.0)] = np.nan
+        labels = rng.random(n) < (0.5 if trial % 7 else 1.1)
+        groups = rng.integers(0, n_groups, n)
+        counts = rng.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=25)
+        fast = metrics.bootstrap_roc_auc(scores, labels, groups, counts, chunk=7)
+        slow = np.array([metrics.roc_auc(scores, labels, counts[b, groups]) for b in range(len(counts))])
+        np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12, equal_nan=True)
+
+
+def test_bootstrap_mean_ci_equals_nanmean_of_the_resampled_rows():
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(30, 4))
+    values[rng.random(values.shape) < 0.2] = np.nan
+    values[:, 3] = np.nan
+    mean, lo, hi = metrics.bootstrap_mean_ci(values, n_boot=300, ci=0.9, seed=11, chunk=64)
+    draws = np.random.default_rng(11)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        boots = np.concatenate([np.nanmean(values[draws.integers(0, 30, size=(min(64, 300 - s), 30))], axis=1)
+                                for s in range(0, 300, 64)])
+        want_lo, want_hi = np.nanquantile(boots, 0.05, axis=0), np.nanquantile(boots, 0.95, axis=0)
+    np.testing.assert_allclose(mean, np.nanmean(values[:, :3], axis=0).tolist() + [np.nan], equal_nan=True)
+    np.testing.assert_allclose(lo, want_lo, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(hi, want_hi, rtol=1e-12, equal_nan=True)
+
+
+def _random_trajectories(rng, n_traj=40):
+    rows = []
+    for t in range(n_traj):
+        T = int(rng.integers(3, 40))
+        ks = np.unique(np.r_[0, rng.choice(np.arange(1, T), size=min(T - 1, int(rng.integers(0, 8))), replace=False), T])
+        for k in ks:
+            rows.append({"question_id": f"q{t % 7}", "trajectory": t, "k": int(k), "T": T, "rel_pos": k / T,
+                         "H": float(rng.random()), "correct": bool(t % 3)})
+    df = _traj_frame(rows)
+    return df.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(1 << 30)))    # rows in no order
+
+
+def test_interpolation_and_lookup_equal_per_trajectory_numpy():
+    rng = np.random.default_rng(5)
+    df = _random_trajectories(rng)
+    grid = metrics.relative_grid(11)
+    ks = np.array([0, 3, 7, 20, 45])
+    interp = metrics.interpolate_to_grid(df.lazy(), "H", grid).collect()
+    at_k = metrics.values_at_absolute_k(df.lazy(), "H", ks).collect()
+    assert interp.height == 40 * len(grid) and at_k.height == 40 * len(ks)
+    for (t,), part in df.sort("k").group_by("trajectory"):
+        x, h, k = part["rel_pos"].to_numpy(), part["H"].to_numpy(), part["k"].to_numpy()
+        got = interp.filter(pl.col("trajectory") == t).sort("rel_pos")
+        np.testing.assert_allclose(got["H"].to_numpy(), np.interp(grid, x, h), rtol=1e-12, atol=1e-15)
+        got = at_k.filter(pl.col("trajectory") == t).sort("at_k")
+        last = np.searchsorted(k, ks, side="right") - 1
+        assert got["k_used"].to_list() == k[last].tolist()
+        assert got["H"].to_list() == h[last].tolist()
