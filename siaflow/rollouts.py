@@ -93,8 +93,10 @@ def continue_prefixes(backend: Backend, prefixes: list, *, n_continuations: int,
                         tuple(stream_key(seed, "continuation", q, j, k, s) for s in range(n_continuations)),
                         answer_start=len(prompt))
                 for q, j, k, prefix, prompt in prefixes]
+    before = dict(getattr(backend, "stats", {}))
     gens = backend.generate(requests, decoding, token_stats=False, progress=f"continuations ({variant})",
                             answer_final=answer_final) if requests else []
+    work = {k: v - before.get(k, 0) for k, v in getattr(backend, "stats", {}).items()}
     cols = {c: [] for c in CONTINUATION_SCHEMA}
     generated = settled = naive = 0
     tails = tails or {}
@@ -115,7 +117,11 @@ def continue_prefixes(backend: Backend, prefixes: list, *, n_continuations: int,
                 naive += tails.get((q, j), 0)
     ledger = {"prefixes": len(requests), "continuations": len(requests) * n_continuations,
               "prompt_tokens": sum(len(r.prompt_ids) for r in requests), "generated_tokens": generated,
-              "settled_at_answer": settled, "naive_generated_tokens": naive}
+              "settled_at_answer": settled, "naive_generated_tokens": naive,
+              # what the engine computed: prompt tokens prefilled, and decode steps (one per distinct
+              # token history when the backend shares rows; else one per sample and token)
+              "prefill_tokens": work.get("prefill_tokens", sum(len(r.prompt_ids) for r in requests)),
+              "decoded_tokens": work.get("decoded_tokens", generated)}
     return pl.DataFrame(cols, schema=CONTINUATION_SCHEMA), ledger
 
 

@@ -57,7 +57,7 @@ def _backend(model_spec: dict, config: dict):
 
     return make_backend(model_spec.get("backend", "transformers"), model_spec["path"],
                         revision=model_spec.get("revision"), dtype=model_spec.get("dtype", "auto"),
-                        batch_rows=config["sampling"]["batch_rows"])
+                        batch_rows=config["sampling"]["batch_rows"], share_rows=config["sampling"]["share_rows"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -534,14 +534,19 @@ def fig_edis_separation(sm) -> None:
 
 def plan(sm) -> None:
     """Write the cost plan and print it to the terminal (it is what a user reads before submitting)."""
-    from siaflow.plan import cost_plan
+    from siaflow.plan import cost_plan, ledger_calibration
     from siaflow.tables import to_markdown
 
-    df = cost_plan(sm.config)
+    calibration = ledger_calibration(sm.config["results"])
+    df = cost_plan(sm.config, calibration)
     with logging_to(sm):
         io.write_text(df.write_csv(), sm.output.csv)
         md = ("**Cost plan** (assumes {mean_trace_tokens} generated tokens per trace and {tokens_per_second} "
-              "generated tokens per GPU-second)\n\n").format(**sm.config["plan"]) + to_markdown(df, digits=1)
+              "generated tokens per GPU-second)").format(**sm.config["plan"])
+        if calibration:
+            md += (f"; calibrated by the token ledgers of {calibration['*']['shards']} continuation shards already "
+                   f"in {sm.config['results']} (decoded / naive tokens: {calibration['*']['ratio']:.3f} over all models)")
+        md += "\n\n" + to_markdown(df, digits=3 if calibration else 1)
         io.write_text(md, sm.output.md)
         print(md)
     print(md, file=sys.__stdout__)

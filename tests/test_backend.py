@@ -173,3 +173,34 @@ def test_answer_watch_matches_a_full_decode(backend):
             continue
         got = next((t + 1 for t in range(3, len(ids)) if watch.push(ids[t])), None)
         assert got == expect
+
+
+def _sampled(g):
+    """Tokens a sample drew: its text plus the stop token when it stopped."""
+    return len(g.token_ids) + (g.finish_reason == "stop")
+
+
+@pytest.mark.parametrize("temperature", [0.3, 1.0])
+def test_shared_rows_give_the_same_samples_and_do_each_history_once(tiny_model_dir, temperature):
+    """One model row per distinct token history (a trie of the samples) changes no sample, no
+    log-probability and no entropy; the decode work is the trie's size, the plain work one row
+    per sample and token."""
+    dec = Decoding(temperature=temperature, top_p=0.95, max_new_tokens=20)
+    shared = make_backend("transformers", tiny_model_dir, batch_rows=64)
+    plain = make_backend("transformers", tiny_model_dir, batch_rows=64, share_rows=False)
+    # the first prompt twice (equal prefixes of two trajectories), with different keys
+    prompts = PROMPTS + PROMPTS[:1]
+    reqs = [Request(tuple(shared.encode(p)), tuple(stream_key("share", i, j) for j in range(12)))
+            for i, p in enumerate(prompts)]
+    a = shared.generate(reqs, dec, token_stats=True)
+    b = plain.generate(reqs, dec, token_stats=True)
+    for ga, gb in zip((g for gs in a for g in gs), (g for gs in b for g in gs)):
+        assert (ga.token_ids, ga.finish_reason) == (gb.token_ids, gb.finish_reason)
+        assert ga.logprobs == pytest.approx(gb.logprobs, abs=1e-5)
+        assert ga.entropies == pytest.approx(gb.entropies, abs=1e-5)
+    per_sample = sum(_sampled(g) for gs in b for g in gs)
+    assert plain.stats["decoded_tokens"] == per_sample
+    assert plain.stats["prefill_tokens"] == sum(len(r.prompt_ids) for r in reqs)
+    trie = {(r.prompt_ids, tuple(g.token_ids[:t])) for r, gs in zip(reqs, a) for g in gs for t in range(_sampled(g))}
+    assert shared.stats["decoded_tokens"] == len(trie) < per_sample
+    assert shared.stats["prefill_tokens"] == sum(len(r.prompt_ids) for r in reqs[:len(PROMPTS)])

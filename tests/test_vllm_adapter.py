@@ -31,6 +31,7 @@ class CompletionOutput:  # vllm.outputs.CompletionOutput
 class RequestOutput:  # vllm.outputs.RequestOutput
     prompt_token_ids: list
     outputs: list = field(default_factory=list)
+    num_cached_tokens: int | None = None
 
 
 EOS = 2
@@ -91,8 +92,11 @@ def test_generate_maps_outputs_back_to_requests():
     b = VLLMBackend.__new__(VLLMBackend)  # skip the engine start: no GPU, no vllm
     b.llm, b.eos_token_ids, b.logprobs = FakeLLM(), (EOS,), 5
     b._TokensPrompt, b._SamplingParams = dict, dict
+    b.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
     out = b.generate([Request((1,), (1, 2)), Request((1, 3), (3,))], Decoding())
     assert [[g.token_ids for g in gs] for gs in out] == [[[100], [101]], [[110]]]
+    # the ledger's work counts: 3 prompt tokens; 3 samples of 2 sampled tokens (text + EOS)
+    assert b.stats == {"prefill_tokens": 3, "decoded_tokens": 6}
     # continuations always pass answer_final; vLLM runs them to the end instead of failing
     out = b.generate([Request((1,), (1, 2), answer_start=1)], Decoding(), answer_final=lambda text: True)
     assert [[g.finish_reason for g in gs] for gs in out] == [["stop", "stop"]]
@@ -104,3 +108,14 @@ def test_vllm_is_imported_only_when_chosen():
     assert "vllm" not in sys.modules
     with pytest.raises(ImportError):
         make_backend("vllm", "some/model")
+
+
+def test_work_counts_skip_prefix_cached_prompt_tokens():
+    from siaflow.backends.vllm_backend import count_work
+
+    stats = {"prefill_tokens": 0, "decoded_tokens": 0}
+    outs = [RequestOutput([1, 2, 3, 4], [CompletionOutput(0, [5, EOS], "stop"), CompletionOutput(1, [6, 7, 8], "length")],
+                          num_cached_tokens=3),
+            RequestOutput([1, 2], [CompletionOutput(0, [EOS], "stop")])]
+    count_work(stats, [Request((1, 2, 3, 4), (1, 2)), Request((1, 2), (3,))], outs)
+    assert stats == {"prefill_tokens": 1 + 2, "decoded_tokens": 5 + 1}

@@ -20,6 +20,7 @@ def make_backend(name: str, model: str, *, revision: str | None = None, **option
         from siaflow.backends.vllm_backend import VLLMBackend
 
         options.pop("batch_rows", None)  # vLLM schedules its own batches
+        options.pop("share_rows", None)  # and shares only the prompt (prefix caching)
         return VLLMBackend(model, revision=revision, **options)
     raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
 

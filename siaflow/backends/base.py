@@ -74,6 +74,10 @@ class Backend(ABC):
 
     info: BackendInfo
     eos_token_ids: tuple[int, ...]
+    # running totals of the work done, read by the token ledger: "prefill_tokens" (prompt tokens
+    # run through the model) and "decoded_tokens" (decode steps: sampled tokens that needed a
+    # forward pass of their own)
+    stats: dict
 
     @abstractmethod
     def generate(self, requests: list[Request], decoding: Decoding, *, token_stats: bool = False,

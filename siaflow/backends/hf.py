@@ -1,8 +1,9 @@
 """Hugging Face transformers backend: any causal LM, CPU or one CUDA GPU.
 
 * exact full-vocabulary token entropy, chosen-token log-probability and self-certainty at every step;
-* one prefill per distinct prompt, its KV cache expanded to the ``n`` sample rows
-  (``reorder_cache``), so the K continuations of a checkpoint prefix share the prefix work;
+* one prefill per distinct prompt, and one model row per distinct token history: the K samples of
+  a prefix (and of equal prefixes of different trajectories) share a row until their tokens
+  differ, when the row's KV cache is copied (``reorder_cache``), so identical work is done once;
 * rows that finish (EOS / stop token / length, or their answer is settled) leave the batch;
 * batch-invariant sampling through per-row stream keys (``siaflow.sampling``).
 """
@@ -31,7 +32,8 @@ def local_revision(path: Path) -> str:
 
 class TransformersBackend(Backend):
     def __init__(self, model: str, revision: str | None = None, device: str = "auto", dtype: str = "auto",
-                 batch_rows: int = 256, stop_token_ids: tuple[int, ...] = (), trust_remote_code: bool = False):
+                 batch_rows: int = 256, stop_token_ids: tuple[int, ...] = (), trust_remote_code: bool = False,
+                 share_rows: bool = True):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if device == "auto":
@@ -51,12 +53,16 @@ class TransformersBackend(Backend):
             raise ValueError(f"model {model!r} defines no EOS token and no stop_token_ids were given")
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_token_ids[0]
         self.batch_rows = batch_rows
+        self.share_rows = share_rows
+        # work actually done: prompt tokens prefilled, and decode-step rows (distinct token histories)
+        self.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
         cfg = self.model.config
         self.max_context = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 0) or 1 << 30)
         path = Path(model)
         rev = revision or (local_revision(path) if path.is_dir() else None)
         self.info = BackendInfo(name="transformers", model=str(model), revision=rev, entropy_kind="exact",
-                                extra={"device": str(self.device), "dtype": str(self.model.dtype), "batch_rows": batch_rows})
+                                extra={"device": str(self.device), "dtype": str(self.model.dtype), "batch_rows": batch_rows,
+                                       "share_rows": share_rows})
 
     # ---------------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -121,27 +127,40 @@ class TransformersBackend(Backend):
         return results  # type: ignore[return-value]
 
     def _run_chunk(self, prompts, keys, decoding: Decoding, token_stats: bool, watches=None) -> list[Generation]:
+        """Sample every key of every prompt. With ``share_rows``, samples whose token histories
+        are identical (the same prompt, the same tokens so far) share one model row: its logits
+        are computed once, each sample draws its next token from them with its own uniform, and
+        the row splits where their tokens differ (a trie of the samples). The samples are exactly
+        those of one row per sample; only the repeated computation is gone."""
         dev = self.device
         too_long = [len(p) for p in prompts if len(p) >= self.max_context]
         if too_long:
             raise ValueError(f"a prompt of {too_long[0]} tokens leaves no room in the model's context of {self.max_context}")
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        att = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, p in enumerate(prompts):  # left padding: every row's next token sits at the end
+        if self.share_rows:  # identical prompts (e.g. equal prefixes of different trajectories) share a row
+            distinct: dict[tuple, int] = {}
+            prompt_row = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]
+            rows_in = [list(p) for p in distinct]
+            srow = torch.tensor([prompt_row[i] for i, ks in enumerate(keys) for _ in ks], dtype=torch.long)
+        else:
+            rows_in = [list(p) for p in prompts]
+            srow = torch.repeat_interleave(torch.arange(len(prompts)), torch.tensor([len(k) for k in keys]))
+        width = max(len(p) for p in rows_in)
+        ids = torch.full((len(rows_in), width), self.pad_id, dtype=torch.long)
+        att = torch.zeros((len(rows_in), width), dtype=torch.long)
+        for i, p in enumerate(rows_in):  # left padding: every row's next token sits at the end
             ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
             att[i, width - len(p):] = 1
+        self.stats["prefill_tokens"] += sum(len(p) for p in rows_in)
         ids, att = ids.to(dev), att.to(dev)
         pos = (att.cumsum(-1) - 1).clamp_(min=0)
         out = self.model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1, :]
-        # expand each prompt to its sample rows
-        expand = torch.repeat_interleave(torch.arange(len(prompts), device=dev),
-                                         torch.tensor([len(k) for k in keys], device=dev))
-        cache.reorder_cache(expand)
-        logits, att, next_pos = logits[expand], att[expand], pos[expand, -1] + 1
+        cache, logits, next_pos = out.past_key_values, out.logits[:, -1, :], pos[:, -1] + 1
+        if not self.share_rows:  # one model row per sample from the start
+            self._reorder(cache, srow, dev)
+            logits, att, next_pos = logits[srow.to(dev)], att[srow.to(dev)], next_pos[srow.to(dev)]
+            srow = torch.arange(len(srow))
         row_keys = torch.tensor([k for ks in keys for k in ks], dtype=torch.int64)
-        # a row also ends ("length") when prompt + generated tokens fill the model's context
+        # a sample also ends ("length") when prompt + generated tokens fill the model's context
         limit = torch.tensor([min(decoding.max_new_tokens, self.max_context - len(p)) for p, ks in zip(prompts, keys)
                               for _ in ks], dtype=torch.long)
         n_rows, max_new = len(row_keys), decoding.max_new_tokens
@@ -152,20 +171,22 @@ class TransformersBackend(Backend):
         length = torch.full((n_rows,), max_new, dtype=torch.long)
         stopped = torch.zeros(n_rows, dtype=torch.bool)
         answered = torch.zeros(n_rows, dtype=torch.bool)
-        # one answer watch per row (a copy of its prompt's), or None where no early stop applies
+        # one answer watch per sample (a copy of its prompt's), or None where no early stop applies
         row_watch = [w.copy() if w is not None else None for w, ks in zip(watches or [None] * len(prompts), keys)
                      for _ in ks]
         watching = any(w is not None for w in row_watch)
-        alive = torch.arange(n_rows)
+        alive = torch.arange(n_rows)   # the samples still generating; srow[i]: the model row of alive[i]
         stop_ids = torch.tensor(self.eos_token_ids, dtype=torch.long)
         for t in range(max_new):
-            lp = torch.log_softmax(logits.float() / decoding.temperature, dim=-1).cpu()
+            lp_rows = torch.log_softmax(logits.float() / decoding.temperature, dim=-1).cpu()
+            self.stats["decoded_tokens"] += lp_rows.shape[0]
+            lp = lp_rows if lp_rows.shape[0] == len(alive) and srow.equal(torch.arange(len(alive))) else lp_rows[srow]
             tok = sample_tokens(lp, uniforms(row_keys[alive], t), decoding.top_p)
             toks[alive, t] = tok
             if token_stats:
                 lps[alive, t] = lp.gather(-1, tok[:, None]).squeeze(-1)
-                ents[alive, t] = token_entropy(lp)
-                certs[alive, t] = self_certainty(lp)
+                ents[alive, t] = token_entropy(lp_rows)[srow]
+                certs[alive, t] = self_certainty(lp_rows)[srow]
             stop = torch.isin(tok, stop_ids)
             settled = torch.zeros_like(stop)
             if watching:
@@ -182,14 +203,19 @@ class TransformersBackend(Backend):
                 keep = (~done).nonzero().squeeze(-1)
                 if keep.numel() == 0:
                     break
-                alive, tok = alive[keep], tok[keep]
-                keep_dev = keep.to(dev)
-                cache.reorder_cache(keep_dev)
-                att, next_pos = att[keep_dev], next_pos[keep_dev]
+                alive, tok, srow = alive[keep], tok[keep], srow[keep]
             if t == max_new - 1:
                 break
+            if self.share_rows:  # the next model rows: one per distinct (row, token) among the samples
+                combo, srow = torch.unique(srow * lp_rows.shape[-1] + tok, return_inverse=True)
+                parent, step_tok = combo // lp_rows.shape[-1], combo % lp_rows.shape[-1]
+            else:
+                parent, step_tok, srow = srow, tok, torch.arange(len(alive))
+            if not (len(parent) == lp_rows.shape[0] and parent.equal(torch.arange(len(parent)))):
+                self._reorder(cache, parent, dev)
+                att, next_pos = att[parent.to(dev)], next_pos[parent.to(dev)]
             att = torch.cat([att, torch.ones((att.shape[0], 1), dtype=att.dtype, device=dev)], dim=1)
-            out = self.model(input_ids=tok[:, None].to(dev), attention_mask=att, position_ids=next_pos[:, None],
+            out = self.model(input_ids=step_tok[:, None].to(dev), attention_mask=att, position_ids=next_pos[:, None],
                              past_key_values=cache, use_cache=True)
             cache, logits = out.past_key_values, out.logits[:, -1, :]
             next_pos = next_pos + 1
@@ -202,3 +228,8 @@ class TransformersBackend(Backend):
                                    entropies=ents[r, :n].tolist() if token_stats else None,
                                    self_certainty=certs[r, :n].tolist() if token_stats else None))
         return gens
+
+    @staticmethod
+    def _reorder(cache, index: torch.Tensor, dev) -> None:
+        """Keep (and repeat) the cache rows ``index``, in that order."""
+        cache.reorder_cache(index.to(dev))

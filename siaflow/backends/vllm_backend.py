@@ -67,6 +67,15 @@ def parse_completion(completion, *, stop_token_ids: tuple[int, ...], token_stats
     return Generation(token_ids=ids, finish_reason=reason, logprobs=logprobs, entropies=[topk_entropy(s) for s in steps])
 
 
+def count_work(stats: dict, requests: list[Request], outputs) -> None:
+    """Add one ``generate`` call's work to ``stats``: prompt tokens not served from the prefix
+    cache (``RequestOutput.num_cached_tokens`` where vLLM reports it) and every sampled token
+    (vLLM decodes each of the n samples of a request on its own row)."""
+    for r, out in zip(requests, outputs):
+        stats["prefill_tokens"] += len(r.prompt_ids) - int(getattr(out, "num_cached_tokens", None) or 0)
+        stats["decoded_tokens"] += sum(len(c.token_ids) for c in out.outputs)
+
+
 class VLLMBackend(Backend):
     def __init__(self, model: str, revision: str | None = None, dtype: str = "auto", seed: int = 0,
                  max_model_len: int | None = None, gpu_memory_utilization: float = 0.9, logprobs: int = 20,
@@ -88,6 +97,7 @@ class VLLMBackend(Backend):
         eos = self.tokenizer.eos_token_id
         self.eos_token_ids = tuple(dict.fromkeys([*([eos] if eos is not None else []), *stop_token_ids]))
         self.logprobs = logprobs
+        self.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
         self.info = BackendInfo(name="vllm", model=model, revision=revision, entropy_kind="topk_approx",
                                 extra={"logprobs": logprobs, "dtype": dtype})
 
@@ -108,5 +118,6 @@ class VLLMBackend(Backend):
                                          logprobs=self.logprobs if token_stats else None,
                                          tokens_prompt=self._TokensPrompt, sampling_params=self._SamplingParams)
         outputs = self.llm.generate(prompts, params, use_tqdm=bool(progress))
+        count_work(self.stats, requests, outputs)
         return [[parse_completion(c, stop_token_ids=self.eos_token_ids, token_stats=token_stats) for c in out.outputs]
                 for out in outputs]
