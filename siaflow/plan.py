@@ -10,9 +10,16 @@ tokens (``plan.mean_trace_tokens``):
   stop token), so per trajectory sum_{j=1..m} (L - j s + 1) + 1, and L + 1 from k = 0
 * two variants (original, shuffled) per stride; Table 3's stride only when it is not a sub-sample
 * rollouts: Q * R * (L + 1) tokens;  GPU-hours = tokens / plan.tokens_per_second / 3600.
+
+That counts every continuation run to its end. Once some continuation shards exist, their token
+ledgers calibrate it (``ledger_calibration``): the plan multiplies a model's continuation tokens by
+its measured ratio of decoded to naive tokens (early stop and shared rows), falling back to the
+ratio over all models for a model with no ledger yet.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import polars as pl
 
@@ -29,7 +36,29 @@ def continuation_counts(Q: int, N: int, K: int, stride: int, L: int) -> dict:
             "continuation_tokens": tokens}
 
 
-def cost_plan(config: dict) -> pl.DataFrame:
+def ledger_calibration(results: str | Path) -> dict[str, dict]:
+    """Per model (and ``"*"`` for all models): the summed ``decoded_tokens`` and
+    ``naive_generated_tokens`` of the continuation shards under ``results``, and their ratio."""
+    from siaflow.io import read_provenance
+
+    sums: dict[str, dict] = {}
+    for path in sorted(Path(results).glob("continuations/*/*/stride-*/*/shard-*.parquet")):
+        ledger = read_provenance(path).get("ledger") or {}
+        if not ledger.get("naive_generated_tokens") or "decoded_tokens" not in ledger:
+            continue  # a shard from before the ledger recorded decoded tokens
+        for key in (path.parts[-5], "*"):
+            acc = sums.setdefault(key, {"decoded_tokens": 0, "naive_generated_tokens": 0, "shards": 0})
+            acc["decoded_tokens"] += ledger["decoded_tokens"]
+            acc["naive_generated_tokens"] += ledger["naive_generated_tokens"]
+            acc["shards"] += 1
+    for acc in sums.values():
+        acc["ratio"] = acc["decoded_tokens"] / acc["naive_generated_tokens"]
+    return sums
+
+
+def cost_plan(config: dict, calibration: dict[str, dict] | None = None) -> pl.DataFrame:
+    """The plan per model x dataset and in total; with ``calibration`` (``ledger_calibration``)
+    also the calibrated continuation tokens, their source, and the GPU-hours from them."""
     s, plan = config["sampling"], config["plan"]
     L, tps = plan["mean_trace_tokens"], plan["tokens_per_second"]
     N, K = s["n_trajectories"], s["n_continuations"]
@@ -52,8 +81,18 @@ def cost_plan(config: dict) -> pl.DataFrame:
                 row["continuation_tokens"] += 2 * c["continuation_tokens"]
             row["generated_tokens"] = row["rollout_tokens"] + row["continuation_tokens"]
             row["gpu_hours"] = row["generated_tokens"] / tps / 3600
+            if calibration:
+                key = model if model in calibration else "*"
+                ratio = calibration[key]["ratio"]
+                row["calibrated_from"] = f"ledger of {model}" if key == model else "ledger of all models"
+                row["ledger_ratio"] = ratio
+                row["calibrated_continuation_tokens"] = row["continuation_tokens"] * ratio
+                row["calibrated_gpu_hours"] = (row["rollout_tokens"] + row["calibrated_continuation_tokens"]) / tps / 3600
             rows.append(row)
     df = pl.DataFrame(rows)
+    text = ("model", "dataset", "calibrated_from")
     total = df.select(pl.lit("TOTAL").alias("model"), pl.lit("").alias("dataset"),
-                      *[pl.col(c).sum() for c in df.columns if c not in ("model", "dataset")])
+                      *[pl.lit("").alias(c) if c in text else
+                        (pl.col("calibrated_continuation_tokens").sum() / pl.col("continuation_tokens").sum()).alias(c)
+                        if c == "ledger_ratio" else pl.col(c).sum() for c in df.columns if c not in ("model", "dataset")])
     return pl.concat([df, total])

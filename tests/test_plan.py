@@ -39,3 +39,40 @@ def test_cost_plan_by_hand():
     row2 = cost_plan(cfg).filter(pl.col("model") == "a").row(0, named=True)
     extra = continuation_counts(Q=10, N=2, K=4, stride=15, L=25)
     assert row2["continuation_tokens"] == 2 * (2880 + extra["continuation_tokens"])
+
+
+def test_plan_is_calibrated_by_the_continuation_ledgers(tmp_path):
+    from siaflow import io
+    from siaflow.plan import ledger_calibration
+
+    def shard(model, name, decoded, naive):
+        path = tmp_path / "continuations" / model / "d" / "stride-10" / "original" / f"shard-{name}.parquet"
+        io.write_parquet(pl.DataFrame({"x": [1]}), path,
+                         io.provenance(ledger={"decoded_tokens": decoded, "naive_generated_tokens": naive}))
+
+    shard("a", 0, 100, 400)
+    shard("a", 1, 50, 200)
+    shard("c", 0, 300, 300)
+    old = tmp_path / "continuations" / "a" / "d" / "stride-10" / "shuffled" / "shard-0.parquet"
+    io.write_parquet(pl.DataFrame({"x": [1]}), old, io.provenance(ledger={"generated_tokens": 5}))  # no decoded count
+    cal = ledger_calibration(tmp_path)
+    assert cal["a"] == {"decoded_tokens": 150, "naive_generated_tokens": 600, "shards": 2, "ratio": 0.25}
+    assert cal["*"]["ratio"] == 450 / 900 and cal["*"]["shards"] == 3
+    assert ledger_calibration(tmp_path / "nothing-yet") == {}
+
+    cfg = {
+        "models": {"a": {}, "b": {}},
+        "datasets": {"d": {"n_questions": 10}},
+        "sampling": {"n_trajectories": 2, "n_continuations": 4, "strides": [10]},
+        "plan": {"mean_trace_tokens": 25, "tokens_per_second": 100},
+    }
+    df = cost_plan(cfg, cal)
+    a, b = (df.filter(pl.col("model") == m).row(0, named=True) for m in ("a", "b"))
+    assert (a["calibrated_from"], a["ledger_ratio"]) == ("ledger of a", 0.25)
+    assert a["calibrated_continuation_tokens"] == 2 * 2880 * 0.25
+    assert a["calibrated_gpu_hours"] == (a["rollout_tokens"] + 2 * 2880 * 0.25) / 100 / 3600
+    assert (b["calibrated_from"], b["ledger_ratio"]) == ("ledger of all models", 0.5)  # b has no shard yet
+    total = df.filter(pl.col("model") == "TOTAL").row(0, named=True)
+    assert total["calibrated_continuation_tokens"] == 2 * 2880 * (0.25 + 0.5)
+    assert total["ledger_ratio"] == 0.375
+    assert "calibrated_from" not in cost_plan(cfg).columns
