@@ -204,3 +204,34 @@ def test_shared_rows_give_the_same_samples_and_do_each_history_once(tiny_model_d
     trie = {(r.prompt_ids, tuple(g.token_ids[:t])) for r, gs in zip(reqs, a) for g in gs for t in range(_sampled(g))}
     assert shared.stats["decoded_tokens"] == len(trie) < per_sample
     assert shared.stats["prefill_tokens"] == sum(len(r.prompt_ids) for r in reqs[:len(PROMPTS)])
+
+
+def test_nested_prefixes_walk_one_path_and_give_the_same_samples(tiny_model_dir):
+    """Checkpoint prefixes of one trajectory (question prompt + its first k tokens, k = 0, 3, 7)
+    start at the question prompt's row and walk their prefix as forced tokens: the samples equal
+    a full prefill of each prompt, the prompt is prefilled once, and the decode work is the trie
+    of all histories walked or sampled."""
+    dec = Decoding(temperature=0.5, top_p=1.0, max_new_tokens=12)
+    shared = make_backend("transformers", tiny_model_dir, batch_rows=64)
+    plain = make_backend("transformers", tiny_model_dir, batch_rows=64, share_rows=False)
+    question = tuple(shared.encode(PROMPTS[0]))
+    traj = [g.token_ids for g in plain.generate([Request(question, (stream_key("traj"),))], dec)[0]][0]
+    traj = (traj * 3)[:9]
+    plain.stats["decoded_tokens"] = 0
+    reqs = [Request(question + tuple(traj[:k]), tuple(stream_key("nested", k, j) for j in range(10)),
+                    answer_start=len(question)) for k in (0, 3, 7)]
+    reqs.append(Request(tuple(shared.encode(PROMPTS[1])), tuple(stream_key("other", j) for j in range(5))))
+    a = shared.generate(reqs, dec, token_stats=True)
+    b = plain.generate(reqs, dec, token_stats=True)
+    for ga, gb in zip((g for gs in a for g in gs), (g for gs in b for g in gs)):
+        assert (ga.token_ids, ga.finish_reason) == (gb.token_ids, gb.finish_reason)
+        assert ga.logprobs == pytest.approx(gb.logprobs, abs=1e-5)
+    assert shared.stats["prefill_tokens"] == len(question) + len(reqs[3].prompt_ids)
+    trie = set()
+    for r, gs in zip(reqs, a):
+        root = r.prompt_ids[:r.answer_start] if r.answer_start is not None else r.prompt_ids
+        walk = r.prompt_ids[len(root):]
+        trie |= {(root, walk[:d]) for d in range(len(walk))}
+        trie |= {(root, walk + tuple(g.token_ids[:t])) for g in gs for t in range(_sampled(g))}
+    assert shared.stats["decoded_tokens"] == len(trie)
+    assert plain.stats["decoded_tokens"] == sum(_sampled(g) for gs in b for g in gs)

@@ -97,6 +97,8 @@ class TransformersBackend(Backend):
                 continue
             for s in range(0, r.n, self.batch_rows):
                 pieces.append((i, s, r.keys[s: s + self.batch_rows]))
+        if self.share_rows:  # requests with equal or nested prompts in the same batches: more to share
+            pieces.sort(key=lambda p: requests[p[0]].prompt_ids)
         chunks, cur, rows = [], [], 0
         for p in pieces:
             if cur and rows + len(p[2]) > self.batch_rows:
@@ -114,7 +116,8 @@ class TransformersBackend(Backend):
         with torch.inference_mode():
             for chunk in chunks:
                 gens = self._run_chunk([requests[i].prompt_ids for i, _, _ in chunk], [k for _, _, k in chunk],
-                                       decoding, token_stats, [watches[i] for i, _, _ in chunk])
+                                       decoding, token_stats, [watches[i] for i, _, _ in chunk],
+                                       [requests[i].answer_start for i, _, _ in chunk])
                 pos = 0
                 for i, s, keys in chunk:
                     for j in range(len(keys)):
@@ -126,24 +129,39 @@ class TransformersBackend(Backend):
             bar.close()
         return results  # type: ignore[return-value]
 
-    def _run_chunk(self, prompts, keys, decoding: Decoding, token_stats: bool, watches=None) -> list[Generation]:
-        """Sample every key of every prompt. With ``share_rows``, samples whose token histories
-        are identical (the same prompt, the same tokens so far) share one model row: its logits
-        are computed once, each sample draws its next token from them with its own uniform, and
-        the row splits where their tokens differ (a trie of the samples). The samples are exactly
-        those of one row per sample; only the repeated computation is gone."""
+    def _run_chunk(self, prompts, keys, decoding: Decoding, token_stats: bool, watches=None,
+                   starts=None) -> list[Generation]:
+        """Sample every key of every prompt.
+
+        With ``share_rows`` the batch is a trie of token histories: samples whose histories are
+        equal share one model row; its logits are computed once, each sample draws its next token
+        from them with its own uniform, and the row splits where their tokens differ. A prompt with
+        an answer start (a checkpoint prefix: question prompt + trajectory prefix) starts at its
+        question prompt's row and walks its prefix as forced tokens, so the prefixes of one
+        trajectory are one path, and a continuation that repeats the trajectory shares that path's
+        rows. The samples are those of one row per sample after a prefill of its whole prompt; only
+        repeated computation is gone."""
         dev = self.device
         too_long = [len(p) for p in prompts if len(p) >= self.max_context]
         if too_long:
             raise ValueError(f"a prompt of {too_long[0]} tokens leaves no room in the model's context of {self.max_context}")
-        if self.share_rows:  # identical prompts (e.g. equal prefixes of different trajectories) share a row
+        counts = torch.tensor([len(k) for k in keys])
+        if self.share_rows:
+            # roots: distinct question prompts (or whole prompts); the rest of a prompt is forced
+            cut = [st if st is not None else len(p) for p, st in zip(prompts, starts or [None] * len(prompts))]
             distinct: dict[tuple, int] = {}
-            prompt_row = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]
+            root = [distinct.setdefault(tuple(p[:c]), len(distinct)) for p, c in zip(prompts, cut)]
             rows_in = [list(p) for p in distinct]
-            srow = torch.tensor([prompt_row[i] for i, ks in enumerate(keys) for _ in ks], dtype=torch.long)
+            forced_len = torch.tensor([len(p) - c for p, c in zip(prompts, cut)])
+            forced = torch.zeros((len(prompts), max(1, int(forced_len.max()))), dtype=torch.long)
+            for i, (p, c) in enumerate(zip(prompts, cut)):
+                forced[i, :len(p) - c] = torch.tensor(p[c:], dtype=torch.long)
+            srow = torch.repeat_interleave(torch.tensor(root), counts)
         else:
             rows_in = [list(p) for p in prompts]
-            srow = torch.repeat_interleave(torch.arange(len(prompts)), torch.tensor([len(k) for k in keys]))
+            forced_len = torch.zeros(len(prompts), dtype=torch.long)
+            forced = torch.zeros((len(prompts), 1), dtype=torch.long)
+            srow = torch.repeat_interleave(torch.arange(len(prompts)), counts)
         width = max(len(p) for p in rows_in)
         ids = torch.full((len(rows_in), width), self.pad_id, dtype=torch.long)
         att = torch.zeros((len(rows_in), width), dtype=torch.long)
@@ -160,6 +178,7 @@ class TransformersBackend(Backend):
             logits, att, next_pos = logits[srow.to(dev)], att[srow.to(dev)], next_pos[srow.to(dev)]
             srow = torch.arange(len(srow))
         row_keys = torch.tensor([k for ks in keys for k in ks], dtype=torch.int64)
+        req = torch.repeat_interleave(torch.arange(len(prompts)), counts)   # each sample's prompt
         # a sample also ends ("length") when prompt + generated tokens fill the model's context
         limit = torch.tensor([min(decoding.max_new_tokens, self.max_context - len(p)) for p, ks in zip(prompts, keys)
                               for _ in ks], dtype=torch.long)
@@ -175,37 +194,45 @@ class TransformersBackend(Backend):
         row_watch = [w.copy() if w is not None else None for w, ks in zip(watches or [None] * len(prompts), keys)
                      for _ in ks]
         watching = any(w is not None for w in row_watch)
-        alive = torch.arange(n_rows)   # the samples still generating; srow[i]: the model row of alive[i]
+        alive = torch.arange(n_rows)   # the samples still going; srow[i]: the model row of alive[i]
+        depth = torch.zeros(n_rows, dtype=torch.long)  # tokens each alive sample is past its root
         stop_ids = torch.tensor(self.eos_token_ids, dtype=torch.long)
-        for t in range(max_new):
+        while True:
             lp_rows = torch.log_softmax(logits.float() / decoding.temperature, dim=-1).cpu()
             self.stats["decoded_tokens"] += lp_rows.shape[0]
-            lp = lp_rows if lp_rows.shape[0] == len(alive) and srow.equal(torch.arange(len(alive))) else lp_rows[srow]
-            tok = sample_tokens(lp, uniforms(row_keys[alive], t), decoding.top_p)
-            toks[alive, t] = tok
-            if token_stats:
-                lps[alive, t] = lp.gather(-1, tok[:, None]).squeeze(-1)
-                ents[alive, t] = token_entropy(lp_rows)[srow]
-                certs[alive, t] = self_certainty(lp_rows)[srow]
-            stop = torch.isin(tok, stop_ids)
-            settled = torch.zeros_like(stop)
-            if watching:
-                for j, (r, x) in enumerate(zip(alive.tolist(), tok.tolist())):
-                    if row_watch[r] is not None and not stop[j] and row_watch[r].push(x):
-                        settled[j] = True
-            full = ~stop & ~settled & (limit[alive] <= t + 1)
-            done = stop | full | settled
-            if done.any():
-                length[alive[stop]] = t
-                length[alive[full | settled]] = t + 1
-                stopped[alive[stop]] = True
-                answered[alive[settled]] = True
-                keep = (~done).nonzero().squeeze(-1)
-                if keep.numel() == 0:
-                    break
-                alive, tok, srow = alive[keep], tok[keep], srow[keep]
-            if t == max_new - 1:
+            flen = forced_len[req[alive]]
+            free = depth >= flen                  # past its prefix: sampling (else: walking it)
+            t = depth - flen                      # a free sample's own generation step
+            tok = forced[req[alive], depth.clamp(max=forced.shape[1] - 1)]
+            done = torch.zeros(len(alive), dtype=torch.bool)
+            if free.any():
+                fi = free.nonzero().squeeze(-1)
+                f_alive, f_t, f_row = alive[fi], t[fi], srow[fi]
+                identity = lp_rows.shape[0] == len(fi) and f_row.equal(torch.arange(len(fi)))
+                lp = lp_rows if identity else lp_rows[f_row]
+                f_tok = sample_tokens(lp, uniforms(row_keys[f_alive], f_t), decoding.top_p)
+                tok[fi] = f_tok
+                toks[f_alive, f_t] = f_tok
+                if token_stats:
+                    lps[f_alive, f_t] = lp.gather(-1, f_tok[:, None]).squeeze(-1)
+                    ents[f_alive, f_t] = token_entropy(lp_rows)[f_row]
+                    certs[f_alive, f_t] = self_certainty(lp_rows)[f_row]
+                stop = torch.isin(f_tok, stop_ids)
+                settled = torch.zeros_like(stop)
+                if watching:
+                    for j, (r, x) in enumerate(zip(f_alive.tolist(), f_tok.tolist())):
+                        if row_watch[r] is not None and not stop[j] and row_watch[r].push(x):
+                            settled[j] = True
+                full = ~stop & ~settled & (limit[f_alive] <= f_t + 1)
+                length[f_alive[stop]] = f_t[stop]
+                length[f_alive[full | settled]] = f_t[full | settled] + 1
+                stopped[f_alive[stop]] = True
+                answered[f_alive[settled]] = True
+                done[fi] = stop | full | settled
+            if done.all():
                 break
+            keep = (~done).nonzero().squeeze(-1)
+            alive, tok, srow, depth = alive[keep], tok[keep], srow[keep], depth[keep] + 1
             if self.share_rows:  # the next model rows: one per distinct (row, token) among the samples
                 combo, srow = torch.unique(srow * lp_rows.shape[-1] + tok, return_inverse=True)
                 parent, step_tok = combo // lp_rows.shape[-1], combo % lp_rows.shape[-1]
