@@ -97,9 +97,6 @@ def test_generate_maps_outputs_back_to_requests():
     assert [[g.token_ids for g in gs] for gs in out] == [[[100], [101]], [[110]]]
     # the ledger's work counts: 3 prompt tokens; 3 samples of 2 sampled tokens (text + EOS)
     assert b.stats == {"prefill_tokens": 3, "decoded_tokens": 6}
-    # continuations always pass answer_final; vLLM runs them to the end instead of failing
-    out = b.generate([Request((1,), (1, 2), answer_start=1)], Decoding(), answer_final=lambda text: True)
-    assert [[g.finish_reason for g in gs] for gs in out] == [["stop", "stop"]]
 
 
 def test_vllm_is_imported_only_when_chosen():
@@ -117,5 +114,104 @@ def test_work_counts_skip_prefix_cached_prompt_tokens():
     outs = [RequestOutput([1, 2, 3, 4], [CompletionOutput(0, [5, EOS], "stop"), CompletionOutput(1, [6, 7, 8], "length")],
                           num_cached_tokens=3),
             RequestOutput([1, 2], [CompletionOutput(0, [EOS], "stop")])]
-    count_work(stats, [Request((1, 2, 3, 4), (1, 2)), Request((1, 2), (3,))], outs)
+    count_work(stats, [4, 2], outs)
     assert stats == {"prefill_tokens": 1 + 2, "decoded_tokens": 5 + 1}
+
+
+class ScriptedLLM:
+    """A stand-in engine with vLLM's stop semantics over one scripted response: tokens are
+    characters; a prompt whose text ends inside the script continues it (then EOS). It honours
+    ``max_tokens``, ``stop_token_ids`` and ``stop`` strings (the stop string is kept, as with
+    ``include_stop_str_in_output``, and reported in ``stop_reason``), and records every call."""
+
+    SCRIPT = "Q?\nadd 3 and 4\n3 + 4 = 7\n#### 7\nthat is all, and more words follow here\n"
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, prompts, params, use_tqdm=False):
+        self.calls.append([(p["prompt_token_ids"], sp) for p, sp in zip(prompts, params)])
+        outs = []
+        for p, sp in zip(prompts, params):
+            text = "".join(map(chr, p["prompt_token_ids"]))
+            assert self.SCRIPT.startswith(text)
+            rest = [ord(c) for c in self.SCRIPT[len(text):]] + [EOS]
+            comps = []
+            for j in range(sp["n"]):
+                ids, reason, why = [], "length", None
+                for t in rest[:sp["max_tokens"]]:
+                    ids.append(t)
+                    if t in sp["stop_token_ids"]:
+                        reason = "stop"
+                        break
+                    done = "".join(chr(x) for x in ids)
+                    hit = next((st for st in sp.get("stop", []) if st in done), None)
+                    if hit:
+                        reason, why = "stop", hit
+                        break
+                comps.append(CompletionOutput(j, ids, reason, stop_reason=why))
+            outs.append(RequestOutput(p["prompt_token_ids"], comps))
+        return outs
+
+
+def _scripted_backend():
+    class Tok:
+        def decode(self, ids, skip_special_tokens=True):
+            return "".join(chr(i) for i in ids if i != EOS)
+
+    b = VLLMBackend.__new__(VLLMBackend)
+    b.llm, b.eos_token_ids, b.logprobs, b.tokenizer = ScriptedLLM(), (EOS,), 5, Tok()
+    b._TokensPrompt, b._SamplingParams = dict, dict
+    b.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
+    return b
+
+
+def test_continuations_stop_at_the_settled_answer_in_rounds_of_stop_strings():
+    from siaflow.answers import answer_is_final, extract_answer
+
+    final = lambda text: answer_is_final(text, "numeric")  # noqa: E731
+    b = _scripted_backend()
+    script = ScriptedLLM.SCRIPT
+    question = [ord(c) for c in "Q?\n"]
+    cut = {"before": script.index("3 +"), "inside the marker": script.index("#### 7") + 3,
+           "after": script.index("that")}
+    reqs = [Request(tuple(question + [ord(c) for c in script[len(question):k]]), (3 * n, 3 * n + 1, 3 * n + 2),
+                    answer_start=len(question)) for n, k in enumerate(cut.values())]
+    reqs.append(Request(tuple(question), (9,)))  # no answer start (a rollout): runs to EOS
+    out = b.generate(reqs, Decoding(max_new_tokens=200), answer_final=final)
+    before, on_line, after, rollout = out
+    for gs, k in zip((before, on_line), (cut["before"], cut["inside the marker"])):
+        for g in gs:
+            text = script[len(question):k] + "".join(map(chr, g.token_ids))
+            assert g.finish_reason == "answer" and text.endswith("#### 7\n")   # stopped at the line's end
+            assert extract_answer(text, "numeric") == extract_answer(script, "numeric") == "7"
+    assert [(g.token_ids, g.finish_reason) for g in after] == [([], "answer")] * 3  # the prefix settles it
+    assert rollout[0].finish_reason == "stop" and "".join(map(chr, rollout[0].token_ids)) == script[len(question):]
+    # round 1: one request per prompt with n samples, stopping at the marker; round 2: one request
+    # per sample, stopping at the newline
+    # (a prefix ending in "###" also stops at the marker's last "#": vLLM matches stop strings in
+    # the generated text only)
+    first, second = b.llm.calls
+    assert [(sp["n"], sp["stop"]) for _, sp in first] == [(3, ["####"]), (3, ["####", "#"]), (1, [])]
+    assert [(sp["n"], sp["stop"]) for _, sp in second] == [(1, ["\n"])] * 6
+    assert len({sp["seed"] for _, sp in second}) == 6  # each sample its own seed in later rounds
+    # decoded: 3 x "3 + 4 = 7\n#### 7\n" + 3 x "# 7\n" + the rollout's script and EOS
+    assert b.stats["decoded_tokens"] == 3 * len("3 + 4 = 7\n#### 7\n") + 3 * len("# 7\n") + len(script) - len(question) + 1
+
+
+def test_continuations_that_never_settle_run_to_their_limit():
+    from siaflow.answers import answer_is_final
+
+    b = _scripted_backend()
+    question = [ord(c) for c in "Q?\n"]
+    out = b.generate([Request(tuple(question), (1,), answer_start=len(question))], Decoding(max_new_tokens=10),
+                     answer_final=lambda t: answer_is_final(t, "numeric"))
+    assert [(len(g.token_ids), g.finish_reason) for g in out[0]] == [(10, "length")]
+
+
+def test_marker_stops():
+    from siaflow.backends.vllm_backend import marker_stops
+
+    assert marker_stops("so 3 + 4 = 7\n") == ["####"]
+    assert marker_stops("so 7\n##") == ["####", "##"]
+    assert marker_stops("so 7\n###") == ["####", "#"]

@@ -1,6 +1,9 @@
 """vLLM backend (GPU nodes): one engine per job, token-id prompts, all prompts of a call in one
 ``generate`` with ``SamplingParams(n=K)`` and automatic prefix caching.
 
+With ``answer_final``, continuations stop at the settled answer in rounds of stop strings
+(``_generate_to_answer``).
+
 vLLM returns only the top-k log-probabilities of each step, so token entropy is approximated from
 the top k plus one bucket holding the remaining mass (``entropy_kind = "topk_approx"``), and
 self-certainty (which needs the whole vocabulary) is not available. vLLM seeds per request, not
@@ -15,7 +18,9 @@ from __future__ import annotations
 
 import math
 
+from siaflow.answers import FINAL_MARKER
 from siaflow.backends.base import Backend, BackendInfo, Decoding, Generation, Request
+from siaflow.sampling import stream_key
 
 FINISH_REASONS = {"stop": "stop", "length": "length"}
 
@@ -67,13 +72,21 @@ def parse_completion(completion, *, stop_token_ids: tuple[int, ...], token_stats
     return Generation(token_ids=ids, finish_reason=reason, logprobs=logprobs, entropies=[topk_entropy(s) for s in steps])
 
 
-def count_work(stats: dict, requests: list[Request], outputs) -> None:
+def count_work(stats: dict, prompt_lengths: list[int], outputs) -> None:
     """Add one ``generate`` call's work to ``stats``: prompt tokens not served from the prefix
     cache (``RequestOutput.num_cached_tokens`` where vLLM reports it) and every sampled token
     (vLLM decodes each of the n samples of a request on its own row)."""
-    for r, out in zip(requests, outputs):
-        stats["prefill_tokens"] += len(r.prompt_ids) - int(getattr(out, "num_cached_tokens", None) or 0)
+    for n, out in zip(prompt_lengths, outputs):
+        stats["prefill_tokens"] += n - int(getattr(out, "num_cached_tokens", None) or 0)
         stats["decoded_tokens"] += sum(len(c.token_ids) for c in out.outputs)
+
+
+def marker_stops(text: str) -> list[str]:
+    """Stop strings that end a round where ``####`` completes: the marker, and when ``text`` ends
+    with its first characters (``###``), the rest of it (vLLM matches stop strings in the
+    generated text only, so a marker split across the prefix and the continuation needs its own)."""
+    tail = next((n for n in range(len(FINAL_MARKER) - 1, 0, -1) if text.endswith(FINAL_MARKER[:n])), 0)
+    return [FINAL_MARKER] + ([FINAL_MARKER[tail:]] if tail else [])
 
 
 class VLLMBackend(Backend):
@@ -112,12 +125,68 @@ class VLLMBackend(Backend):
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def generate(self, requests, decoding, *, token_stats=False, progress=None, answer_final=None):
-        # answer_final is not applied: vLLM's stop strings cannot say "the #### line is complete",
-        # so continuations run to EOS or the token limit (the same answers, more tokens)
+        if answer_final is not None and not token_stats and any(r.answer_start is not None for r in requests):
+            return self._generate_to_answer(requests, decoding, answer_final, progress)
         prompts, params = build_requests(requests, decoding, stop_token_ids=self.eos_token_ids,
                                          logprobs=self.logprobs if token_stats else None,
                                          tokens_prompt=self._TokensPrompt, sampling_params=self._SamplingParams)
         outputs = self.llm.generate(prompts, params, use_tqdm=bool(progress))
-        count_work(self.stats, requests, outputs)
+        count_work(self.stats, [len(r.prompt_ids) for r in requests], outputs)
         return [[parse_completion(c, stop_token_ids=self.eos_token_ids, token_stats=token_stats) for c in out.outputs]
                 for out in outputs]
+
+    def _generate_to_answer(self, requests, decoding, answer_final, progress) -> list[list[Generation]]:
+        """Continuations that stop once their answer is settled, in rounds of stop strings (a stop
+        string cannot say "the ``####`` line is complete" by itself): a sample runs until
+        ``####`` appears, then until the next newline, and stops there once ``answer_final``
+        holds for prefix + continuation; otherwise it goes on from where it stopped. Round 1 is one
+        request per prompt with ``n`` samples (prefix caching shares the prompt); a later round is a
+        request per sample with its own seed, prefix-cached too. The samples are draws from the
+        same model as one uninterrupted call (a continuation goes on from its own tokens), with
+        their random numbers drawn per round."""
+        max_new = decoding.max_new_tokens
+        out: list[list[Generation | None]] = [[None] * r.n for r in requests]
+        # open work: (request, its sample indices, tokens generated so far, text of prefix + them)
+        jobs = []
+        for i, r in enumerate(requests):
+            if r.answer_start is None:
+                jobs.append((i, list(range(r.n)), [], None))  # no answer to watch: runs to the end
+                continue
+            text = self.decode(list(r.prompt_ids[r.answer_start:]))
+            if answer_final(text):  # the prefix already settles the answer: nothing to generate
+                out[i] = [Generation(token_ids=[], finish_reason="answer") for _ in r.keys]
+            else:
+                jobs.append((i, list(range(r.n)), [], text))
+        round_ = 0
+        while jobs:
+            prompts, params = [], []
+            for i, js, gen, text in jobs:
+                r = requests[i]
+                stop = [] if text is None else ["\n"] if FINAL_MARKER in text else marker_stops(text)
+                seed = request_seed(r) if round_ == 0 else int(stream_key("vllm-round", r.keys[js[0]], round_) % (2**31 - 1))
+                prompts.append(self._TokensPrompt(prompt_token_ids=list(r.prompt_ids) + gen))
+                params.append(self._SamplingParams(n=len(js), temperature=decoding.temperature, top_p=decoding.top_p,
+                                                   max_tokens=max_new - len(gen), seed=seed,
+                                                   stop_token_ids=list(self.eos_token_ids), stop=stop,
+                                                   include_stop_str_in_output=True))
+            outputs = self.llm.generate(prompts, params, use_tqdm=bool(progress) and round_ == 0)
+            count_work(self.stats, [len(p["prompt_token_ids"]) if isinstance(p, dict) else len(p.prompt_token_ids)
+                                    for p in prompts], outputs)
+            later = []
+            for (i, js, gen, text), o in zip(jobs, outputs):
+                r = requests[i]
+                for j, c in zip(js, o.outputs):
+                    g = parse_completion(c, stop_token_ids=self.eos_token_ids, token_stats=False)
+                    ids = gen + g.token_ids
+                    if text is None or not isinstance(getattr(c, "stop_reason", None), str):
+                        out[i][j] = Generation(token_ids=ids, finish_reason=g.finish_reason)  # EOS or length
+                        continue
+                    now = self.decode(list(r.prompt_ids[r.answer_start:]) + ids)
+                    if answer_final(now):
+                        out[i][j] = Generation(token_ids=ids, finish_reason="answer")
+                    elif len(ids) >= max_new:
+                        out[i][j] = Generation(token_ids=ids, finish_reason="length")
+                    else:
+                        later.append((i, [j], ids, now))
+            jobs, round_ = later, round_ + 1
+        return out  # type: ignore[return-value]
