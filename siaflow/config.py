@@ -87,14 +87,14 @@ def toy_models(config: dict) -> dict[str, dict]:
     return {Path(m["path"]).name: m for m in config["models"].values() if "toy" in m}
 
 
-def model_resource(config: dict, key: str, default, *, grow: bool = False):
+def model_resource(config: dict, key: str, default, *, grow: bool = False, scale: int = 1):
     """A Snakemake resource callable: a generation job's ``key`` from its model's ``resources``
-    block (``models.<name>.resources``), else ``default``. With ``grow`` the value is multiplied by
-    the attempt number, so a job the cluster killed for memory or time asks for more on its retry
-    (``retries:`` in profiles/slurm)."""
+    block (``models.<name>.resources``), else ``default``, times ``scale`` (a job doing the work of
+    several). With ``grow`` the value is multiplied by the attempt number, so a job the cluster
+    killed for memory or time asks for more on its retry (``retries:`` in profiles/slurm)."""
 
     def resource(wildcards, attempt):
-        value = config["models"][wildcards.model].get("resources", {}).get(key, default)
+        value = config["models"][wildcards.model].get("resources", {}).get(key, default) * scale
         return value * attempt if grow else value
 
     return resource

@@ -168,28 +168,39 @@ def rollouts(sm) -> None:
 
 
 def continuations(sm) -> None:
-    from siaflow.backends import Decoding
-    from siaflow.rollouts import run_continuations
-
+    """K continuations of every checkpoint of a shard: one variant (``continuations``), or the
+    original then the shuffled with one backend (``continuations_both_variants``)."""
     with logging_to(sm):
         _threads(sm)
         cfg, model, dataset = sm.config, sm.wildcards.model, sm.wildcards.dataset
-        stride, variant = int(sm.wildcards.stride), sm.wildcards.variant
+        both = "shuffled" in sm.output.keys()
+        stride = int(sm.params.stride) if both else int(sm.wildcards.stride)
         roll = sia_trajectories(pl.read_parquet(sm.input.rollouts), cfg)
         backend = _backend(cfg["models"][model], cfg)
-        decoding = Decoding(**cfg["decoding"])
-        s = cfg["sampling"]
-        df, ledger = run_continuations(backend, roll, stride=stride, n_continuations=s["n_continuations"],
-                                       decoding=decoding, seed=s["seed"], variant=variant,
-                                       extract=_extractor(cfg["datasets"][dataset]), output=sm.output[0],
-                                       part_prefixes=s["parts"]["prefixes"],
-                                       shared_k0=pl.read_parquet(sm.input.original) if sm.input.get("original") else None,
-                                       answer_final=_answer_final(cfg["datasets"][dataset]) if s["stop_at_answer"] else None)
-        prov = {**io.read_provenance(sm.input.rollouts), **io.provenance(
-            step="continuations", stride=stride, variant=variant, n_continuations=s["n_continuations"], ledger=ledger)}
-        io.write_parquet(df, sm.output[0], prov)
-        clear_parts(sm.output[0])
-        print(f"continuations: {ledger}")
+        if both:
+            original = _continue_variant(sm, cfg, backend, roll, stride, "original", sm.output.original, None)
+            _continue_variant(sm, cfg, backend, roll, stride, "shuffled", sm.output.shuffled, original)
+        else:
+            shared = pl.read_parquet(sm.input.original) if sm.input.get("original") else None
+            _continue_variant(sm, cfg, backend, roll, stride, sm.wildcards.variant, sm.output[0], shared)
+
+
+def _continue_variant(sm, cfg, backend, roll, stride: int, variant: str, output: str, shared_k0):
+    from siaflow.backends import Decoding
+    from siaflow.rollouts import run_continuations
+
+    dataset, s = sm.wildcards.dataset, cfg["sampling"]
+    df, ledger = run_continuations(backend, roll, stride=stride, n_continuations=s["n_continuations"],
+                                   decoding=Decoding(**cfg["decoding"]), seed=s["seed"], variant=variant,
+                                   extract=_extractor(cfg["datasets"][dataset]), output=output,
+                                   part_prefixes=s["parts"]["prefixes"], shared_k0=shared_k0,
+                                   answer_final=_answer_final(cfg["datasets"][dataset]) if s["stop_at_answer"] else None)
+    prov = {**io.read_provenance(sm.input.rollouts), **io.provenance(
+        step="continuations", stride=stride, variant=variant, n_continuations=s["n_continuations"], ledger=ledger)}
+    io.write_parquet(df, output, prov)
+    clear_parts(output)
+    print(f"continuations ({variant}): {ledger}")
+    return df
 
 
 def entropy(sm) -> None:

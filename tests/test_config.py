@@ -76,6 +76,8 @@ def test_generation_memory_and_runtime_grow_with_the_retry_attempt():
     assert [mem(toy, a) for a in (1, 2)] == [4000, 8000]
     gpu = model_resource(cfg, "gpu", 0)
     assert [gpu(big, a) for a in (1, 2)] == [1, 1] and gpu(toy, 1) == 0
+    both = model_resource(cfg, "runtime", 120, grow=True, scale=2)  # a job doing two jobs' work
+    assert [both(big, a) for a in (1, 2)] == [480, 960] and both(toy, 1) == 240
 
 
 def test_slurm_profile_dry_run_on_the_paper_grid():
@@ -88,5 +90,6 @@ def test_slurm_profile_dry_run_on_the_paper_grid():
     blocks = out.split("\n\n")
     rollout = next(b for b in blocks if "rule rollouts:" in b and "model=deepseek-llm-7b-chat" in b)
     assert "mem_mb=64000" in rollout and "runtime=480" in rollout and "gpu=1" in rollout and "cpus_per_gpu=8" in rollout
-    small = next(b for b in blocks if "rule continuations:" in b and "model=qwen2.5-math-1.5b" in b)
-    assert "mem_mb=24000" in small and "runtime=180" in small and "gpu=1" in small
+    small = next(b for b in blocks if "rule continuations_both_variants:" in b and "model=qwen2.5-math-1.5b" in b)
+    # the main stride's two variants in one job: twice the model's runtime
+    assert "mem_mb=24000" in small and "runtime=360" in small and "gpu=1" in small

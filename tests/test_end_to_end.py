@@ -25,8 +25,33 @@ def run(local_run):
 def test_a_named_target_builds_only_what_it_needs(run):
     out = run["only_fig2"]
     assert "fig2_auc" in out and "table1_alignment" in out
-    for unrelated in ("table2_shuffle", "table3_mc_ablation", "fig_fano", "fig1_cumulative_gain", "report", "shuffled"):
+    for unrelated in ("table2_shuffle", "table3_mc_ablation", "fig_fano", "fig1_cumulative_gain", "report",
+                      "stride-8/shuffled.parquet"):
         assert unrelated not in out, unrelated
+    # the main stride's variants share a job (variants_in_one_job): its shuffled draws come along
+    assert "rule continuations_both_variants" in out
+
+
+def test_one_job_per_variant_when_asked(tmp_path):
+    """With sampling.variants_in_one_job off, a target that needs only the original variant
+    schedules no shuffled continuations (a dry run)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import ROOT, tiny_config
+
+    cfg, _ = tiny_config(tmp_path)
+    cfg["sampling"]["variants_in_one_job"] = False
+    path = tmp_path / "one_per_variant.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "fig2_auc", "--configfile", str(path),
+                          "--directory", str(ROOT)],
+                         capture_output=True, text=True, timeout=300)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert "rule continuations:" in out and "continuations_both_variants" not in out and "shuffled" not in out
 
 
 def test_every_output_exists_and_rerun_is_a_no_op(run):

@@ -172,5 +172,5 @@ def test_paper_grid_dry_run_offline():
             stats[parts[0]] = int(parts[1])
     shards = -(-1319 // 50) + -(-1172 // 50) + -(-300 // 50)
     assert stats["rollouts"] == 11 * shards
-    assert stats["continuations"] == 11 * shards * 2  # one stride, original + shuffled
+    assert stats["continuations_both_variants"] == 11 * shards  # one stride, original + shuffled in one job
     assert stats["entropy"] == 11 * 3 * 2 and stats["download_dataset"] == 3

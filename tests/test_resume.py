@@ -61,7 +61,8 @@ def test_killed_continuation_job_resumes_exactly(tmp_path):
                    capture_output=True, text=True, timeout=120)
     res = subprocess.run(_cmd(cut_cfg, cut_out), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    log = (tmp_path / "cut/logs/continuations/toy-sft/toy-arith/stride-4/original/shard-0.log").read_text()
+    # the main stride's variants run in one job (continuations_both_variants), the original first
+    log = (tmp_path / "cut/logs/continuations/toy-sft/toy-arith/stride-4/both-variants/shard-0.log").read_text()
     assert "already written" in log  # it resumed rather than recomputed
     assert not parts.exists()  # parts are removed once the shard is complete
 

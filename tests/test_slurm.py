@@ -58,11 +58,11 @@ def slurm_run(tmp_path_factory):
 def test_generation_jobs_went_through_slurm_and_the_rest_ran_locally(slurm_run):
     out = slurm_run["out"]
     ids = re.findall(r"SLURM jobid (\d+)", out)
-    # 2 models x 2 shards of rollouts; continuations: stride 8 original + shuffled, and stride 16
-    # for the Monte-Carlo ablation (16 is a multiple of 8, so it is a sub-sample: no own run)
-    assert len(set(ids)) == 2 * 2 + 2 * 2 * 2, out[-5000:]
+    # 2 models x 2 shards of rollouts; continuations: stride 8 original + shuffled in one job per
+    # shard, and stride 16 for the Monte-Carlo ablation (a multiple of 8, so a sub-sample: no run)
+    assert len(set(ids)) == 2 * 2 + 2 * 2, out[-5000:]
     logs = sorted(p.relative_to(slurm_run["logs"]).parts[0] for p in slurm_run["logs"].rglob("*.log"))
-    assert set(logs) == {"rule_rollouts", "rule_continuations"}, logs
+    assert set(logs) == {"rule_rollouts", "rule_continuations_both_variants"}, logs
 
 
 def test_tables_and_figure_data_equal_a_local_run(slurm_run, local_run):
@@ -88,7 +88,7 @@ def test_profile_is_documented_and_marks_placeholders():
     text = (ROOT / "profiles/slurm/config.yaml").read_text()
     prof = yaml.safe_load(text)
     assert prof["executor"] == "slurm" and prof["retries"] >= 1
-    for rule in ("rollouts", "continuations"):
+    for rule in ("rollouts", "continuations", "continuations_both_variants"):
         assert "cpus_per_gpu" in prof["set-resources"][rule]
     # account and partition are left to the user, commented and marked
     assert re.search(r"#\s*slurm_account: \"<ACCOUNT>\"\s+# EDIT", text)

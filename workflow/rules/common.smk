@@ -49,9 +49,9 @@ def model_input(wildcards):
     return []
 
 
-def model_resource(key, default, grow=False):
+def model_resource(key, default, grow=False, scale=1):
     """Per-model GPU / memory / runtime of a generation job (siaflow.config.model_resource)."""
-    return siaflow.config.model_resource(config, key, default, grow=grow)
+    return siaflow.config.model_resource(config, key, default, grow=grow, scale=scale)
 
 
 def generation_env(wildcards):
