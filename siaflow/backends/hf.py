@@ -146,22 +146,19 @@ class TransformersBackend(Backend):
         if too_long:
             raise ValueError(f"a prompt of {too_long[0]} tokens leaves no room in the model's context of {self.max_context}")
         counts = torch.tensor([len(k) for k in keys])
-        if self.share_rows:
-            # roots: distinct question prompts (or whole prompts); the rest of a prompt is forced
-            cut = [st if st is not None else len(p) for p, st in zip(prompts, starts or [None] * len(prompts))]
-            distinct: dict[tuple, int] = {}
-            root = [distinct.setdefault(tuple(p[:c]), len(distinct)) for p, c in zip(prompts, cut)]
-            rows_in = [list(p) for p in distinct]
-            forced_len = torch.tensor([len(p) - c for p, c in zip(prompts, cut)])
-            forced = torch.zeros((len(prompts), max(1, int(forced_len.max()))), dtype=torch.long)
-            for i, (p, c) in enumerate(zip(prompts, cut)):
-                forced[i, :len(p) - c] = torch.tensor(p[c:], dtype=torch.long)
-            srow = torch.repeat_interleave(torch.tensor(root), counts)
-        else:
-            rows_in = [list(p) for p in prompts]
-            forced_len = torch.zeros(len(prompts), dtype=torch.long)
-            forced = torch.zeros((len(prompts), 1), dtype=torch.long)
-            srow = torch.repeat_interleave(torch.arange(len(prompts)), counts)
+        # roots: with shared rows, the distinct question prompts (or whole prompts), the rest of a
+        # prompt walked as forced tokens; else every prompt whole
+        cut = [st if self.share_rows and st is not None else len(p)
+               for p, st in zip(prompts, starts or [None] * len(prompts))]
+        distinct: dict[tuple, int] = {}
+        root = [distinct.setdefault(tuple(p[:c]), len(distinct)) if self.share_rows else i
+                for i, (p, c) in enumerate(zip(prompts, cut))]
+        rows_in = [list(p) for p in distinct] if self.share_rows else [list(p) for p in prompts]
+        forced_len = torch.tensor([len(p) - c for p, c in zip(prompts, cut)])
+        forced = torch.zeros((len(prompts), max(1, int(forced_len.max()))), dtype=torch.long)
+        for i, (p, c) in enumerate(zip(prompts, cut)):
+            forced[i, :len(p) - c] = torch.tensor(p[c:], dtype=torch.long)
+        srow = torch.repeat_interleave(torch.tensor(root), counts)
         width = max(len(p) for p in rows_in)
         ids = torch.full((len(rows_in), width), self.pad_id, dtype=torch.long)
         att = torch.zeros((len(rows_in), width), dtype=torch.long)
