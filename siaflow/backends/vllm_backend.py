@@ -34,9 +34,26 @@ def topk_entropy(top_logprobs: dict) -> float:
     return -sum(p * math.log(p) for p in ps if p > 0) - (rest * math.log(rest) if rest > 0 else 0.0)
 
 
+def seed31(key: int) -> int:
+    """A 31-bit vLLM seed from a 62-bit stream key."""
+    return int(key % (2**31 - 1))
+
+
 def request_seed(request: Request) -> int:
-    """A 31-bit vLLM seed from the request's first sample key."""
-    return int(request.keys[0] % (2**31 - 1))
+    """A vLLM seed from the request's first sample key."""
+    return seed31(request.keys[0])
+
+
+def sampling_args(decoding: Decoding, *, n: int, seed: int, stop_token_ids: tuple[int, ...],
+                  logprobs: int | None = None, max_tokens: int | None = None, stop: list[str] | None = None) -> dict:
+    """Keyword arguments of one ``SamplingParams``: n samples, the decoding config, a seed, stop
+    token ids, top-k log-probs when asked; with ``stop``, stop strings kept in the output."""
+    args = dict(n=n, temperature=decoding.temperature, top_p=decoding.top_p,
+                max_tokens=decoding.max_new_tokens if max_tokens is None else max_tokens, seed=seed,
+                stop_token_ids=list(stop_token_ids), logprobs=logprobs)
+    if stop is not None:
+        args.update(stop=stop, include_stop_str_in_output=True)
+    return args
 
 
 def build_requests(requests: list[Request], decoding: Decoding, *, stop_token_ids: tuple[int, ...], logprobs: int | None,
@@ -46,9 +63,8 @@ def build_requests(requests: list[Request], decoding: Decoding, *, stop_token_id
     prompts, params = [], []
     for r in requests:
         prompts.append(tokens_prompt(prompt_token_ids=list(r.prompt_ids)))
-        params.append(sampling_params(n=r.n, temperature=decoding.temperature, top_p=decoding.top_p,
-                                      max_tokens=decoding.max_new_tokens, seed=request_seed(r),
-                                      stop_token_ids=list(stop_token_ids), logprobs=logprobs))
+        params.append(sampling_params(**sampling_args(decoding, n=r.n, seed=request_seed(r),
+                                                      stop_token_ids=stop_token_ids, logprobs=logprobs)))
     return prompts, params
 
 
@@ -163,15 +179,14 @@ class VLLMBackend(Backend):
             for i, js, gen, text in jobs:
                 r = requests[i]
                 stop = [] if text is None else ["\n"] if FINAL_MARKER in text else marker_stops(text)
-                seed = request_seed(r) if round_ == 0 else int(stream_key("vllm-round", r.keys[js[0]], round_) % (2**31 - 1))
-                prompts.append(self._TokensPrompt(prompt_token_ids=list(r.prompt_ids) + gen))
-                params.append(self._SamplingParams(n=len(js), temperature=decoding.temperature, top_p=decoding.top_p,
-                                                   max_tokens=max_new - len(gen), seed=seed,
-                                                   stop_token_ids=list(self.eos_token_ids), stop=stop,
-                                                   include_stop_str_in_output=True))
-            outputs = self.llm.generate(prompts, params, use_tqdm=bool(progress) and round_ == 0)
-            count_work(self.stats, [len(p["prompt_token_ids"]) if isinstance(p, dict) else len(p.prompt_token_ids)
-                                    for p in prompts], outputs)
+                seed = request_seed(r) if round_ == 0 else seed31(stream_key("vllm-round", r.keys[js[0]], round_))
+                prompts.append(list(r.prompt_ids) + gen)
+                params.append(self._SamplingParams(**sampling_args(decoding, n=len(js), seed=seed,
+                                                                   stop_token_ids=self.eos_token_ids,
+                                                                   max_tokens=max_new - len(gen), stop=stop)))
+            outputs = self.llm.generate([self._TokensPrompt(prompt_token_ids=p) for p in prompts], params,
+                                        use_tqdm=bool(progress) and round_ == 0)
+            count_work(self.stats, [len(p) for p in prompts], outputs)
             later = []
             for (i, js, gen, text), o in zip(jobs, outputs):
                 r = requests[i]
