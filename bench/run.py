@@ -148,7 +148,7 @@ def bench_throughput(cfg: dict, n_questions: int, n_prefixes: int = 96) -> dict:
         gens = backend.generate(reqs, decoding)
         timed[share] = (time.perf_counter() - t0, backend.stats["decoded_tokens"] - before)
     t_ours, decoded = timed[True]
-    ours = sum(len(g.token_ids) + (g.finish_reason == "stop") for gs in gens for g in gs)
+    ours = sum(g.n_sampled for gs in gens for g in gs)
 
     hf, eos = backend.model, backend.eos_token_ids
     t0 = time.perf_counter()

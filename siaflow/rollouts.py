@@ -109,18 +109,18 @@ def continue_prefixes(backend: Backend, prefixes: list, *, n_continuations: int,
             cols["answer"].append(extract(backend.decode(prefix + g.token_ids)))
             cols["n_generated"].append(len(g.token_ids))
             cols["finish_reason"].append(g.finish_reason)
-            n = len(g.token_ids) + (g.finish_reason == "stop")
-            generated += n
-            naive += n
+            generated += g.n_sampled
+            naive += g.n_sampled
             if g.finish_reason == "answer":
                 settled += 1
                 naive += tails.get((q, j), 0)
+    prompt_tokens = sum(len(r.prompt_ids) for r in requests)
     ledger = {"prefixes": len(requests), "continuations": len(requests) * n_continuations,
-              "prompt_tokens": sum(len(r.prompt_ids) for r in requests), "generated_tokens": generated,
+              "prompt_tokens": prompt_tokens, "generated_tokens": generated,
               "settled_at_answer": settled, "naive_generated_tokens": naive,
               # what the engine computed: prompt tokens prefilled, and decode steps (one per distinct
               # token history when the backend shares rows; else one per sample and token)
-              "prefill_tokens": work.get("prefill_tokens", sum(len(r.prompt_ids) for r in requests)),
+              "prefill_tokens": work.get("prefill_tokens", prompt_tokens),
               "decoded_tokens": work.get("decoded_tokens", generated)}
     return pl.DataFrame(cols, schema=CONTINUATION_SCHEMA), ledger
 

@@ -175,11 +175,6 @@ def test_answer_watch_matches_a_full_decode(backend):
         assert got == expect
 
 
-def _sampled(g):
-    """Tokens a sample drew: its text plus the stop token when it stopped."""
-    return len(g.token_ids) + (g.finish_reason == "stop")
-
-
 @pytest.mark.parametrize("temperature", [0.3, 1.0])
 def test_shared_rows_give_the_same_samples_and_do_each_history_once(tiny_model_dir, temperature):
     """One model row per distinct token history (a trie of the samples) changes no sample, no
@@ -198,10 +193,10 @@ def test_shared_rows_give_the_same_samples_and_do_each_history_once(tiny_model_d
         assert (ga.token_ids, ga.finish_reason) == (gb.token_ids, gb.finish_reason)
         assert ga.logprobs == pytest.approx(gb.logprobs, abs=1e-5)
         assert ga.entropies == pytest.approx(gb.entropies, abs=1e-5)
-    per_sample = sum(_sampled(g) for gs in b for g in gs)
+    per_sample = sum(g.n_sampled for gs in b for g in gs)
     assert plain.stats["decoded_tokens"] == per_sample
     assert plain.stats["prefill_tokens"] == sum(len(r.prompt_ids) for r in reqs)
-    trie = {(r.prompt_ids, tuple(g.token_ids[:t])) for r, gs in zip(reqs, a) for g in gs for t in range(_sampled(g))}
+    trie = {(r.prompt_ids, tuple(g.token_ids[:t])) for r, gs in zip(reqs, a) for g in gs for t in range(g.n_sampled)}
     assert shared.stats["decoded_tokens"] == len(trie) < per_sample
     assert shared.stats["prefill_tokens"] == sum(len(r.prompt_ids) for r in reqs[:len(PROMPTS)])
 
@@ -232,6 +227,6 @@ def test_nested_prefixes_walk_one_path_and_give_the_same_samples(tiny_model_dir)
         root = r.prompt_ids[:r.answer_start] if r.answer_start is not None else r.prompt_ids
         walk = r.prompt_ids[len(root):]
         trie |= {(root, walk[:d]) for d in range(len(walk))}
-        trie |= {(root, walk + tuple(g.token_ids[:t])) for g in gs for t in range(_sampled(g))}
+        trie |= {(root, walk + tuple(g.token_ids[:t])) for g in gs for t in range(g.n_sampled)}
     assert shared.stats["decoded_tokens"] == len(trie)
-    assert plain.stats["decoded_tokens"] == sum(_sampled(g) for gs in b for g in gs)
+    assert plain.stats["decoded_tokens"] == sum(g.n_sampled for gs in b for g in gs)

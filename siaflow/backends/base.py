@@ -59,6 +59,11 @@ class Generation:
     # KL(U || pi_t) = -log V - (1/V) sum_v log pi_t(v) per token (EDIS's self-certainty baseline)
     self_certainty: list[float] | None = None
 
+    @property
+    def n_sampled(self) -> int:
+        """Tokens the sample drew: its text, plus the stop token when it stopped at one."""
+        return len(self.token_ids) + (self.finish_reason == "stop")
+
 
 @dataclass
 class BackendInfo:
