@@ -22,14 +22,20 @@ VARIANTS = ("original", "shuffled")
 
 def run_rollouts(backend: Backend, questions: pl.DataFrame, prompts: list[str], *, decoding: Decoding,
                  n_trajectories: int, seed: int, extract: Callable[[str], str],
-                 prompt_ids: list[list[int]] | None = None) -> pl.DataFrame:
+                 prompt_ids: list[list[int]] | None = None, answer_final: Callable[[str], bool] | None = None,
+                 stop: tuple[str, ...] = ()) -> pl.DataFrame:
     """Sample ``n_trajectories`` responses per question, with per-token log-prob and entropy.
-    ``prompt_ids`` default to ``backend.encode`` of each prompt text."""
+    ``prompt_ids`` default to ``backend.encode`` of each prompt text.
+
+    A response ends at its settled answer (``answer_final``: finish reason "answer"), at one of the
+    prompt's ``stop`` strings (cut, "stop_sequence"), at EOS ("stop") or at the token limit
+    ("length"): T is the response's own length, so every checkpoint lies inside the response."""
     prompt_ids = [tuple(ids) for ids in prompt_ids] if prompt_ids is not None else [tuple(backend.encode(p)) for p in prompts]
     qids = questions["question_id"].to_list()
-    requests = [Request(ids, tuple(stream_key(seed, "rollout", q, j) for j in range(n_trajectories)))
+    requests = [Request(ids, tuple(stream_key(seed, "rollout", q, j) for j in range(n_trajectories)),
+                        answer_start=len(ids), stop=tuple(stop))
                 for q, ids in zip(qids, prompt_ids)]
-    gens = backend.generate(requests, decoding, token_stats=True, progress="rollouts")
+    gens = backend.generate(requests, decoding, token_stats=True, progress="rollouts", answer_final=answer_final)
     rows = []
     for q, gold, prompt, ids, gs in zip(qids, questions["gold"], prompts, prompt_ids, gens):
         for j, g in enumerate(gs):
@@ -38,7 +44,7 @@ def run_rollouts(backend: Backend, questions: pl.DataFrame, prompts: list[str], 
             rows.append({"question_id": q, "trajectory": j, "prompt": prompt, "prompt_ids": list(ids),
                          "token_ids": g.token_ids, "token_logprobs": g.logprobs, "token_entropy": g.entropies,
                          "token_self_certainty": g.self_certainty,
-                         "T": len(g.token_ids), "finish_reason": g.finish_reason, "text": text,
+                         "T": len(g.token_ids), "finish_reason": g.finish_reason, "cut": g.cut, "text": text,
                          "answer": answer, "gold": gold, "correct": answer == gold})
     return pl.DataFrame(rows, schema_overrides={"prompt_ids": pl.List(pl.Int32), "token_ids": pl.List(pl.Int32),
                                                 "token_logprobs": pl.List(pl.Float32),
@@ -75,23 +81,25 @@ def continuation_prefixes(rollouts: pl.DataFrame, *, stride: int, seed: int, var
 
 
 CONTINUATION_SCHEMA = {"question_id": pl.String, "trajectory": pl.Int32, "k": pl.Int32, "sample": pl.Int16,
-                       "answer": pl.String, "n_generated": pl.Int32, "finish_reason": pl.String}
+                       "answer": pl.String, "n_generated": pl.Int32, "finish_reason": pl.String, "cut": pl.Int16}
 
 
 def continue_prefixes(backend: Backend, prefixes: list, *, n_continuations: int, decoding: Decoding, seed: int,
                       variant: str, extract: Callable[[str], str],
                       answer_final: Callable[[str], bool] | None = None,
-                      tails: dict | None = None) -> tuple[pl.DataFrame, dict]:
+                      tails: dict | None = None, stop: tuple[str, ...] = ()) -> tuple[pl.DataFrame, dict]:
     """K continuations of each given prefix (from ``continuation_prefixes``), one row per sample
     in sample order, and the token ledger of this work.
 
     With ``answer_final`` a continuation stops as soon as its answer (extracted from prefix +
     continuation) can no longer change: the answers are those of running it to the end.
     ``tails[(question, trajectory)]``: tokens a trajectory generated after its own answer settled,
-    the ledger's estimate of what an early-stopped continuation would have gone on to generate."""
+    the ledger's estimate of what an early-stopped continuation would have gone on to generate.
+    ``stop``: the prompt's stop strings, which end a continuation as they end a rollout."""
+    # a continuation completes a response of at most max_new_tokens: it may add max_new_tokens - k
     requests = [Request(tuple(prompt + prefix),
                         tuple(stream_key(seed, "continuation", q, j, k, s) for s in range(n_continuations)),
-                        answer_start=len(prompt))
+                        answer_start=len(prompt), stop=tuple(stop), max_new_tokens=decoding.max_new_tokens - len(prefix))
                 for q, j, k, prefix, prompt in prefixes]
     before = dict(getattr(backend, "stats", {}))
     gens = backend.generate(requests, decoding, token_stats=False, progress=f"continuations ({variant})",
@@ -109,6 +117,7 @@ def continue_prefixes(backend: Backend, prefixes: list, *, n_continuations: int,
             cols["answer"].append(extract(backend.decode(prefix + g.token_ids)))
             cols["n_generated"].append(len(g.token_ids))
             cols["finish_reason"].append(g.finish_reason)
+            cols["cut"].append(g.cut)
             generated += g.n_sampled
             naive += g.n_sampled
             if g.finish_reason == "answer":
@@ -128,7 +137,8 @@ def continue_prefixes(backend: Backend, prefixes: list, *, n_continuations: int,
 def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, n_continuations: int,
                       decoding: Decoding, seed: int, variant: str, extract: Callable[[str], str],
                       output=None, part_prefixes: int = 256, shared_k0: pl.DataFrame | None = None,
-                      answer_final: Callable[[str], bool] | None = None) -> tuple[pl.DataFrame, dict]:
+                      answer_final: Callable[[str], bool] | None = None,
+                      stop: tuple[str, ...] = ()) -> tuple[pl.DataFrame, dict]:
     """K continuations of every checkpoint prefix, one row per sample in sample order (so a
     coarser K' <= K is an exact sub-sample), with each sample's extracted answer.
 
@@ -153,7 +163,7 @@ def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, 
 
     def work(chunk):
         return continue_prefixes(backend, list(chunk), n_continuations=n_continuations, decoding=decoding, seed=seed,
-                                 variant=variant, extract=extract, answer_final=answer_final, tails=tails)
+                                 variant=variant, extract=extract, answer_final=answer_final, tails=tails, stop=stop)
 
     if output is None or not prefixes:
         df, ledger = work(prefixes)
@@ -161,7 +171,7 @@ def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, 
         from siaflow.resume import run_in_parts
 
         identity = {"stride": stride, "K": n_continuations, "seed": seed, "variant": variant, "shared_k0": k0 is not None,
-                    "stop_at_answer": answer_final is not None,
+                    "stop_at_answer": answer_final is not None, "stop": list(stop),
                     "decoding": decoding.as_dict(), "model": backend.info.model, "revision": backend.info.revision}
         df, ledger = run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)
     if k0 is not None:
@@ -169,7 +179,7 @@ def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, 
         ledger = {**ledger, "shared_prefixes": k0.height // n_continuations}
     # the naive procedure samples the empty prefix once per trajectory, in every variant
     k0_rows = df.filter(pl.col("k") == 0)
-    k0_tokens = int(k0_rows["n_generated"].sum()) + int((k0_rows["finish_reason"] == "stop").sum())
+    k0_tokens = int(k0_rows["n_generated"].sum()) + int((k0_rows["finish_reason"] == "stop").sum()) + int(k0_rows["cut"].sum())
     n_traj = rollouts.select("question_id", "trajectory").unique().height
     n_q = rollouts["question_id"].n_unique()
     copies = n_traj / n_q if n_q else 0
@@ -182,11 +192,11 @@ def answer_tails(backend: Backend, rollouts: pl.DataFrame, answer_final: Callabl
     """Per (question, trajectory): tokens the trajectory generated after its answer settled (0 when
     it never settled before the end): the ledger's stand-in for what a continuation stopped at its
     answer would have gone on to generate."""
-    from siaflow.backends.base import AnswerWatch
+    from siaflow.backends.base import TextWatch
 
     tails = {}
     for q, j, toks in rollouts.select("question_id", "trajectory", "token_ids").iter_rows():
-        watch = AnswerWatch(answer_final, backend.decode, [])
+        watch = TextWatch(backend.decode, [], answer_final=answer_final)
         toks = list(toks)
         tails[(q, j)] = next((len(toks) - t - 1 for t, x in enumerate(toks) if watch.push(x)), 0)
     return tails

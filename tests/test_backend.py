@@ -160,19 +160,49 @@ def test_answer_watch_matches_a_full_decode(backend):
     import random
 
     from siaflow.answers import answer_is_final
-    from siaflow.backends.base import AnswerWatch
+    from siaflow.backends.base import TextWatch
 
     rng = random.Random(0)
     pieces = ["12", "3", " ", "#", "##", "####", "\n", "x", ".", ",", "5"]
     for _ in range(200):
         ids = backend.encode("".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))))
-        watch = AnswerWatch(lambda t: answer_is_final(t, "numeric"), backend.decode, ids[:3])
+        watch = TextWatch(backend.decode, ids[:3], answer_final=lambda t: answer_is_final(t, "numeric"))
         expect = next((t for t in range(3, len(ids) + 1) if answer_is_final(backend.decode(ids[:t]), "numeric")), None)
         if expect == 3:
             assert watch.done
             continue
         got = next((t + 1 for t in range(3, len(ids)) if watch.push(ids[t])), None)
         assert got == expect
+
+
+def test_stop_string_watch_cuts_exactly_the_stop_string(backend):
+    """A stop string ends a sample at the token that completes it, and the tokens cut are those
+    that write it: the kept text is the full text up to the stop string. One inside the prefix
+    never counts."""
+    import random
+
+    from siaflow.backends.base import TextWatch
+
+    rng = random.Random(1)
+    pieces = ["12", "3", " ", "Q", "\n", "\n\n", "x", "Q:", "5"]
+    stop = "\n\nQ:"
+    checked = 0
+    for _ in range(300):
+        ids = backend.encode("".join(rng.choice(pieces) for _ in range(rng.randint(1, 14))))
+        watch = TextWatch(backend.decode, ids[:2], stop=(stop,))
+        prefix_hits = backend.decode(ids[:2]).count(stop)
+        first = next((t for t in range(3, len(ids) + 1) if backend.decode(ids[:t]).count(stop) > prefix_hits), None)
+        got = next((t + 1 for t in range(2, len(ids)) if watch.push(ids[t]) == "stop_sequence"), None)
+        assert got == first
+        if got is not None:
+            checked += 1
+            kept = backend.decode(ids[:got - watch.cut])
+            text = backend.decode(ids[:got])
+            pos = text.rfind(stop)  # nothing of the stop string is kept, but the prefix is never cut
+            assert text.startswith(kept) and len(kept) <= max(pos, len(backend.decode(ids[:2])))
+            if watch.cut and got - watch.cut > 2:                # and everything before it is
+                assert len(backend.decode(ids[:got - watch.cut + 1])) > pos
+    assert checked > 30
 
 
 @pytest.mark.parametrize("temperature", [0.3, 1.0])
@@ -230,3 +260,29 @@ def test_nested_prefixes_walk_one_path_and_give_the_same_samples(tiny_model_dir)
         trie |= {(root, walk + tuple(g.token_ids[:t])) for g in gs for t in range(g.n_sampled)}
     assert shared.stats["decoded_tokens"] == len(trie)
     assert plain.stats["decoded_tokens"] == sum(g.n_sampled for gs in b for g in gs)
+
+
+def test_a_request_budget_caps_its_samples(backend):
+    """A continuation completes a response of at most max_new_tokens: its request may add only
+    what is left; none left means no sample at all (finish reason "length", no tokens)."""
+    prompt = tuple(backend.encode("Q: Eve has 5, gets 3. How many?\nA: "))
+    dec = Decoding(temperature=1.0, top_p=1.0, max_new_tokens=20)
+    out = backend.generate([Request(prompt, (1, 2, 3), max_new_tokens=3), Request(prompt, (4, 5), max_new_tokens=0),
+                            Request(prompt, (6,))], dec, token_stats=True)
+    assert all(len(g.token_ids) <= 3 for g in out[0]) and any(g.finish_reason == "length" for g in out[0])
+    assert [(g.token_ids, g.finish_reason, g.entropies) for g in out[1]] == [([], "length", [])] * 2
+    assert Request(prompt, (1,), max_new_tokens=50).budget(dec) == 20 and Request(prompt, (1,)).budget(dec) == 20
+
+
+def test_continuations_get_what_is_left_of_the_response_budget(backend):
+    """The continuation of a k-token prefix is asked for max_new_tokens - k new tokens."""
+    from siaflow.rollouts import continue_prefixes
+
+    prompt = backend.encode("Q: Eve has 5, gets 3. How many?\nA: ")
+    dec = Decoding(temperature=1.0, top_p=1.0, max_new_tokens=12)
+    prefixes = [("q", 0, k, backend.encode("5+3=8. #### 8")[:k], prompt) for k in (0, 4, 12)]
+    df, _ = continue_prefixes(backend, prefixes, n_continuations=4, decoding=dec, seed=0, variant="original",
+                              extract=lambda t: t)
+    for k in (0, 4, 12):
+        assert df.filter(df["k"] == k)["n_generated"].max() <= 12 - k
+    assert set(df.filter(df["k"] == 12)["finish_reason"]) == {"length"}

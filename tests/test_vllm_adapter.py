@@ -149,7 +149,8 @@ class ScriptedLLM:
                     if hit:
                         reason, why = "stop", hit
                         break
-                comps.append(CompletionOutput(j, ids, reason, stop_reason=why))
+                steps = [{t: Logprob(-0.5, rank=1), 999: Logprob(-1.5, rank=2)} for t in ids] if sp.get("logprobs") else None
+                comps.append(CompletionOutput(j, ids, reason, stop_reason=why, logprobs=steps))
             outs.append(RequestOutput(p["prompt_token_ids"], comps))
         return outs
 
@@ -215,3 +216,39 @@ def test_marker_stops():
     assert marker_stops("so 3 + 4 = 7\n") == ["####"]
     assert marker_stops("so 7\n##") == ["####", "##"]
     assert marker_stops("so 7\n###") == ["####", "#"]
+
+
+def test_rollouts_with_token_stats_stop_at_their_answer_too():
+    """A rollout passes token_stats and answer_final together: it ends at its settled answer, with
+    one log-prob and one entropy per kept token, accumulated over the rounds."""
+    from siaflow.answers import answer_is_final
+
+    b = _scripted_backend()
+    question = [ord(c) for c in "Q?\n"]
+    out = b.generate([Request(tuple(question), (1, 2), answer_start=len(question))], Decoding(max_new_tokens=200),
+                     token_stats=True, answer_final=lambda t: answer_is_final(t, "numeric"))
+    for g in out[0]:
+        assert g.finish_reason == "answer" and "".join(map(chr, g.token_ids)).endswith("#### 7\n")
+        assert len(g.logprobs) == len(g.entropies) == len(g.token_ids) and g.logprobs[0] == -0.5
+
+
+def test_a_prompt_stop_string_ends_the_sample_and_is_cut():
+    b = _scripted_backend()
+    question = [ord(c) for c in "Q?\n"]
+    out = b.generate([Request(tuple(question), (1,), answer_start=len(question), stop=("that is",))],
+                     Decoding(max_new_tokens=200), token_stats=True)
+    g = out[0][0]
+    script = ScriptedLLM.SCRIPT
+    assert g.finish_reason == "stop_sequence" and g.cut == len("that is")
+    assert "".join(map(chr, g.token_ids)) == script[len(question):script.index("that is")]
+    assert len(g.logprobs) == len(g.token_ids) and g.n_sampled == script.index("that is") + len("that is") - 3
+    assert b.llm.calls[0][0][1]["stop"] == ["that is"]
+
+
+def test_request_budgets_reach_vllm_as_max_tokens():
+    reqs = [Request((1, 5), (11,), max_new_tokens=7), Request((1, 5), (12,))]
+    _, params = build_requests(reqs, Decoding(max_new_tokens=50), stop_token_ids=(EOS,), logprobs=None)
+    assert [p["max_tokens"] for p in params] == [7, 50]
+    b = _scripted_backend()
+    out = b.generate([Request((ord("Q"), ord("?")), (1, 2), max_new_tokens=0)], Decoding(max_new_tokens=50))
+    assert [(g.token_ids, g.finish_reason) for g in out[0]] == [([], "length")] * 2 and b.llm.calls == []

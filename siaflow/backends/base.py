@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from siaflow.answers import FINAL_MARKER
+from siaflow.answers import FINAL_MARKER, THINK_CLOSE, THINK_OPEN
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,21 @@ class Decoding:
 class Request:
     prompt_ids: tuple[int, ...]
     keys: tuple[int, ...]  # one random stream key per requested sample; n = len(keys)
-    # where the answer-bearing text starts in prompt_ids (a continuation: after the prompt, at the
-    # trajectory prefix); with generate(answer_final=...) a sample stops once its answer is settled
+    # where the answer-bearing text (the response) starts in prompt_ids: after the question prompt,
+    # so a continuation's trajectory prefix is part of it; with generate(answer_final=...) a sample
+    # stops once its answer is settled
     answer_start: int | None = None
+    # stop strings (the prompt's): a sample ends once its generated text writes one; the tokens
+    # that complete it are cut from the sample (finish reason "stop_sequence")
+    stop: tuple[str, ...] = ()
+    # at most this many new tokens (below decoding.max_new_tokens): a continuation of a checkpoint
+    # prefix completes a response of at most max_new_tokens, so it may add max_new_tokens - k
+    max_new_tokens: int | None = None
+
+    def budget(self, decoding: "Decoding") -> int:
+        """New tokens this request's samples may draw."""
+        cap = decoding.max_new_tokens
+        return cap if self.max_new_tokens is None else max(0, min(cap, self.max_new_tokens))
 
     @property
     def n(self) -> int:
@@ -51,18 +63,20 @@ class Request:
 @dataclass
 class Generation:
     token_ids: list[int]
-    # "stop" (EOS or stop token, not included in token_ids), "length", or "answer" (the extracted
+    # "stop" (EOS or stop token, not included in token_ids), "stop_sequence" (a stop string was
+    # written; its tokens, ``cut`` of them, are not included), "length", or "answer" (the extracted
     # answer was settled: generate(answer_final=...); the token that settled it is included)
     finish_reason: str
     logprobs: list[float] | None = None
     entropies: list[float] | None = None
     # KL(U || pi_t) = -log V - (1/V) sum_v log pi_t(v) per token (EDIS's self-certainty baseline)
     self_certainty: list[float] | None = None
+    cut: int = 0  # tokens drawn after token_ids that wrote the stop string (finish reason "stop_sequence")
 
     @property
     def n_sampled(self) -> int:
-        """Tokens the sample drew: its text, plus the stop token when it stopped at one."""
-        return len(self.token_ids) + (self.finish_reason == "stop")
+        """Tokens the sample drew: its text, plus the stop token or the stop string's tokens."""
+        return len(self.token_ids) + (self.finish_reason == "stop") + self.cut
 
 
 @dataclass
@@ -109,37 +123,83 @@ class Backend(ABC):
         """Text of generated ids, special tokens dropped."""
 
 
-class AnswerWatch:
-    """Incremental ``answer_final`` check of one sample's answer-bearing text, token by token.
+FINISH_REASONS = ("stop", "stop_sequence", "answer", "length")
 
-    ``answer_final`` is False until the text holds the answer marker (``####``), so until then only
-    a short window of the latest tokens is decoded to look for it; from the window where it first
-    appears, the text is decoded from there on. Decoding cost per token stays small on long traces.
+
+class TextWatch:
+    """Incremental end-of-response checks of one sample, token by token: its answer settled
+    (``answer_final`` of the answer-bearing text) or one of its stop strings written.
+
+    ``answer_final`` is False until the text holds the answer marker (``####``), and what precedes
+    the first marker or think tag cannot change its verdict, so until one appears only a short
+    window of the latest tokens is decoded to look for it; from the window where it first appears,
+    the text is decoded from there on. Stop strings are looked for in a window of the latest tokens
+    that is long enough to hold them, and only an occurrence that the newest token completes counts
+    (one inside a prefix never does). Decoding cost per token stays small on long traces.
     """
 
-    WINDOW = 8  # tokens; the marker spans at most 4
+    WINDOW = 8  # tokens; the marker and think tags span at most 8
+    TRIGGERS = (FINAL_MARKER, THINK_OPEN, THINK_CLOSE)
 
-    def __init__(self, answer_final: Callable[[str], bool], decode: Callable[[list[int]], str], prefix: list[int]):
-        self.final, self.decode, self.ids = answer_final, decode, list(prefix)
-        text = decode(self.ids)
-        self.anchored = FINAL_MARKER in text
+    def __init__(self, decode: Callable[[list[int]], str], prefix: list[int], *,
+                 answer_final: Callable[[str], bool] | None = None, stop: tuple[str, ...] = ()):
+        self.final, self.decode, self.ids, self.stop = answer_final, decode, list(prefix), tuple(s for s in stop if s)
+        self.n_prefix = len(self.ids)
+        self.stop_window = max([self.WINDOW] + [len(s) + 2 for s in self.stop])
+        self.cut = 0
+        text = decode(self.ids) if answer_final is not None else ""
+        self.anchored = any(t in text for t in self.TRIGGERS)
         self.start = 0 if self.anchored else max(0, len(self.ids) - self.WINDOW)
-        self.done = self.anchored and answer_final(text)
+        self.done = answer_final is not None and self.anchored and answer_final(text)
 
-    def copy(self) -> "AnswerWatch":
+    def copy(self) -> "TextWatch":
         """An independent watch at the same point (one per sample of a shared prefix)."""
-        twin = object.__new__(AnswerWatch)
+        twin = object.__new__(TextWatch)
         twin.__dict__.update(self.__dict__, ids=list(self.ids))
         return twin
 
-    def push(self, token: int) -> bool:
-        """Add a generated token; True once the answer is settled."""
+    def push(self, token: int) -> str | None:
+        """Add a generated token; "answer" once the answer is settled, "stop_sequence" once a stop
+        string is written (then ``cut`` is the number of generated tokens that belong to it)."""
         self.ids.append(token)
+        if self.stop and self._stop_written():
+            return "stop_sequence"
+        if self.final is None:
+            return None
         text = self.decode(self.ids[self.start:])
         if not self.anchored:
-            if FINAL_MARKER not in text:
+            if not any(t in text for t in self.TRIGGERS):
                 self.start = max(0, len(self.ids) - self.WINDOW)
-                return False
+                return None
             self.anchored = True
         self.done = self.final(text)
-        return self.done
+        return "answer" if self.done else None
+
+    def _stop_written(self) -> bool:
+        n = len(self.ids)
+        ws = max(0, n - self.stop_window)
+        now = self.decode(self.ids[ws:])
+        hits = [s for s in self.stop if s in now]
+        if not hits:
+            return False
+        before = self.decode(self.ids[ws:n - 1])
+        new = [s for s in hits if now.count(s) > before.count(s)]
+        if not new:
+            return False
+        pos = min(now.rfind(s) for s in new)
+        keep = n
+        while keep > ws and len(self.decode(self.ids[ws:keep])) > pos:
+            keep -= 1
+        self.cut = n - max(keep, self.n_prefix)
+        return True
+
+
+def text_watch(decode: Callable[[list[int]], str], request: Request,
+               answer_final: Callable[[str], bool] | None) -> TextWatch | None:
+    """The watch of a request's samples: its answer (when ``answer_final`` is given and the request
+    marks where its response starts) and its stop strings; None when neither applies."""
+    final = answer_final if request.answer_start is not None else None
+    if final is None and not request.stop:
+        return None
+    start = request.answer_start if request.answer_start is not None else len(request.prompt_ids)
+    return TextWatch(decode, list(request.prompt_ids[start:]), answer_final=final, stop=request.stop)

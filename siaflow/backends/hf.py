@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from siaflow.backends.base import AnswerWatch, Backend, BackendInfo, Decoding, Generation, Request
+from siaflow.backends.base import Backend, BackendInfo, Decoding, Generation, Request, text_watch
 from siaflow.sampling import sample_tokens, self_certainty, token_entropy, uniforms
 
 
@@ -60,9 +60,11 @@ class TransformersBackend(Backend):
         self.max_context = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 0) or 1 << 30)
         path = Path(model)
         rev = revision or (local_revision(path) if path.is_dir() else None)
+        from siaflow.models import build_record
+
         self.info = BackendInfo(name="transformers", model=str(model), revision=rev, entropy_kind="exact",
                                 extra={"device": str(self.device), "dtype": str(self.model.dtype), "batch_rows": batch_rows,
-                                       "share_rows": share_rows})
+                                       "share_rows": share_rows, "build": build_record(path) if path.is_dir() else None})
 
     # ---------------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -81,19 +83,17 @@ class TransformersBackend(Backend):
     def generate(self, requests: list[Request], decoding: Decoding, *, token_stats: bool = False,
                  progress: str | None = None, answer_final=None) -> list[list[Generation]]:
         results: list[list[Generation | None]] = [[None] * r.n for r in requests]
-        watches: list[AnswerWatch | None] = [None] * len(requests)
-        if answer_final is not None:
-            for i, r in enumerate(requests):
-                if r.answer_start is not None:
-                    watches[i] = AnswerWatch(answer_final, self.decode, list(r.prompt_ids[r.answer_start:]))
-                    if watches[i].done:  # the prefix already settles the answer: nothing to generate
-                        results[i] = [Generation(token_ids=[], finish_reason="answer",
-                                                 **({"logprobs": [], "entropies": [], "self_certainty": []}
-                                                    if token_stats else {})) for _ in r.keys]
+        watches = [text_watch(self.decode, r, answer_final) for r in requests]
+        for i, r in enumerate(requests):
+            settled = watches[i] is not None and watches[i].done  # the prefix settles the answer
+            if settled or r.budget(decoding) == 0:  # or the response has no tokens left: nothing to generate
+                results[i] = [Generation(token_ids=[], finish_reason="answer" if settled else "length",
+                                         **({"logprobs": [], "entropies": [], "self_certainty": []}
+                                            if token_stats else {})) for _ in r.keys]
         # pieces: (request index, first sample index, keys); a request larger than a batch is split
         pieces = []
         for i, r in enumerate(requests):
-            if watches[i] is not None and watches[i].done:
+            if results[i] and results[i][0] is not None:
                 continue
             for s in range(0, r.n, self.batch_rows):
                 pieces.append((i, s, r.keys[s: s + self.batch_rows]))
@@ -117,7 +117,8 @@ class TransformersBackend(Backend):
             for chunk in chunks:
                 gens = self._run_chunk([requests[i].prompt_ids for i, _, _ in chunk], [k for _, _, k in chunk],
                                        decoding, token_stats, [watches[i] for i, _, _ in chunk],
-                                       [requests[i].answer_start for i, _, _ in chunk])
+                                       [requests[i].answer_start for i, _, _ in chunk],
+                                       [requests[i].budget(decoding) for i, _, _ in chunk])
                 pos = 0
                 for i, s, keys in chunk:
                     for j in range(len(keys)):
@@ -130,7 +131,7 @@ class TransformersBackend(Backend):
         return results  # type: ignore[return-value]
 
     def _run_chunk(self, prompts, keys, decoding: Decoding, token_stats: bool, watches=None,
-                   starts=None) -> list[Generation]:
+                   starts=None, budgets=None) -> list[Generation]:
         """Sample every key of every prompt.
 
         With ``share_rows`` the batch is a trie of token histories: samples whose histories are
@@ -177,7 +178,8 @@ class TransformersBackend(Backend):
         row_keys = torch.tensor([k for ks in keys for k in ks], dtype=torch.int64)
         req = torch.repeat_interleave(torch.arange(len(prompts)), counts)   # each sample's prompt
         # a sample also ends ("length") when prompt + generated tokens fill the model's context
-        limit = torch.tensor([min(decoding.max_new_tokens, self.max_context - len(p)) for p, ks in zip(prompts, keys)
+        budgets = budgets or [decoding.max_new_tokens] * len(prompts)
+        limit = torch.tensor([min(b, self.max_context - len(p)) for p, ks, b in zip(prompts, keys, budgets)
                               for _ in ks], dtype=torch.long)
         n_rows, max_new = len(row_keys), decoding.max_new_tokens
         toks = torch.zeros((n_rows, max_new), dtype=torch.long)
@@ -185,8 +187,8 @@ class TransformersBackend(Backend):
         ents = torch.zeros((n_rows, max_new), dtype=torch.float32)
         certs = torch.zeros((n_rows, max_new), dtype=torch.float32)
         length = torch.full((n_rows,), max_new, dtype=torch.long)
-        stopped = torch.zeros(n_rows, dtype=torch.bool)
-        answered = torch.zeros(n_rows, dtype=torch.bool)
+        reason = ["length"] * n_rows
+        cut = [0] * n_rows
         # one answer watch per sample (a copy of its prompt's), or None where no early stop applies
         row_watch = [w.copy() if w is not None else None for w, ks in zip(watches or [None] * len(prompts), keys)
                      for _ in ks]
@@ -215,17 +217,19 @@ class TransformersBackend(Backend):
                     ents[f_alive, f_t] = token_entropy(lp_rows)[f_row]
                     certs[f_alive, f_t] = self_certainty(lp_rows)[f_row]
                 stop = torch.isin(f_tok, stop_ids)
-                settled = torch.zeros_like(stop)
+                ended = torch.zeros_like(stop)  # its answer settled, or it wrote a stop string
                 if watching:
                     for j, (r, x) in enumerate(zip(f_alive.tolist(), f_tok.tolist())):
-                        if row_watch[r] is not None and not stop[j] and row_watch[r].push(x):
-                            settled[j] = True
-                full = ~stop & ~settled & (limit[f_alive] <= f_t + 1)
+                        if row_watch[r] is not None and not stop[j]:
+                            why = row_watch[r].push(x)
+                            if why is not None:
+                                ended[j], reason[r], cut[r] = True, why, row_watch[r].cut
+                full = ~stop & ~ended & (limit[f_alive] <= f_t + 1)
                 length[f_alive[stop]] = f_t[stop]
-                length[f_alive[full | settled]] = f_t[full | settled] + 1
-                stopped[f_alive[stop]] = True
-                answered[f_alive[settled]] = True
-                done[fi] = stop | full | settled
+                length[f_alive[full | ended]] = f_t[full | ended] + 1
+                for r in f_alive[stop].tolist():
+                    reason[r] = "stop"
+                done[fi] = stop | full | ended
             if done.all():
                 break
             keep = (~done).nonzero().squeeze(-1)
@@ -245,9 +249,8 @@ class TransformersBackend(Backend):
             next_pos = next_pos + 1
         gens = []
         for r in range(n_rows):
-            n = int(length[r])
-            reason = "stop" if stopped[r] else "answer" if answered[r] else "length"
-            gens.append(Generation(token_ids=toks[r, :n].tolist(), finish_reason=reason,
+            n = int(length[r]) - cut[r]  # a stop string's tokens are not part of the response
+            gens.append(Generation(token_ids=toks[r, :n].tolist(), finish_reason=reason[r], cut=cut[r],
                                    logprobs=lps[r, :n].tolist() if token_stats else None,
                                    entropies=ents[r, :n].tolist() if token_stats else None,
                                    self_certainty=certs[r, :n].tolist() if token_stats else None))

@@ -1,8 +1,8 @@
 """vLLM backend (GPU nodes): one engine per job, token-id prompts, all prompts of a call in one
 ``generate`` with ``SamplingParams(n=K)`` and automatic prefix caching.
 
-With ``answer_final``, continuations stop at the settled answer in rounds of stop strings
-(``_generate_to_answer``).
+With ``answer_final`` or a request's stop strings, samples end where the transformers backend
+ends them (``siaflow.backends.base.TextWatch``), in rounds of stop strings (``_generate_watched``).
 
 vLLM returns only the top-k log-probabilities of each step, so token entropy is approximated from
 the top k plus one bucket holding the remaining mass (``entropy_kind = "topk_approx"``), and
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 
-from siaflow.answers import FINAL_MARKER
-from siaflow.backends.base import Backend, BackendInfo, Decoding, Generation, Request
+from siaflow.answers import FINAL_MARKER, answer_line_open
+from siaflow.backends.base import Backend, BackendInfo, Decoding, Generation, Request, text_watch
 from siaflow.sampling import stream_key
 
 FINISH_REASONS = {"stop": "stop", "length": "length"}
@@ -63,7 +63,7 @@ def build_requests(requests: list[Request], decoding: Decoding, *, stop_token_id
     prompts, params = [], []
     for r in requests:
         prompts.append(tokens_prompt(prompt_token_ids=list(r.prompt_ids)))
-        params.append(sampling_params(**sampling_args(decoding, n=r.n, seed=request_seed(r),
+        params.append(sampling_params(**sampling_args(decoding, n=r.n, seed=request_seed(r), max_tokens=r.budget(decoding),
                                                       stop_token_ids=stop_token_ids, logprobs=logprobs)))
     return prompts, params
 
@@ -141,8 +141,9 @@ class VLLMBackend(Backend):
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def generate(self, requests, decoding, *, token_stats=False, progress=None, answer_final=None):
-        if answer_final is not None and not token_stats and any(r.answer_start is not None for r in requests):
-            return self._generate_to_answer(requests, decoding, answer_final, progress)
+        watches = [text_watch(self.decode, r, answer_final) for r in requests]
+        if any(w is not None for w in watches) or any(r.budget(decoding) == 0 for r in requests):
+            return self._generate_watched(requests, watches, decoding, token_stats, progress)
         prompts, params = build_requests(requests, decoding, stop_token_ids=self.eos_token_ids,
                                          logprobs=self.logprobs if token_stats else None,
                                          tokens_prompt=self._TokensPrompt, sampling_params=self._SamplingParams)
@@ -151,57 +152,66 @@ class VLLMBackend(Backend):
         return [[parse_completion(c, stop_token_ids=self.eos_token_ids, token_stats=token_stats) for c in out.outputs]
                 for out in outputs]
 
-    def _generate_to_answer(self, requests, decoding, answer_final, progress) -> list[list[Generation]]:
-        """Continuations that stop once their answer is settled, in rounds of stop strings (a stop
-        string cannot say "the ``####`` line is complete" by itself): a sample runs until
-        ``####`` appears, then until the next newline, and stops there once ``answer_final``
-        holds for prefix + continuation; otherwise it goes on from where it stopped. Round 1 is one
-        request per prompt with ``n`` samples (prefix caching shares the prompt); a later round is a
-        request per sample with its own seed, prefix-cached too. The samples are draws from the
-        same model as one uninterrupted call (a continuation goes on from its own tokens), with
-        their random numbers drawn per round."""
-        max_new = decoding.max_new_tokens
+    def _generate_watched(self, requests, watches, decoding, token_stats, progress) -> list[list[Generation]]:
+        """Samples that end at their settled answer or at a stop string, in rounds of stop strings
+        (a stop string cannot say "the ``####`` line is complete" by itself): a sample runs until
+        ``####`` (or one of its request's stop strings) appears, then to the end of that line, and
+        so on. Every round's tokens are replayed through the sample's ``TextWatch``, the same test
+        the transformers backend applies token by token: where it ends the sample, the sample ends
+        (tokens vLLM drew past that point are dropped, and counted as decoded); where vLLM stopped
+        at EOS or the limit first, that is the end. Round 1 is one request per prompt with ``n``
+        samples (prefix caching shares the prompt); a later round is a request per sample with its
+        own seed, prefix-cached too. The samples are draws from the same model as one
+        uninterrupted call, with their random numbers drawn per round."""
+        empty = {"logprobs": [], "entropies": []} if token_stats else {}
         out: list[list[Generation | None]] = [[None] * r.n for r in requests]
-        # open work: (request, its sample indices, tokens generated so far, text of prefix + them)
+        # open work: (request, its sample indices, tokens so far, their log-probs and entropies, watches)
         jobs = []
-        for i, r in enumerate(requests):
-            if r.answer_start is None:
-                jobs.append((i, list(range(r.n)), [], None))  # no answer to watch: runs to the end
-                continue
-            text = self.decode(list(r.prompt_ids[r.answer_start:]))
-            if answer_final(text):  # the prefix already settles the answer: nothing to generate
-                out[i] = [Generation(token_ids=[], finish_reason="answer") for _ in r.keys]
+        for i, (r, w) in enumerate(zip(requests, watches)):
+            if w is not None and w.done:  # the prefix already settles the answer: nothing to generate
+                out[i] = [Generation(token_ids=[], finish_reason="answer", **empty) for _ in r.keys]
+            elif r.budget(decoding) == 0:  # the response has no tokens left
+                out[i] = [Generation(token_ids=[], finish_reason="length", **empty) for _ in r.keys]
             else:
-                jobs.append((i, list(range(r.n)), [], text))
+                jobs.append((i, list(range(r.n)), [], [], [], [w.copy() if w is not None else None for _ in r.keys]))
         round_ = 0
         while jobs:
             prompts, params = [], []
-            for i, js, gen, text in jobs:
+            for i, js, gen, _, _, ws in jobs:
                 r = requests[i]
-                stop = [] if text is None else ["\n"] if FINAL_MARKER in text else marker_stops(text)
                 seed = request_seed(r) if round_ == 0 else seed31(stream_key("vllm-round", r.keys[js[0]], round_))
                 prompts.append(list(r.prompt_ids) + gen)
-                params.append(self._SamplingParams(**sampling_args(decoding, n=len(js), seed=seed,
-                                                                   stop_token_ids=self.eos_token_ids,
-                                                                   max_tokens=max_new - len(gen), stop=stop)))
+                params.append(self._SamplingParams(**sampling_args(
+                    decoding, n=len(js), seed=seed, stop_token_ids=self.eos_token_ids, max_tokens=r.budget(decoding) - len(gen),
+                    logprobs=self.logprobs if token_stats else None, stop=self._round_stops(r, gen, ws[0]))))
             outputs = self.llm.generate([self._TokensPrompt(prompt_token_ids=p) for p in prompts], params,
                                         use_tqdm=bool(progress) and round_ == 0)
             count_work(self.stats, [len(p) for p in prompts], outputs)
             later = []
-            for (i, js, gen, text), o in zip(jobs, outputs):
-                r = requests[i]
-                for j, c in zip(js, o.outputs):
-                    g = parse_completion(c, stop_token_ids=self.eos_token_ids, token_stats=False)
-                    ids = gen + g.token_ids
-                    if text is None or not isinstance(getattr(c, "stop_reason", None), str):
-                        out[i][j] = Generation(token_ids=ids, finish_reason=g.finish_reason)  # EOS or length
-                        continue
-                    now = self.decode(list(r.prompt_ids[r.answer_start:]) + ids)
-                    if answer_final(now):
-                        out[i][j] = Generation(token_ids=ids, finish_reason="answer")
-                    elif len(ids) >= max_new:
-                        out[i][j] = Generation(token_ids=ids, finish_reason="length")
-                    else:
-                        later.append((i, [j], ids, now))
+            for (i, js, gen, lps, ents, ws), o in zip(jobs, outputs):
+                for j, c, w in zip(js, o.outputs, ws):
+                    g = parse_completion(c, stop_token_ids=self.eos_token_ids, token_stats=token_stats)
+                    why = next((why for t, x in enumerate(g.token_ids) if w is not None
+                                and (why := w.push(x)) is not None and (end := t + 1)), None)
+                    n = len(g.token_ids) if why is None else end - w.cut
+                    ids = gen + g.token_ids[:n]
+                    stats = {"logprobs": lps + g.logprobs[:n], "entropies": ents + g.entropies[:n]} if token_stats else {}
+                    if why is not None:
+                        out[i][j] = Generation(token_ids=ids, finish_reason=why, cut=w.cut, **stats)
+                    elif g.finish_reason in ("stop", "length") and not isinstance(getattr(c, "stop_reason", None), str):
+                        out[i][j] = Generation(token_ids=ids, finish_reason=g.finish_reason, **stats)  # EOS or limit
+                    elif len(ids) >= requests[i].budget(decoding):
+                        out[i][j] = Generation(token_ids=ids, finish_reason="length", **stats)
+                    else:  # stopped at a round's stop string that did not end it: go on
+                        later.append((i, [j], ids, stats.get("logprobs", []), stats.get("entropies", []), [w]))
             jobs, round_ = later, round_ + 1
         return out  # type: ignore[return-value]
+
+    def _round_stops(self, request: Request, generated: list[int], watch) -> list[str]:
+        """Stop strings of a sample's next round: the request's own, and, where its answer is
+        watched, the end of the open ``####`` line or else the next marker."""
+        stops = list(request.stop)
+        if watch is not None and watch.final is not None:
+            text = self.decode(list(request.prompt_ids[request.answer_start:]) + generated)
+            stops += ["\n"] if answer_line_open(text) else marker_stops(text)
+        return stops
