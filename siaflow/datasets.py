@@ -64,6 +64,21 @@ def fetch_hub_files(spec: dict) -> tuple[list[Path], dict]:
     return files, source
 
 
+def local_files(spec: dict) -> tuple[list[Path], dict]:
+    """The parquet files of a ``source: local`` dataset: a directory laid out as the hub repo it
+    stands for (``path``; ``files`` is the same glob as for the hub). Returns the files and where
+    they came from (directory, file names, content hashes)."""
+    from siaflow.models import sha256_file
+
+    root = Path(spec["path"])
+    files = sorted(root.glob(spec["files"]))
+    if not files:
+        raise DatasetError(f"local dataset directory {str(root)!r} has no file matching {spec['files']!r}")
+    source = {"path": str(root), "files": [f.relative_to(root).as_posix() for f in files],
+              "sha256": {f.relative_to(root).as_posix(): sha256_file(f) for f in files}}
+    return files, source
+
+
 def _field(row: dict, path: str):
     """A column, or a nested field with a dotted path (``choices.text``)."""
     value = row
@@ -87,7 +102,7 @@ def hub_rows(raw: pl.DataFrame, spec: dict, dataset: str) -> list[dict]:
     gold_re = re.compile(fields["gold_regex"], re.S) if fields.get("gold_regex") else None
     rows = []
     for i, r in enumerate(raw.iter_rows(named=True)):
-        where = f"dataset {dataset!r} ({spec['repo']}, split {split}), row {i}"
+        where = f"dataset {dataset!r} ({spec.get('repo') or spec.get('path')}, split {split}), row {i}"
         try:
             qid = str(_field(r, fields["id"])) if fields.get("id") else f"{dataset}-{i:05d}"
             question = _template(fields["question"], r)
@@ -126,12 +141,12 @@ def load_dataset(name: str, spec: dict, raw_files: list[Path] | None = None) -> 
     if spec["source"] == "toy":
         rows = toy.make_dataset(spec["n_questions"], seed=spec.get("seed", 0))
         rows = [{**r, "answer_type": spec["answer_type"]} for r in rows]
-    elif spec["source"] == "hub":
+    elif spec["source"] in ("hub", "local"):
         if raw_files is None:
-            raw_files, _ = fetch_hub_files(spec)
+            raw_files, _ = fetch_hub_files(spec) if spec["source"] == "hub" else local_files(spec)
         raw = pl.concat([pl.read_parquet(f) for f in raw_files], how="vertical_relaxed")
         rows = hub_rows(raw, spec, name)
-        name = f"{name} ({spec['repo']}, split {spec.get('split', '?')})"
+        name = f"{name} ({spec.get('repo') or spec['path']}, split {spec.get('split', '?')})"
     else:
         raise DatasetError(f"dataset {name!r}: unknown source {spec['source']!r}")
     df = normalise(rows, name)
@@ -157,7 +172,7 @@ def render_prompt(template: str, question: str, options: list[str] | None = None
     inside questions are safe."""
     text = template.replace("{question}", question)
     if "{options}" in template:
-        opts = "\n".join(f"{'ABCDEFGH'[i]}) {o}" for i, o in enumerate(options or []))
+        opts = "\n".join(f"{'ABCDEFGH'[i]}) {o}" for i, o in enumerate([] if options is None else list(options)))
         text = text.replace("{options}", opts)
     return text
 

