@@ -180,7 +180,7 @@ def alignment_by_trajectory(table: pl.LazyFrame, *, h: str = "H", s: str = "S", 
         _s_range=sc.max() - sc.min(),
         _r=pl.corr(hc, sc),
         correct=pl.col("correct").first(),
-    )
+    ).sort(keys)  # group_by order varies between runs; every mean over these rows must not
     reason = (pl.when(pl.col("n_checkpoints") < MIN_CHECKPOINTS).then(pl.lit("too_few_checkpoints"))
                 .when(pl.col("_h_range") <= _CONST_TOL).then(pl.lit("constant_H"))
                 .when(pl.col("_s_range") <= _CONST_TOL).then(pl.lit("constant_S"))

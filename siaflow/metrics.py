@@ -31,7 +31,7 @@ def trajectory_alignment(entropy: pl.LazyFrame, *, h: str = "H") -> pl.LazyFrame
     """Per trajectory: rho (H_k vs S_k), rho_split (H from half a vs S from half b), reasons."""
     main = alignment_by_trajectory(entropy, h=h, s="S", keys=TRAJ, name="rho")
     split = alignment_by_trajectory(entropy, h="H_a", s="S_b", keys=TRAJ, name="rho_split")
-    return main.join(split.select(*TRAJ, "rho_split", "rho_split_reason"), on=TRAJ, how="left")
+    return main.join(split.select(*TRAJ, "rho_split", "rho_split_reason"), on=TRAJ, how="left", maintain_order="left")
 
 
 def _mean_defined(col: str, where: pl.Expr | None = None) -> pl.Expr:
