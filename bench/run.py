@@ -8,6 +8,10 @@ it is compared against and its target:
 4. workflow    wall time of `snakemake -n` on config/paper.yaml
 
     python bench/run.py [--only tokens,throughput,analysis,workflow] [--questions 48]
+    python bench/run.py --config config/smollm2.yaml --only tokens,throughput --dataset gsm8k-mini --questions 4 \
+        --prefixes 24 --out bench/results-smollm2.json
+        (sections 1 and 2 on a real model, SmolLM2-135M-Instruct; build it first with
+         `snakemake --configfile config/smollm2.yaml --cores 2 resources/models/smollm2-135m-instruct`)
 
 Benchmarks measure; they assert nothing. Tests (tests/) show the optimisations change no estimate.
 """
@@ -15,7 +19,6 @@ Benchmarks measure; they assert nothing. Tests (tests/) show the optimisations c
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import subprocess
 import sys
@@ -28,36 +31,37 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def demo_config() -> dict:
+def load_config(path: str) -> dict:
     from siaflow.config import prepare
 
-    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    cfg = yaml.safe_load((ROOT / path).read_text())
     return prepare(cfg, ROOT / "workflow/schemas/config.schema.yaml")
 
 
-def _setup(cfg: dict, model: str, n_questions: int):
+def _setup(cfg: dict, model: str, n_questions: int, dataset: str):
+    """The model's backend, and its rollouts on the first ``n_questions`` of ``dataset``, made as
+    the workflow makes them (responses end at their answer and the prompt's stop strings)."""
     import polars as pl
 
     from siaflow.backends import Decoding, make_backend
     from siaflow.datasets import build_prompts, load_dataset, prompt_for
     from siaflow.rollouts import run_rollouts
+    from siaflow.steps import _response_rules
 
-    (dataset, dspec), = cfg["datasets"].items()
+    dspec = cfg["datasets"][dataset]
     questions = load_dataset(dataset, {**dspec, "n_questions": n_questions})
     mspec = cfg["models"][model]
     backend = make_backend("transformers", str(ROOT / mspec["path"]), batch_rows=cfg["sampling"]["batch_rows"])
     prompts, ids = build_prompts(backend, cfg["prompts"][prompt_for(mspec, dspec["answer_type"])], questions)
     decoding = Decoding(**cfg["decoding"])
-    from siaflow.answers import answer_is_final, extract_answer
-
-    extract = functools.partial(extract_answer, answer_type=dspec["answer_type"])
-    final = functools.partial(answer_is_final, answer_type=dspec["answer_type"])
+    rules = _response_rules(cfg, model, dataset, prompts[0])
     roll = run_rollouts(backend, questions, prompts, decoding=decoding, n_trajectories=cfg["sampling"]["n_trajectories"],
-                        seed=cfg["sampling"]["seed"], extract=extract, prompt_ids=ids)
-    return backend, decoding, extract, final, roll.filter(pl.col("trajectory") < cfg["sampling"]["n_trajectories"])
+                        seed=cfg["sampling"]["seed"], extract=rules["extract"], prompt_ids=ids,
+                        answer_final=rules["answer_final"], stop=rules["stop"])
+    return backend, decoding, rules, roll.filter(pl.col("trajectory") < cfg["sampling"]["n_trajectories"])
 
 
-def bench_tokens(cfg: dict, n_questions: int) -> list[dict]:
+def bench_tokens(cfg: dict, n_questions: int, dataset: str) -> list[dict]:
     """siaflow (k = 0 once per question and shared by the shuffled variant, stop at the settled
     answer, Table 3 as a sub-sample) against the naive procedure (every checkpoint of every
     trajectory, k = 0 included, K continuations run to their end, in each variant, and Table 3's
@@ -72,12 +76,14 @@ def bench_tokens(cfg: dict, n_questions: int) -> list[dict]:
     K, stride, seed = s["n_continuations"], s["strides"][0], s["seed"]
     rows = []
     for model in cfg["models"]:
-        backend, decoding, extract, final, roll = _setup(cfg, model, n_questions)
+        backend, decoding, rules, roll = _setup(cfg, model, n_questions, dataset)
+        extract, final, stop = rules["extract"], rules["answer_final"], rules["stop"]
         t0 = time.perf_counter()
         orig, led_o = run_continuations(backend, roll, stride=stride, n_continuations=K, decoding=decoding, seed=seed,
-                                        variant="original", extract=extract, answer_final=final)
+                                        variant="original", extract=extract, answer_final=final, stop=stop)
         shuf, led_s = run_continuations(backend, roll, stride=stride, n_continuations=K, decoding=decoding, seed=seed,
-                                        variant="shuffled", extract=extract, answer_final=final, shared_k0=orig)
+                                        variant="shuffled", extract=extract, answer_final=final, shared_k0=orig,
+                                        stop=stop)
         t_sia = time.perf_counter() - t0
         # what siaflow's engine decoded (one step per distinct token history); the samples it
         # delivered are led["generated_tokens"]
@@ -99,11 +105,12 @@ def bench_tokens(cfg: dict, n_questions: int) -> list[dict]:
         naive_tokens = 0
         for variant in ("original", "shuffled"):
             naive[variant], led = continue_prefixes(backend, list(naive_prefixes(stride, variant)), n_continuations=K,
-                                                    decoding=decoding, seed=seed, variant=variant, extract=extract)
+                                                    decoding=decoding, seed=seed, variant=variant, extract=extract,
+                                                    stop=stop)
             naive_tokens += led["generated_tokens"]
         naive_mc, led = continue_prefixes(backend, list(naive_prefixes(mc["stride"], "original")),
                                           n_continuations=mc["n_continuations"], decoding=decoding, seed=seed,
-                                          variant="original", extract=extract)
+                                          variant="original", extract=extract, stop=stop)
         naive_tokens += led["generated_tokens"]
         t_naive = time.perf_counter() - t0
         backend.share_rows = True
@@ -113,7 +120,7 @@ def bench_tokens(cfg: dict, n_questions: int) -> list[dict]:
         sub = subsample_continuations(orig.lazy(), roll.lazy(), stride=mc["stride"], n_continuations=mc["n_continuations"]).collect()
         same_mc = sub.filter(pl.col("k") > 0).join(naive_mc, on=keys, suffix="_naive")
         rows.append({
-            "model": model, "questions": n_questions, "siaflow_tokens": sia_tokens, "siaflow_sampled_tokens": sia_sampled,
+            "model": model, "dataset": dataset, "questions": n_questions, "siaflow_tokens": sia_tokens, "siaflow_sampled_tokens": sia_sampled,
             "naive_tokens": naive_tokens,
             "ratio": sia_tokens / naive_tokens, "ledger_naive_estimate": ledger_naive,
             "settled_at_answer": led_o["settled_at_answer"] + led_s["settled_at_answer"],
@@ -125,8 +132,9 @@ def bench_tokens(cfg: dict, n_questions: int) -> list[dict]:
     return rows
 
 
-def bench_throughput(cfg: dict, n_questions: int, n_prefixes: int = 96) -> dict:
-    """Same model (toy-sft), same checkpoint prefixes, K samples each, same decoding."""
+def bench_throughput(cfg: dict, n_questions: int, dataset: str, n_prefixes: int = 96) -> dict:
+    """Same model (the config's first sft model), same checkpoint prefixes, K samples each, same
+    decoding (and the prompt's stop strings, which a plain generate loop cannot apply, are not used)."""
     import torch
 
     from siaflow.backends import Request
@@ -136,7 +144,7 @@ def bench_throughput(cfg: dict, n_questions: int, n_prefixes: int = 96) -> dict:
     s = cfg["sampling"]
     K = s["n_continuations"]
     model = next(m for m, spec in cfg["models"].items() if spec.get("regime") == "sft")
-    backend, decoding, _, _, roll = _setup(cfg, model, min(n_questions, 16))
+    backend, decoding, _, roll = _setup(cfg, model, min(n_questions, 16), dataset)
     prefixes = list(continuation_prefixes(roll, stride=s["strides"][0], seed=s["seed"], variant="original"))[:n_prefixes]
     reqs = [Request(tuple(prompt + prefix), tuple(stream_key("bench", q, j, k, i) for i in range(K)))
             for q, j, k, prefix, prompt in prefixes]
@@ -256,6 +264,9 @@ def bench_workflow() -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="tokens,throughput,analysis,workflow")
+    ap.add_argument("--config", default="config/config.yaml", help="the config of sections 1 and 2 (default: the demo's)")
+    ap.add_argument("--dataset", default=None, help="the dataset of sections 1 and 2 (default: the config's first)")
+    ap.add_argument("--prefixes", type=int, default=96, help="checkpoint prefixes in the throughput benchmark")
     ap.add_argument("--questions", type=int, default=None, help="questions for the token benchmark (default: the demo's)")
     ap.add_argument("--bootstrap", type=int, default=None, help="resamples in the analysis benchmark (default: the demo's)")
     ap.add_argument("--out", default=str(ROOT / "bench/results.json"))
@@ -263,16 +274,20 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    cfg = demo_config()
-    nq = args.questions or cfg["datasets"]["toy-arith"]["n_questions"]
+    import os
+
+    os.chdir(ROOT)  # config paths (models, local datasets) are relative to the repository
+    cfg = load_config(args.config)
+    dataset = args.dataset or next(iter(cfg["datasets"]))
+    nq = args.questions or cfg["datasets"][dataset]["n_questions"]
     only = set(args.only.split(","))
     results, lines = {}, []
     if "tokens" in only:
-        rows = bench_tokens(cfg, nq)
+        rows = bench_tokens(cfg, nq, dataset)
         results["tokens"] = rows
         sia, naive = sum(r["siaflow_tokens"] for r in rows), sum(r["naive_tokens"] for r in rows)
         same, compared = sum(r["answers_identical"] for r in rows), sum(r["answers_compared"] for r in rows)
-        lines.append(f"1. continuation tokens the model decoded, demo config ({nq} questions, both models): siaflow {sia:,} vs "
+        lines.append(f"1. continuation tokens the model decoded, {args.config} ({dataset}, {nq} questions, all models): siaflow {sia:,} vs "
                      f"naive {naive:,} = {sia / naive:.3f} of naive (target <= 0.25); answers identical where both draw "
                      f"the same streams: {same:,} / {compared:,}")
         for r in rows:
@@ -280,7 +295,7 @@ def main() -> None:
                          f"tokens {r['siaflow_sampled_tokens']:,}); ledger's naive estimate {r['ledger_naive_estimate']:,}; "
                          f"stopped at the answer: {r['settled_at_answer']:,}")
     if "throughput" in only:
-        r = bench_throughput(cfg, nq)
+        r = bench_throughput(cfg, nq, dataset, args.prefixes)
         results["throughput"] = r
         lines.append(f"2. continuation throughput ({r['model']}, {r['prefixes']} prefixes x K = {r['K']}, {r['threads']} threads): "
                      f"siaflow {r['siaflow_tok_s']:,.0f} sampled tok/s vs plain generate(num_return_sequences=K) loop "

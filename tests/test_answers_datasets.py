@@ -64,3 +64,20 @@ def test_shards_and_prompts():
     with pytest.raises(ValueError):
         shard_slice(10, 4, 3)
     assert render_prompt("Q: {question}\nA: ", "has {x} 5?") == "Q: has {x} 5?\nA: "
+
+
+def test_option_prompts_from_a_prepared_table():
+    """Prompts with {options} from the prepared table itself (a polars list column): every option
+    lettered in order. This path failed on polars list cells before any option dataset had run."""
+    import polars as pl
+
+    from siaflow.datasets import SCHEMA, build_prompts
+
+    class Plain:
+        def encode(self, text):
+            return [ord(c) for c in text]
+
+    table = pl.DataFrame([{"question_id": "q", "question": "Which is a liquid?", "options": ["iron", "water", "salt"],
+                           "gold": "B", "answer_type": "option"}], schema=SCHEMA)
+    texts, ids = build_prompts(Plain(), "Q: {question}\n{options}\nA:", table)
+    assert texts == ["Q: Which is a liquid?\nA) iron\nB) water\nC) salt\nA:"] and ids[0][0] == ord("Q")

@@ -1,6 +1,9 @@
 """Answer extraction on hand-written model outputs, adversarial ones included (README: Answer
 extraction). NULL is an answer category: anything unparsable must map to it."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from siaflow.answers import NULL, extract_answer
@@ -121,3 +124,51 @@ def test_option(text, want):
 
 def test_enough_option_cases():
     assert len(OPTION) >= 40
+
+
+# --- outputs real models wrote -------------------------------------------------------------------
+REAL = json.loads((Path(__file__).parent / "data/smollm2_responses.json").read_text())["cases"]
+
+
+@pytest.mark.parametrize("case", REAL, ids=[f"{c['model']}-{i}" for i, c in enumerate(REAL)])
+def test_real_model_outputs(case):
+    assert extract_answer(case["text"], case["answer_type"]) == case["want"]
+
+
+def test_enough_real_cases():
+    assert len(REAL) >= 40 and {c["answer_type"] for c in REAL} == {"numeric", "option"}
+
+
+# --- the shapes instruct and reasoning models write ---------------------------------------------
+SHAPES = [
+    ("#### Step 1: Add the apples\n3 + 12 = 15\n#### 15", "numeric", "15"),       # a heading is no marker
+    ("#### 1. Find the cost\n2 * 15 = 30\n#### 2. Add the hat\n30 + 7 = 37\n#### 37", "numeric", "37"),
+    ("#### Final Answer\nThe final answer is 37.", "numeric", "37"),
+    ("#### Final Answer: $\\boxed{37}$", "numeric", "37"),
+    ("So the total is \\boxed{\\$37}.", "numeric", "37"),
+    ("The answer is $\\boxed{25\\%}$", "numeric", "25"),
+    ("\\boxed{15 \\text{ apples}}", "numeric", "15"),
+    ("\\boxed{\\text{15 apples}}", "numeric", "15"),
+    ("\\boxed{1{,}250}", "numeric", "1250"),
+    ("\\boxed{\\frac{1}{2}}", "numeric", "0.5"),
+    ("Thus $x = \\boxed{-3}$.", "numeric", "-3"),
+    ("**Answer:** 37", "numeric", "37"),
+    ("The answer is **37** dollars.", "numeric", "37"),
+    ("#### **37**", "numeric", "37"),
+    ("#### 25%", "numeric", "25"),
+    ("#### €1,250", "numeric", "1250"),
+    ("<think>Maybe #### 12\nNo: 3 + 12 = 15.</think>\n#### 15", "numeric", "15"),
+    ("<think>It is 15, so \\boxed{15}</think>The answer is 16.", "numeric", "16"),
+    ("<think>I get 3 + 12 = 15 and then", "numeric", "15"),                     # ran out while thinking
+    ("#### 12\nTom has 3 + 12 = 15 apples.\n#### 15\nThe answer is: 15", "numeric", "12"),  # the first line wins
+    ("#### Step 1: Identify the liquid\nWater is a liquid.\n#### B", "option", "B"),
+    ("#### A quick check\nIron is solid.\n#### B) water", "option", "B"),
+    ("The correct answer is **B) water**.", "option", "B"),
+    ("The answer is $\\boxed{\\text{B}}$", "option", "B"),
+    ("<think>#### A?</think>\n#### C", "option", "C"),
+]
+
+
+@pytest.mark.parametrize("text,answer_type,want", SHAPES)
+def test_instruct_and_reasoning_shapes(text, answer_type, want):
+    assert extract_answer(text, answer_type) == want
