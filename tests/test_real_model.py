@@ -17,6 +17,7 @@ import yaml
 from conftest import ROOT
 from recompute import check_entropy_table, check_table1
 from siaflow.answers import answer_is_final, extract_answer
+from siaflow.backends.base import FINISH_REASONS
 from siaflow.io import read_provenance
 
 pytestmark = pytest.mark.slow
@@ -77,7 +78,7 @@ def test_the_model_was_built_from_the_wheel_and_recorded(real):
 def test_no_trajectory_runs_past_its_answer_or_stop_string(real):
     decode, cfg = real["decode"], real["cfg"]
     roll = rollouts(real)
-    assert set(roll["finish_reason"]) <= {"stop", "stop_sequence", "answer", "length"}
+    assert set(roll["finish_reason"]) <= set(FINISH_REASONS)
     for row in roll.iter_rows(named=True):
         answer_type = cfg["datasets"][row["dataset"]]["answer_type"]
         ids = row["token_ids"]

@@ -22,7 +22,7 @@ from siaflow.answers import FINAL_MARKER, answer_line_open
 from siaflow.backends.base import Backend, BackendInfo, Decoding, Generation, Request, text_watch
 from siaflow.sampling import stream_key
 
-FINISH_REASONS = {"stop": "stop", "length": "length"}
+VLLM_FINISH_REASONS = {"stop": "stop", "length": "length"}  # vLLM CompletionOutput.finish_reason -> ours
 
 
 def topk_entropy(top_logprobs: dict) -> float:
@@ -72,7 +72,7 @@ def parse_completion(completion, *, stop_token_ids: tuple[int, ...], token_stats
     """One vLLM ``CompletionOutput`` -> ``Generation``: the stop token is dropped from the ids,
     finish reasons map to "stop"/"length", and per-token log-prob and top-k entropy are read from
     ``completion.logprobs`` (a list of {token_id: Logprob})."""
-    reason = FINISH_REASONS.get(completion.finish_reason)
+    reason = VLLM_FINISH_REASONS.get(completion.finish_reason)
     if reason is None:
         raise ValueError(f"vLLM finished a sample with reason {completion.finish_reason!r}")
     ids = list(completion.token_ids)
@@ -191,9 +191,12 @@ class VLLMBackend(Backend):
             for (i, js, gen, lps, ents, ws), o in zip(jobs, outputs):
                 for j, c, w in zip(js, o.outputs, ws):
                     g = parse_completion(c, stop_token_ids=self.eos_token_ids, token_stats=token_stats)
-                    why = next((why for t, x in enumerate(g.token_ids) if w is not None
-                                and (why := w.push(x)) is not None and (end := t + 1)), None)
-                    n = len(g.token_ids) if why is None else end - w.cut
+                    n, why = len(g.token_ids), None  # the tokens it keeps, and why it ends there
+                    for t, x in enumerate(g.token_ids if w is not None else ()):
+                        why = w.push(x)
+                        if why is not None:
+                            n = t + 1 - w.cut
+                            break
                     ids = gen + g.token_ids[:n]
                     stats = {"logprobs": lps + g.logprobs[:n], "entropies": ents + g.entropies[:n]} if token_stats else {}
                     if why is not None:
