@@ -46,7 +46,7 @@ def _setup(cfg: dict, model: str, n_questions: int, dataset: str):
     from siaflow.backends import Decoding, make_backend
     from siaflow.datasets import build_prompts, load_dataset, prompt_for
     from siaflow.rollouts import run_rollouts
-    from siaflow.steps import _response_rules
+    from siaflow.steps import response_rules
 
     dspec = cfg["datasets"][dataset]
     questions = load_dataset(dataset, {**dspec, "n_questions": n_questions})
@@ -54,7 +54,7 @@ def _setup(cfg: dict, model: str, n_questions: int, dataset: str):
     backend = make_backend("transformers", str(ROOT / mspec["path"]), batch_rows=cfg["sampling"]["batch_rows"])
     prompts, ids = build_prompts(backend, cfg["prompts"][prompt_for(mspec, dspec["answer_type"])], questions)
     decoding = Decoding(**cfg["decoding"])
-    rules = _response_rules(cfg, model, dataset, prompts[0])
+    rules = response_rules(cfg, model, dataset, prompts[0])
     roll = run_rollouts(backend, questions, prompts, decoding=decoding, n_trajectories=cfg["sampling"]["n_trajectories"],
                         seed=cfg["sampling"]["seed"], extract=rules["extract"], prompt_ids=ids,
                         answer_final=rules["answer_final"], stop=rules["stop"])

@@ -68,7 +68,7 @@ def local_files(spec: dict) -> tuple[list[Path], dict]:
     """The parquet files of a ``source: local`` dataset: a directory laid out as the hub repo it
     stands for (``path``; ``files`` is the same glob as for the hub). Returns the files and where
     they came from (directory, file names, content hashes)."""
-    from siaflow.models import sha256_file
+    from siaflow.io import sha256_file
 
     root = Path(spec["path"])
     files = sorted(root.glob(spec["files"]))

@@ -8,6 +8,7 @@ Markdown tables as ``<name>.provenance.json``.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -81,6 +82,15 @@ def write_text(text: str, path: str | Path) -> None:
 
 def write_json(obj, path: str | Path) -> None:
     write_text(json.dumps(obj, indent=2, default=str) + "\n", path)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Streamed SHA-256 of one file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_provenance(path: str | Path) -> dict:

@@ -17,7 +17,6 @@ provenance of every result made with the model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -26,20 +25,13 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from siaflow.io import sha256_file
+
 BUILD_RECORD = "siaflow_model.json"
 
 
 class ModelBuildError(RuntimeError):
     pass
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Streamed SHA-256 of one file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def from_hub(repo: str, revision: str | None, out: Path) -> dict:

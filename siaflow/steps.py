@@ -52,7 +52,7 @@ def _answer_final(dataset_spec: dict, preamble: str = ""):
     return functools.partial(answer_is_final, answer_type=dataset_spec["answer_type"], preamble=preamble)
 
 
-def _response_rules(cfg, model: str, dataset: str, example_prompt: str) -> dict:
+def response_rules(cfg, model: str, dataset: str, example_prompt: str) -> dict:
     """How a response of ``model`` on ``dataset`` is read and where it ends: its answer extractor,
     its early-stop test (None when ``sampling.stop_at_answer`` is off) and its prompt's stop strings.
     A prompt that leaves a ``<think>`` section open (R1-style chat templates) starts the response
@@ -169,7 +169,7 @@ def rollouts(sm) -> None:
         prompts, prompt_ids = build_prompts(backend, template, questions)
         decoding = Decoding(**cfg["decoding"])
         s = cfg["sampling"]
-        n_traj, rules = n_rollouts(cfg), _response_rules(cfg, model, dataset, prompts[0])
+        n_traj, rules = n_rollouts(cfg), response_rules(cfg, model, dataset, prompts[0])
 
         def work(idx):
             idx = list(idx)
@@ -221,7 +221,7 @@ def _continue_variant(sm, cfg, backend, roll, stride: int, variant: str, output:
     from siaflow.rollouts import run_continuations
 
     dataset, s = sm.wildcards.dataset, cfg["sampling"]
-    rules = _response_rules(cfg, sm.wildcards.model, dataset, roll["prompt"][0] if roll.height else "")
+    rules = response_rules(cfg, sm.wildcards.model, dataset, roll["prompt"][0] if roll.height else "")
     df, ledger = run_continuations(backend, roll, stride=stride, n_continuations=s["n_continuations"],
                                    decoding=Decoding(**cfg["decoding"]), seed=s["seed"], variant=variant,
                                    extract=rules["extract"], output=output,
