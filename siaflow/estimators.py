@@ -178,7 +178,7 @@ def alignment_by_trajectory(table: pl.LazyFrame, *, h: str = "H", s: str = "S", 
         n_checkpoints=pl.len(),
         _h_range=hc.max() - hc.min(),
         _s_range=sc.max() - sc.min(),
-        _r=pl.corr(hc, sc),
+        _r=pl.corr(hc.sort_by("k"), sc.sort_by("k")),  # in checkpoint order, whatever the row order
         correct=pl.col("correct").first(),
     ).sort(keys)  # group_by order varies between runs; every mean over these rows must not
     reason = (pl.when(pl.col("n_checkpoints") < MIN_CHECKPOINTS).then(pl.lit("too_few_checkpoints"))

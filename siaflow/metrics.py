@@ -37,7 +37,22 @@ def trajectory_alignment(entropy: pl.LazyFrame, *, h: str = "H") -> pl.LazyFrame
 def _mean_defined(col: str, where: pl.Expr | None = None) -> pl.Expr:
     x = pl.col(col)
     ok = x.is_not_nan() if where is None else (x.is_not_nan() & where)
-    return x.filter(ok).mean()
+    return exact_mean(x.filter(ok))
+
+
+def _std_defined(col: str) -> pl.Expr:
+    """Sample standard deviation of the defined values, order-independent like ``exact_mean``."""
+    x = pl.col(col).filter(pl.col(col).is_not_nan())
+    n = x.count()
+    squares = ((x - exact_mean(x)) ** 2).sort().cum_sum().last()
+    return pl.when(n > 1).then((squares / (n - 1)).sqrt())
+
+
+def exact_mean(x: pl.Expr) -> pl.Expr:
+    """A mean that is bit-identical whatever order the rows arrive in (a lazy join or group_by does
+    not fix it): the values are added one by one in sorted order (a cumulative sum, which the query
+    optimiser cannot reorder as it may a plain sum after a sort)."""
+    return x.sort().cum_sum().last() / x.count()
 
 
 def table1_alignment(traj: pl.LazyFrame) -> pl.DataFrame:
@@ -49,7 +64,7 @@ def table1_alignment(traj: pl.LazyFrame) -> pl.DataFrame:
         n_total=pl.len(),
         n_defined=ok.sum(),
         mean_rho=_mean_defined("rho"),
-        se_rho=rho.filter(ok).std() / ok.sum().sqrt(),
+        se_rho=_std_defined("rho") / ok.sum().sqrt(),
         mean_rho_correct=_mean_defined("rho", correct),
         n_correct_defined=(ok & correct).sum(),
         mean_rho_incorrect=_mean_defined("rho", ~correct),
@@ -385,7 +400,7 @@ def saturation_summary(entropy: pl.LazyFrame, *, h: str, grid: np.ndarray, n_boo
                       .with_columns(model=pl.lit(model), dataset=pl.lit(dataset)))
     curve = pl.concat(frames).sort(*GROUP, "rel_pos")
     plateau = (curve.filter(pl.col("rel_pos") >= 1 - plateau_fraction - 1e-9)
-                    .group_by(GROUP).agg(plateau_level=pl.col("mean").mean()))
+                    .group_by(GROUP).agg(plateau_level=exact_mean(pl.col("mean"))))
     rebounds = (_with_rebounds(pts, h=h, late_from=late_from, threshold=rebound_threshold)
                 .group_by(GROUP).agg(late_rebound_rate=pl.col("late_rebound").mean(), n_trajectories=pl.len()))
     return curve, plateau.join(rebounds, on=GROUP).sort(GROUP)
@@ -427,10 +442,10 @@ def shuffle_comparison(original: pl.LazyFrame, shuffled: pl.LazyFrame, *, h: str
     keys = [*TRAJ, "k"]
     paired = (original.select(*keys, pl.col(h).alias("H_o"), pl.col("S").alias("S_o"))
               .join(shuffled.select(*keys, pl.col(h).alias("H_s"), pl.col("S").alias("S_s")), on=keys, how="inner")
-              .group_by(GROUP).agg(mean_H_original=pl.col("H_o").mean(), mean_H_shuffled=pl.col("H_s").mean(),
-                                   mean_delta_H=(pl.col("H_s") - pl.col("H_o")).mean(),
-                                   mean_S_original=pl.col("S_o").mean(), mean_S_shuffled=pl.col("S_s").mean(),
-                                   mean_delta_S=(pl.col("S_s") - pl.col("S_o")).mean(), n_checkpoints=pl.len()))
+              .group_by(GROUP).agg(mean_H_original=exact_mean(pl.col("H_o")), mean_H_shuffled=exact_mean(pl.col("H_s")),
+                                   mean_delta_H=exact_mean(pl.col("H_s") - pl.col("H_o")),
+                                   mean_S_original=exact_mean(pl.col("S_o")), mean_S_shuffled=exact_mean(pl.col("S_s")),
+                                   mean_delta_S=exact_mean(pl.col("S_s") - pl.col("S_o")), n_checkpoints=pl.len()))
     out = summary(original, "original").join(summary(shuffled, "shuffled").drop("n_total"), on=GROUP)
     out = out.with_columns(delta_rho=pl.col("mean_rho_shuffled") - pl.col("mean_rho_original"))
     return out.join(paired, on=GROUP, how="left").sort(GROUP).collect()

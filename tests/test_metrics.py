@@ -259,3 +259,33 @@ def test_interpolation_and_lookup_equal_per_trajectory_numpy():
         last = np.searchsorted(k, ks, side="right") - 1
         assert got["k_used"].to_list() == k[last].tolist()
         assert got["H"].to_list() == h[last].tolist()
+
+
+def test_tables_do_not_depend_on_the_order_of_their_rows():
+    """Table 1 and Table 2 are bit-identical whatever order the entropy rows arrive in (a rerun's
+    lazy joins and group_bys do not fix it)."""
+    import numpy as np
+
+    from siaflow.metrics import shuffle_comparison, table1_alignment, trajectory_alignment
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for m in ("a", "b"):
+        for q in range(40):
+            for j in range(4):
+                T = int(rng.integers(20, 60))
+                correct = bool(rng.random() < 0.5)
+                for k in list(range(0, T, 8)) + [T]:
+                    h = float(rng.random() * 2)
+                    rows.append({"model": m, "dataset": "d", "question_id": f"q{q}", "trajectory": j, "k": k, "T": T,
+                                 "H": h, "S": h + float(rng.random()), "H_a": float(rng.random()), "S_b": float(rng.random()),
+                                 "correct": correct})
+    ent = pl.DataFrame(rows)
+    shuffled = ent.with_columns(pl.col("H") * 1.1 + 0.01, pl.col("S") * 0.9)
+    t1 = table1_alignment(trajectory_alignment(ent.lazy()).collect().lazy())
+    t2 = shuffle_comparison(ent.lazy(), shuffled.lazy())
+    for seed in range(5):
+        perm = np.random.default_rng(seed + 1).permutation(ent.height)
+        e, s = ent[perm], shuffled[np.random.default_rng(seed + 100).permutation(ent.height)]
+        assert table1_alignment(trajectory_alignment(e.lazy()).collect().lazy()).equals(t1)
+        assert shuffle_comparison(e.lazy(), s.lazy()).equals(t2)
