@@ -271,14 +271,6 @@ def extract_answer(text: str, answer_type: str, *, last_number_fallback: bool = 
     return value
 
 
-def extract_numeric(text: str, *, last_number_fallback: bool = True) -> str:
-    return extract_answer(text, "numeric", last_number_fallback=last_number_fallback)
-
-
-def extract_option(text: str) -> str:
-    return extract_answer(text, "option")
-
-
 def answer_is_final(text: str, answer_type: str, *, preamble: str = "") -> bool:
     """True when no continuation of ``text`` can change its extracted answer, so generation can stop.
 
