@@ -2,7 +2,8 @@
 #   make demo       install into .venv, then run the whole pipeline on the toy world (CPU, minutes)
 #   make demo-real  the same on a real pretrained model, SmolLM2-135M-Instruct (CPU, < 10 minutes)
 #   make test       install into .venv, then run the test suite
-#   make bench  the benchmark suite (bench/run.py)
+#   make lint       ruff, snakefmt --check, snakemake --lint and the size limits (CI runs it first)
+#   make bench      the benchmark suite (bench/run.py)
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU build of torch. On a machine whose pip finds no local CPU wheel, use e.g.
@@ -41,8 +42,13 @@ $(VENV)/.installed: pyproject.toml
 dryrun: install
 	$(BIN)/snakemake -n --cores $(CORES)
 
+# Lint (CI runs it before the tests): ruff (rules in pyproject.toml), snakefmt on the rule files,
+# Snakemake's own linter, and the size limits of modules, functions and rule files.
 lint: install
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check workflow
 	$(BIN)/snakemake --lint
+	$(BIN)/python .ci/sizes.py
 
 clean:
 	rm -rf results .snakemake

@@ -43,22 +43,56 @@ def _setup(cfg: dict, model: str, n_questions: int, dataset: str):
     the workflow makes them (responses end at their answer and the prompt's stop strings)."""
     import polars as pl
 
+    from siaflow.answers import response_rules
     from siaflow.backends import Decoding, make_backend
     from siaflow.datasets import build_prompts, load_dataset, prompt_for
     from siaflow.rollouts import run_rollouts
-    from siaflow.steps import response_rules
 
     dspec = cfg["datasets"][dataset]
     questions = load_dataset(dataset, {**dspec, "n_questions": n_questions})
     mspec = cfg["models"][model]
     backend = make_backend("transformers", str(ROOT / mspec["path"]), batch_rows=cfg["sampling"]["batch_rows"])
-    prompts, ids = build_prompts(backend, cfg["prompts"][prompt_for(mspec, dspec["answer_type"])], questions)
+    template = cfg["prompts"][prompt_for(mspec, dspec["answer_type"])]
+    prompts, ids = build_prompts(backend, template, questions)
     decoding = Decoding(**cfg["decoding"])
-    rules = response_rules(cfg, model, dataset, prompts[0])
+    rules = response_rules(dspec, template, stop_at_answer=cfg["sampling"]["stop_at_answer"], example_prompt=prompts[0])
     roll = run_rollouts(backend, questions, prompts, decoding=decoding, n_trajectories=cfg["sampling"]["n_trajectories"],
                         seed=cfg["sampling"]["seed"], extract=rules["extract"], prompt_ids=ids,
                         answer_final=rules["answer_final"], stop=rules["stop"])
     return backend, decoding, rules, roll.filter(pl.col("trajectory") < cfg["sampling"]["n_trajectories"])
+
+
+def _naive_prefixes(roll, step: int, variant: str, seed: int):
+    """Every checkpoint prefix of every trajectory, k = 0 included, shuffled for that variant."""
+    from siaflow.estimators import checkpoint_positions
+    from siaflow.rollouts import shuffle_prefix
+
+    for q, j, prompt, toks in roll.select("question_id", "trajectory", "prompt_ids", "token_ids").iter_rows():
+        for k in checkpoint_positions(len(toks), step):
+            prefix = list(toks[:k])
+            if variant == "shuffled" and k:
+                prefix = shuffle_prefix(prefix, seed=seed, question_id=q, trajectory=j, k=k)
+            yield q, j, k, prefix, list(prompt)
+
+
+def _run_naive(backend, roll, cfg: dict, decoding, extract, stop):
+    """The naive procedure, one model row per sample: both variants at the main stride and Table
+    3's coarse grid on its own, every continuation to its end. Returns the draws and tokens."""
+    from siaflow.rollouts import continue_prefixes
+
+    s, mc = cfg["sampling"], cfg["mc_ablation"]
+    backend.share_rows = False
+    naive, tokens = {}, 0
+    for variant in ("original", "shuffled"):
+        naive[variant], led = continue_prefixes(backend, list(_naive_prefixes(roll, s["strides"][0], variant, s["seed"])),
+                                                n_continuations=s["n_continuations"], decoding=decoding,
+                                                seed=s["seed"], variant=variant, extract=extract, stop=stop)
+        tokens += led["generated_tokens"]
+    naive_mc, led = continue_prefixes(backend, list(_naive_prefixes(roll, mc["stride"], "original", s["seed"])),
+                                      n_continuations=mc["n_continuations"], decoding=decoding, seed=s["seed"],
+                                      variant="original", extract=extract, stop=stop)
+    backend.share_rows = True
+    return naive, naive_mc, tokens + led["generated_tokens"]
 
 
 def bench_tokens(cfg: dict, n_questions: int, dataset: str) -> list[dict]:
@@ -68,9 +102,8 @@ def bench_tokens(cfg: dict, n_questions: int, dataset: str) -> list[dict]:
     coarse grid run on its own). Same seeds: where both sample the same stream, answers must agree."""
     import polars as pl
 
-    from siaflow.estimators import checkpoint_positions
     from siaflow.metrics import subsample_continuations
-    from siaflow.rollouts import continue_prefixes, run_continuations, shuffle_prefix
+    from siaflow.rollouts import run_continuations
 
     s, mc = cfg["sampling"], cfg["mc_ablation"]
     K, stride, seed = s["n_continuations"], s["strides"][0], s["seed"]
@@ -91,29 +124,9 @@ def bench_tokens(cfg: dict, n_questions: int, dataset: str) -> list[dict]:
         sia_sampled = led_o["generated_tokens"] + led_s["generated_tokens"]
         ledger_naive = led_o["naive_generated_tokens"] + led_s["naive_generated_tokens"]
 
-        def naive_prefixes(step, variant):
-            for q, j, prompt, toks in roll.select("question_id", "trajectory", "prompt_ids", "token_ids").iter_rows():
-                for k in checkpoint_positions(len(toks), step):
-                    prefix = list(toks[:k])
-                    if variant == "shuffled" and k:
-                        prefix = shuffle_prefix(prefix, seed=seed, question_id=q, trajectory=j, k=k)
-                    yield q, j, k, prefix, list(prompt)
-
-        backend.share_rows = False  # the naive procedure: one model row per sample
         t0 = time.perf_counter()
-        naive = {}
-        naive_tokens = 0
-        for variant in ("original", "shuffled"):
-            naive[variant], led = continue_prefixes(backend, list(naive_prefixes(stride, variant)), n_continuations=K,
-                                                    decoding=decoding, seed=seed, variant=variant, extract=extract,
-                                                    stop=stop)
-            naive_tokens += led["generated_tokens"]
-        naive_mc, led = continue_prefixes(backend, list(naive_prefixes(mc["stride"], "original")),
-                                          n_continuations=mc["n_continuations"], decoding=decoding, seed=seed,
-                                          variant="original", extract=extract, stop=stop)
-        naive_tokens += led["generated_tokens"]
+        naive, naive_mc, naive_tokens = _run_naive(backend, roll, cfg, decoding, extract, stop)
         t_naive = time.perf_counter() - t0
-        backend.share_rows = True
 
         keys = ["question_id", "trajectory", "k", "sample"]
         same = (orig.filter(pl.col("k") > 0).join(naive["original"], on=keys, suffix="_naive"))

@@ -28,6 +28,7 @@ at its settled answer (``answer_is_final``), so nothing after that line is part 
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -290,13 +291,26 @@ def answer_is_final(text: str, answer_type: str, *, preamble: str = "") -> bool:
 def answer_line_open(text: str) -> bool:
     """True when the last ``####`` of ``text`` has not yet completed its answer line: generation
     must reach the next newline before ``answer_is_final`` can tell (the vLLM backend's rounds)."""
-    last = None
-    for last in answer_lines(text):
-        pass
-    return last is not None and not last[1]
+    lines = list(answer_lines(text))
+    return bool(lines) and not lines[-1][1]
 
 
 def normalize_gold(gold: str, answer_type: str) -> str:
     """Normalise a gold answer with the same rule as model answers; unparsable gold is an error
     the caller must report (a NULL gold would silently count NULL answers as correct)."""
     return normalize_number(gold) if answer_type == "numeric" else normalize_option(gold)
+
+
+def response_rules(dataset_spec: dict, template, *, stop_at_answer: bool, example_prompt: str) -> dict:
+    """How a response to a prompt made from ``template`` on a dataset is read and where it ends:
+    its answer extractor, its early-stop test (None when ``stop_at_answer`` is off) and the
+    template's stop strings. A prompt that leaves a ``<think>`` section open (R1-style chat
+    templates; ``example_prompt`` is one of them) starts the response inside it."""
+    preamble = THINK_OPEN if leaves_think_open(example_prompt) else ""
+    answer_type = dataset_spec["answer_type"]
+    return {"extract": functools.partial(extract_answer, answer_type=answer_type, preamble=preamble,
+                                         last_number_fallback=dataset_spec.get("last_number_fallback", True)),
+            "answer_final": functools.partial(answer_is_final, answer_type=answer_type, preamble=preamble)
+            if stop_at_answer else None,
+            "stop": tuple(template.get("stop", ())) if isinstance(template, dict) else (),
+            "preamble": preamble}

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import yaml
 
-TOY_MODEL_DIR = "resources/toy_models"
-BUILT_MODEL_DIR = "resources/models"
+from siaflow import layout
+
+TOY_MODEL_DIR = Path(layout.TOY_MODEL).parent.as_posix()
+BUILT_MODEL_DIR = Path(layout.BUILT_MODEL).parent.as_posix()
 
 
 class ConfigError(ValueError):
@@ -87,6 +89,33 @@ def prepare(config: dict, schema_path: str | Path) -> dict:
     apply_defaults(config, load_schema(schema_path))
     check_references(config)
     return config
+
+
+def main_stride(config: dict) -> int:
+    """The stride of the main results (Tables 1-2, Figs 1-5): the first of ``sampling.strides``."""
+    return int(config["sampling"]["strides"][0])
+
+
+def entropy_column(config: dict) -> str:
+    """The entropy table's column for H_k under ``estimation.entropy_estimator``."""
+    return {"plugin": "H", "miller_madow": "H_mm"}[config["estimation"]["entropy_estimator"]]
+
+
+def n_rollouts(config: dict) -> int:
+    """Trajectories sampled per question: N for SIA, or the larger Best-of-N pool of EDIS. The
+    first N are the same either way (per-trajectory random streams)."""
+    return max(config["sampling"]["n_trajectories"], config.get("edis", {}).get("pool_size", 0))
+
+
+def bootstrap(config: dict) -> dict:
+    """The bootstrap every confidence interval uses: resamples, level, seed."""
+    a = config["analysis"]
+    return {"n_boot": a["bootstrap"], "ci": a["ci"], "seed": a["seed"]}
+
+
+def model_info(config: dict) -> dict[str, dict]:
+    """What the tables say of each model besides its name: regime and family."""
+    return {name: {"regime": m["regime"], "family": m.get("family", "")} for name, m in config["models"].items()}
 
 
 def toy_models(config: dict) -> dict[str, dict]:

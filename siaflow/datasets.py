@@ -11,8 +11,8 @@ from pathlib import Path
 
 import polars as pl
 
-from siaflow.answers import ANSWER_TYPES, NULL, normalize_gold
 from siaflow import toy
+from siaflow.answers import ANSWER_TYPES, NULL, normalize_gold
 
 SCHEMA = {"question_id": pl.String, "question": pl.String, "options": pl.List(pl.String), "gold": pl.String,
           "answer_type": pl.String}

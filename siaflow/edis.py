@@ -1,4 +1,4 @@
-"""EDIS: instability of the token-entropy trajectory, and Best-of-N selection (DESIGN.md, second paper).
+"""EDIS: instability of the token-entropy trajectory, and Best-of-N selection (docs/design.md §2, second paper).
 
 Per trajectory, from its token entropies H_1..H_T (1-indexed below, as in the paper):
 
@@ -86,6 +86,48 @@ def trajectory_scores(rollouts: pl.DataFrame, params: EdisParams) -> pl.DataFram
     return pl.DataFrame(rows)
 
 
+def example_trajectories(rollouts: pl.DataFrame, params: EdisParams, per_class: int) -> pl.DataFrame:
+    """The trajectories Fig. EDIS-1 draws, one row per token (t, H, burst, rebound): per model x
+    dataset and class (correct / incorrect), the ``per_class`` responses with the most spikes, one
+    per question (a confident model repeats the same trace), ties broken by id, so the choice is
+    deterministic and shows the patterns."""
+    rows = []
+    for (model, dataset), part in rollouts.group_by("model", "dataset", maintain_order=True):
+        for correct in (True, False):
+            cand = part.filter(pl.col("correct") == correct)
+            ranked = sorted(cand.iter_rows(named=True), key=lambda r: (
+                -sum(map(len, spike_positions(r["token_entropy"] or [], params))), r["question_id"], r["trajectory"]))
+            chosen, seen = [], set()
+            for r in ranked:
+                if r["question_id"] not in seen and len(chosen) < per_class:
+                    seen.add(r["question_id"])
+                    chosen.append(r)
+            for r in chosen:
+                h = r["token_entropy"] or []
+                burst, rebound = (set(p.tolist()) for p in spike_positions(h, params))
+                rows += [{"model": model, "dataset": dataset, "question_id": r["question_id"],
+                          "trajectory": r["trajectory"], "correct": correct, "t": t, "H": float(v),
+                          "burst": t in burst, "rebound": t in rebound} for t, v in enumerate(h)]
+    return pl.DataFrame(rows)
+
+
+# score -> sign that makes "higher means more likely correct"
+SEPARATION_SCORES = {"edis": -1, "mean_entropy": -1, "self_certainty": 1}
+
+
+def separation_aucs(scores: pl.DataFrame) -> pl.DataFrame:
+    """Per model x dataset and score: ROC AUC of the signed score for correctness (Fig. EDIS-2)."""
+    from siaflow.stats import roc_auc
+
+    rows = []
+    for (model, dataset), part in scores.group_by("model", "dataset", maintain_order=True):
+        for score, sign in SEPARATION_SCORES.items():
+            rows.append({"model": model, "dataset": dataset, "score": score,
+                         "auc": roc_auc(sign * part[score].to_numpy(), part["correct"].to_numpy()),
+                         "n_correct": int(part["correct"].sum()), "n_incorrect": int((~part["correct"]).sum())})
+    return pl.DataFrame(rows)
+
+
 # --------------------------------------------------------------------------------------------
 # Best-of-N
 # --------------------------------------------------------------------------------------------
@@ -146,14 +188,14 @@ def best_of_n(scores: pl.DataFrame, *, n_values: list[int], n_draws: int, seed: 
     """Accuracy of every selection rule per model x dataset x N: the mean over questions of each
     question's accuracy averaged over ``n_draws`` random N-subsets of its pool, with a bootstrap CI
     over questions. A question whose pool is smaller than N is skipped and counted."""
-    from siaflow.metrics import bootstrap_mean_ci
+    from siaflow.stats import bootstrap_mean_ci
 
     out = []
     for (model, dataset), part in scores.sort("question_id", "trajectory").group_by("model", "dataset", maintain_order=True):
         for n in n_values:
             per_q = {m: [] for m in METHODS}
             skipped = 0
-            for qi, (q, pool) in enumerate(part.group_by("question_id", maintain_order=True)):
+            for qi, (_, pool) in enumerate(part.group_by("question_id", maintain_order=True)):
                 P = pool.height
                 if P < n:
                     skipped += 1

@@ -1,4 +1,4 @@
-"""The SIA estimators (DESIGN.md section 2), natural logarithms throughout.
+"""The SIA estimators (docs/design.md §2), natural logarithms throughout.
 
 Two forms of each quantity live here, side by side:
 
@@ -134,6 +134,12 @@ def answer_distribution_stats(samples: pl.LazyFrame, keys: list[str], *, alpha: 
     if suffix:
         out = out.rename({col: f"{col}{suffix}" for col in ["K", "m", "H", "c_gold", "map_answer", "H_mm", "p_gold", "S"]})
     return out
+
+
+def sia_trajectories(rollouts, n_trajectories: int):
+    """The trajectories that get checkpoint continuations: the first ``n_trajectories`` of each
+    question (rollouts may draw a larger EDIS pool; its first N are the same draws)."""
+    return rollouts.filter(pl.col("trajectory") < n_trajectories)
 
 
 def entropy_table(samples: pl.LazyFrame, trajectories: pl.LazyFrame, *, alpha: float) -> pl.LazyFrame:

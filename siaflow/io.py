@@ -49,7 +49,7 @@ def git_commit() -> str | None:
 def provenance(**fields) -> dict:
     """Provenance record: the caller's fields plus software versions, git commit, host and time."""
     return {**fields, "software": package_versions(), "siaflow_commit": git_commit(), "host": platform.node(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
 
 
 def _atomic_target(path: Path):

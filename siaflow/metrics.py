@@ -6,17 +6,14 @@ columns added. Every confidence interval is a seeded bootstrap over *questions*.
 
 from __future__ import annotations
 
-import functools
 import math
-import os
-import warnings
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
-from siaflow.estimators import alignment_by_trajectory
+from siaflow.estimators import alignment_by_trajectory, entropy_table, sia_trajectories
+from siaflow.stats import auc_with_ci, bootstrap_mean_ci, exact_mean
 
 TRAJ = ["model", "dataset", "question_id", "trajectory"]
 GROUP = ["model", "dataset"]
@@ -48,17 +45,10 @@ def _std_defined(col: str) -> pl.Expr:
     return pl.when(n > 1).then((squares / (n - 1)).sqrt())
 
 
-def exact_mean(x: pl.Expr) -> pl.Expr:
-    """A mean that is bit-identical whatever order the rows arrive in (a lazy join or group_by does
-    not fix it): the values are added one by one in sorted order (a cumulative sum, which the query
-    optimiser cannot reorder as it may a plain sum after a sort)."""
-    return x.sort().cum_sum().last() / x.count()
-
-
 def table1_alignment(traj: pl.LazyFrame) -> pl.DataFrame:
     """Mean SIA alignment per model x dataset, with standard error, n defined / n total, the
     correct / incorrect split, the split-sample rho and why undefined trajectories are undefined."""
-    rho, ok = pl.col("rho"), pl.col("rho").is_not_nan()
+    ok = pl.col("rho").is_not_nan()
     correct = pl.col("correct")
     out = traj.group_by(GROUP).agg(
         n_total=pl.len(),
@@ -99,7 +89,7 @@ class TrajectoryPoints(NamedTuple):
 
     @classmethod
     def of(cls, df: pl.LazyFrame | pl.DataFrame, *, order: str, values: list[str], keys: list[str] = TRAJ,
-           per_trajectory: tuple[str, ...] = ()) -> "TrajectoryPoints":
+           per_trajectory: tuple[str, ...] = ()) -> TrajectoryPoints:
         cols = list(dict.fromkeys([order, *values]))
         pts = df.lazy().select(*keys, *per_trajectory, *cols).sort(*keys, order).collect()
         tid = pts.select(pl.struct(keys).rle_id()).to_series().to_numpy()
@@ -140,7 +130,10 @@ class TrajectoryPoints(NamedTuple):
         rows = [np.where(le > 0, start + le - 1, -1) for le in (self.count_at_or_below(x, float(a)) for a in at)]
         row = np.concatenate([np.zeros(0, dtype=np.int64), *rows])
         ok, safe = row >= 0, np.maximum(row, 0)
-        pick = (lambda arr: arr[safe] if len(arr) else np.zeros(len(row)))
+
+        def pick(arr):
+            return arr[safe] if len(arr) else np.zeros(len(row))
+
         out = self.trajs[np.tile(np.arange(n), len(rows))].with_columns(
             pl.Series(name, np.repeat(np.asarray(at), n)), pl.Series(used, pick(xs)), pl.Series(value, pick(ys)),
             pl.Series("_ok", ok))
@@ -152,36 +145,6 @@ def interpolate_to_grid(df: pl.LazyFrame, value: str, grid: np.ndarray, *, keys:
     """Linear interpolation of ``value`` (per trajectory, against ``x``) at each grid point.
     Every trajectory has checkpoints at x = 0 and x = 1, so every grid point is bracketed."""
     return TrajectoryPoints.of(df, order=x, values=[value], keys=keys).interpolate(x, value, grid, name=x).lazy()
-
-
-def bootstrap_mean_ci(values: np.ndarray, *, n_boot: int, ci: float, seed: int, chunk: int = 200):
-    """Mean over rows (questions) of a (questions x points) matrix, NaN-aware, with a percentile
-    bootstrap CI from resampling rows. Returns (mean, lo, hi) arrays over points."""
-    values = np.asarray(values, dtype=float)
-    if values.ndim == 1:
-        values = values[:, None]
-    n = values.shape[0]
-    if n == 0:
-        mean = np.full(values.shape[1], np.nan)
-        return mean, mean.copy(), mean.copy()
-    # all-NaN columns (no question has a value there) stay NaN without a warning
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(values, axis=0)
-        rng = np.random.default_rng(seed)
-        present = ~np.isnan(values)
-        filled = np.where(present, values, 0.0)
-        boots = []
-        for start in range(0, n_boot, chunk):
-            idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-            # how often each row was drawn, then the NaN-aware resample means as two matrix products
-            counts = np.bincount((idx + n * np.arange(len(idx))[:, None]).ravel(), minlength=len(idx) * n)
-            counts = counts.reshape(len(idx), n).astype(float)
-            boots.append((counts @ filled) / (counts @ present))
-        boots = np.concatenate(boots)
-        a = (1 - ci) / 2
-        lo, hi = np.nanquantile(boots, a, axis=0), np.nanquantile(boots, 1 - a, axis=0)
-    return mean, lo, hi
 
 
 def _question_matrix(df: pl.DataFrame, value: str, index: str = "question_id", column: str = "rel_pos"):
@@ -235,105 +198,8 @@ def cumulative_gain_curves(entropy: pl.LazyFrame, *, h: str, grid: np.ndarray, n
 
 
 # --------------------------------------------------------------------------------------------
-# Fig 2: early separability (ROC AUC of -H_k for correctness)
+# Fig 2: early separability (ROC AUC of -H_k for correctness; siaflow.stats.auc_with_ci)
 # --------------------------------------------------------------------------------------------
-
-
-def roc_auc(scores, labels, weights=None) -> float:
-    """Area under the ROC curve of ``scores`` for boolean ``labels`` (ties count one half),
-    optionally with non-negative sample weights. NaN when only one class is present."""
-    s = np.asarray(scores, dtype=float)
-    y = np.asarray(labels, dtype=bool)
-    w = np.ones_like(s) if weights is None else np.asarray(weights, dtype=float)
-    keep = np.isfinite(s) & (w > 0)
-    s, y, w = s[keep], y[keep], w[keep]
-    wp, wn = w[y].sum(), w[~y].sum()
-    if wp == 0 or wn == 0:
-        return math.nan
-    uniq, inv = np.unique(s, return_inverse=True)
-    pos = np.bincount(inv, weights=w * y, minlength=len(uniq))
-    neg = np.bincount(inv, weights=w * ~y, minlength=len(uniq))
-    neg_below = np.cumsum(neg) - neg
-    return float((pos * (neg_below + 0.5 * neg)).sum() / (wp * wn))
-
-
-def bootstrap_roc_auc(scores, labels, groups, counts: np.ndarray, chunk: int = 32) -> np.ndarray:
-    """ROC AUC of ``scores`` for boolean ``labels`` under each row of ``counts`` (bootstrap
-    resamples x groups: how many times each group was drawn; a row weighs its group's count).
-    Equal to ``roc_auc(scores, labels, counts[b, groups])`` for every b, vectorised: one sort, then
-    per resample an integer cumulative sum of negative weights read off at each positive (exact,
-    and several times faster than a float cumulative sum)."""
-    s = np.asarray(scores, dtype=float)
-    y = np.asarray(labels, dtype=bool)
-    gi = np.asarray(groups, dtype=np.int64)
-    keep = np.isfinite(s)
-    s, y, gi = s[keep], y[keep], gi[keep]
-    counts = np.asarray(counts)
-    out = np.full(counts.shape[0], np.nan)
-    if counts.size == 0:
-        return out
-    top = int(counts.max())
-    # pair products are at most top * (top * rows) * 2 (ties doubled); int32 while that fits
-    counts = counts.astype(np.int32 if 2 * top * top * max(len(s), 1) < 2 ** 31 else np.int64)
-    neg_s, neg_g = s[~y], gi[~y]
-    order = np.argsort(neg_s, kind="stable")
-    neg_s, neg_g = neg_s[order], neg_g[order]
-    pos_s, pos_g = s[y], gi[y]
-    lt = np.searchsorted(neg_s, pos_s, side="left")    # negatives strictly below each positive
-    le = np.searchsorted(neg_s, pos_s, side="right")   # ... at or below it (ties count one half)
-    ties = bool((lt != le).any())
-    pos_per_group = np.bincount(pos_g, minlength=counts.shape[1]).astype(np.float64)
-    for b0 in range(0, counts.shape[0], chunk):
-        c = counts[b0:b0 + chunk]
-        cum = np.zeros((c.shape[0], len(neg_g) + 1), dtype=c.dtype)
-        np.cumsum(c[:, neg_g], axis=1, out=cum[:, 1:])
-        below = cum[:, lt] + cum[:, le] if ties else cum[:, lt]          # doubled when ties count half
-        num = (c[:, pos_g] * below).sum(axis=1, dtype=np.int64) * (0.5 if ties else 1.0)
-        wp, wn = c @ pos_per_group, cum[:, -1].astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[b0:b0 + chunk] = np.where((wp > 0) & (wn > 0), num / (wp * wn), np.nan)
-    return out
-
-
-@functools.lru_cache(maxsize=4)
-def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """How many times each of ``n`` items is drawn in each of ``n_boot`` seeded resamples with
-    replacement (n_boot x n, read-only; cached, as every curve of a group reuses them)."""
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot) if n else np.zeros((n_boot, 0), dtype=np.int64)
-    counts.flags.writeable = False
-    return counts
-
-
-def _workers() -> int:
-    """CPUs this process may use (SLURM and taskset restrict the affinity mask)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def auc_with_ci(df: pl.DataFrame, score: str, at: str, *, n_boot: int, ci: float, seed: int) -> pl.DataFrame:
-    """AUC of ``score`` for ``correct`` at every value of ``at``, with a bootstrap CI that
-    resamples questions (a question drawn m times weighs its trajectories m times). The same
-    resamples serve every point; points are computed in parallel threads (numpy releases the GIL)."""
-    qids = df["question_id"].unique().sort()
-    n_q = len(qids)
-    counts = resample_counts(n_q, n_boot, seed)
-    df = df.with_columns(_qi=pl.col("question_id").replace_strict(qids, np.arange(n_q), return_dtype=pl.Int64))
-    a = (1 - ci) / 2
-
-    def one(item):
-        x, part = item
-        s, y = part[score].to_numpy(), part["correct"].to_numpy()
-        auc = roc_auc(s, y)
-        boots = bootstrap_roc_auc(s, y, part["_qi"].to_numpy(), counts) if not math.isnan(auc) else np.array([np.nan])
-        finite = boots[np.isfinite(boots)]
-        lo, hi = (np.quantile(finite, a), np.quantile(finite, 1 - a)) if finite.size else (np.nan, np.nan)
-        return {at: float(x[0]), "auc": auc, "lo": float(lo), "hi": float(hi), "n_trajectories": part.height,
-                "n_correct": int(y.sum())}
-
-    points = list(df.sort(at).group_by(at, maintain_order=True))
-    with ThreadPoolExecutor(max_workers=max(1, min(_workers(), len(points)))) as pool:
-        rows = list(pool.map(one, points))
-    return pl.DataFrame(rows)
 
 
 def values_at_absolute_k(entropy: pl.LazyFrame, value: str, ks: np.ndarray) -> pl.LazyFrame:
@@ -475,36 +341,28 @@ def subsample_continuations(samples: pl.LazyFrame, trajectories: pl.LazyFrame, *
     return s.filter(keep & (pl.col("sample") < n_continuations)).drop("T")
 
 
-# --------------------------------------------------------------------------------------------
-# Fano's bound (Theorem 1)
-# --------------------------------------------------------------------------------------------
-
-
-def fano_lower_bound(h, answer_space: int):
-    """Lower bound on the MAP error from Fano's inequality: (H - log 2) / log(|A| - 1), floored at 0."""
-    if answer_space < 3:
-        raise ValueError(f"Fano's bound needs |A| >= 3, got {answer_space}")
-    return np.maximum(0.0, (np.asarray(h, dtype=float) - math.log(2)) / math.log(answer_space - 1))
-
-
-def fano_data(entropy: pl.LazyFrame, *, h: str, answer_space: dict[str, int], n_bins: int, n_boot: int, ci: float,
-              seed: int) -> pl.DataFrame:
-    """Per model x dataset and H_k bin: the empirical error of the MAP answer argmax p^_k (against
-    gold), with a bootstrap CI over questions, and Fano's lower bound at the bin's mean H_k."""
-    df = entropy.select(*TRAJ, h, "map_correct").collect()
-    frames = []
-    for (model, dataset), part in df.group_by(*GROUP, maintain_order=True):
-        hs = part[h].to_numpy()
-        edges = np.linspace(0.0, max(float(hs.max()), 1e-9), n_bins + 1)
-        idx = np.clip(np.searchsorted(edges, hs, side="right") - 1, 0, n_bins - 1)
-        part = part.with_columns(bin=pl.Series(idx), error=(~pl.col("map_correct")).cast(pl.Float64))
-        for b, sub in part.group_by("bin", maintain_order=True):
-            per_q = sub.group_by("question_id").agg(pl.col("error").mean()).sort("question_id")["error"].to_numpy()
-            mean, lo, hi = bootstrap_mean_ci(per_q, n_boot=n_boot, ci=ci, seed=seed)
-            mean_h = float(sub[h].mean())
-            frames.append({"model": model, "dataset": dataset, "bin": int(b[0]), "h_lo": float(edges[b[0]]),
-                           "h_hi": float(edges[b[0] + 1]), "mean_H": mean_h, "error": float(sub["error"].mean()),
-                           "error_q_mean": float(mean[0]), "lo": float(lo[0]), "hi": float(hi[0]),
-                           "fano_bound": float(fano_lower_bound(mean_h, answer_space[dataset])),
-                           "answer_space": answer_space[dataset], "n_checkpoints": sub.height})
-    return pl.DataFrame(frames).sort(*GROUP, "bin")
+def mc_ablation_table(original: pl.LazyFrame, rollouts: pl.LazyFrame, samples: pl.LazyFrame, *, h: str, alpha: float,
+                      n_trajectories: int, main: dict, ablated: dict) -> pl.DataFrame:
+    """Table 3: mean rho per model x dataset at the main setting (``original`` entropy rows) and
+    re-estimated from the draws a coarser run (``ablated``: stride, n_continuations) would have
+    made, sub-sampled from the stored per-sample answers (``samples``, with model and dataset
+    columns) of a finer run: no new generation. ``main`` holds the main stride and K."""
+    rows = []
+    pairs = rollouts.select(GROUP).unique(maintain_order=True).collect().iter_rows()
+    for model, dataset in pairs:
+        pair = (pl.col("model") == model) & (pl.col("dataset") == dataset)
+        roll = sia_trajectories(rollouts.filter(pair), n_trajectories).select(
+            "question_id", "trajectory", "T", "correct", "gold")
+        draws = samples.filter(pair).select("question_id", "trajectory", "k", "sample", "answer")
+        sub = subsample_continuations(draws, roll, stride=ablated["stride"], n_continuations=ablated["n_continuations"])
+        ent = entropy_table(sub, roll, alpha=alpha).with_columns(model=pl.lit(model), dataset=pl.lit(dataset))
+        rows.append(table1_alignment(trajectory_alignment(ent, h=h)))
+    coarse = pl.concat(rows).select("model", "dataset", pl.col("mean_rho").alias("mean_rho_ablated"),
+                                    pl.col("se_rho").alias("se_rho_ablated"),
+                                    pl.col("n_defined").alias("n_defined_ablated"))
+    orig = table1_alignment(trajectory_alignment(original, h=h)).select(
+        "model", "dataset", pl.col("mean_rho").alias("mean_rho_original"), pl.col("se_rho").alias("se_rho_original"),
+        pl.col("n_defined").alias("n_defined_original"), "n_total")
+    return orig.join(coarse, on=GROUP).with_columns(
+        stride_original=pl.lit(int(main["stride"])), K_original=pl.lit(main["n_continuations"]),
+        stride_ablated=pl.lit(ablated["stride"]), K_ablated=pl.lit(ablated["n_continuations"]))

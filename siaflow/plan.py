@@ -19,8 +19,6 @@ ratio over all models for a model with no ledger yet.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 
 from siaflow.metrics import mc_source_stride
@@ -36,17 +34,21 @@ def continuation_counts(Q: int, N: int, K: int, stride: int, L: int) -> dict:
             "continuation_tokens": tokens}
 
 
-def ledger_calibration(results: str | Path) -> dict[str, dict]:
+def ledger_calibration(results) -> dict[str, dict]:
     """Per model (and ``"*"`` for all models): the summed ``decoded_tokens`` and
     ``naive_generated_tokens`` of the continuation shards under ``results``, and their ratio."""
+    from glob import glob
+
+    from siaflow import layout
     from siaflow.io import read_provenance
 
     sums: dict[str, dict] = {}
-    for path in sorted(Path(results).glob("continuations/*/*/stride-*/*/shard-*.parquet")):
-        ledger = read_provenance(path).get("ledger") or {}
+    for path in sorted(glob(layout.glob(layout.CONTINUATIONS, results=str(results)))):
+        prov = read_provenance(path)
+        ledger = prov.get("ledger") or {}
         if not ledger.get("naive_generated_tokens") or "decoded_tokens" not in ledger:
             continue  # a shard from before the ledger recorded decoded tokens
-        for key in (path.parts[-5], "*"):
+        for key in (prov["model"], "*"):
             acc = sums.setdefault(key, {"decoded_tokens": 0, "naive_generated_tokens": 0, "shards": 0})
             acc["decoded_tokens"] += ledger["decoded_tokens"]
             acc["naive_generated_tokens"] += ledger["naive_generated_tokens"]

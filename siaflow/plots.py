@@ -170,7 +170,7 @@ def fig_edis_trajectories(data: pl.DataFrame, png, pdf, *, params, title: str = 
         for row, correct in enumerate((True, False)):
             ax = axes[row, col]
             part = data.filter((pl.col("model") == model) & (pl.col("dataset") == dataset) & (pl.col("correct") == correct))
-            for i, ((q, j), tr) in enumerate(part.group_by("question_id", "trajectory", maintain_order=True)):
+            for i, (_, tr) in enumerate(part.group_by("question_id", "trajectory", maintain_order=True)):
                 color = palette[i % len(palette)]
                 ax.plot(tr["t"], tr["H"], color=color, lw=1.0, alpha=0.85)
                 b, r = tr.filter(pl.col("burst")), tr.filter(pl.col("rebound"))

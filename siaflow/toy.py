@@ -151,9 +151,9 @@ def training_batch(rng: random.Random, tokenizer, cfg: ToyTrainConfig):
     ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
     lab = torch.full((len(seqs), width), -100, dtype=torch.long)
     att = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, (s, l) in enumerate(zip(seqs, labels)):
+    for i, (s, lb) in enumerate(zip(seqs, labels)):
         ids[i, : len(s)] = torch.tensor(s)
-        lab[i, : len(l)] = torch.tensor(l)
+        lab[i, : len(lb)] = torch.tensor(lb)
         att[i, : len(s)] = 1
     return ids, att, lab
 

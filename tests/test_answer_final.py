@@ -125,3 +125,33 @@ def test_early_stop_never_settles_an_answer_the_finished_response_would_not_give
                 break
 
     check()
+
+
+def test_rollouts_and_continuations_end_at_the_answer_line_on_any_backend():
+    """The drivers' contract through the shared scripted backend (no model): a rollout ends where
+    its answer line completes, a prompt stop string is cut, and a continuation of a prefix that
+    already settles the answer draws nothing."""
+    import polars as pl
+    from fakes import SCRIPT, CharBackend
+
+    from siaflow.answers import response_rules
+    from siaflow.backends import Decoding
+    from siaflow.rollouts import run_continuations, run_rollouts
+
+    backend = CharBackend()
+    questions = pl.DataFrame({"question_id": ["q"], "gold": ["7"]})
+    rules = response_rules({"answer_type": "numeric"}, {"template": "{question}", "stop": ["that is"]},
+                           stop_at_answer=True, example_prompt="Q?\n")
+    decoding = Decoding(max_new_tokens=200)
+    roll = run_rollouts(backend, questions, ["Q?\n"], decoding=decoding, n_trajectories=2, seed=0,
+                        extract=rules["extract"], answer_final=rules["answer_final"], stop=rules["stop"])
+    assert roll["text"].to_list() == [SCRIPT[3:SCRIPT.index("#### 7\n") + 7]] * 2
+    assert roll["finish_reason"].to_list() == ["answer"] * 2 and roll["correct"].all()
+    free = run_rollouts(backend, questions, ["Q?\n"], decoding=decoding, n_trajectories=1, seed=0,
+                        extract=rules["extract"], stop=rules["stop"])
+    assert free["text"][0] == SCRIPT[3:SCRIPT.index("that is")] and free["finish_reason"][0] == "stop_sequence"
+    cont, _ = run_continuations(backend, roll, stride=8, n_continuations=2, decoding=decoding, seed=0,
+                                variant="original", extract=rules["extract"], answer_final=rules["answer_final"],
+                                stop=rules["stop"])
+    at_end = cont.filter(pl.col("k") == roll["T"][0])
+    assert at_end["n_generated"].to_list() == [0] * at_end.height and (cont["answer"] == "7").all()

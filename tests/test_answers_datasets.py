@@ -70,14 +70,11 @@ def test_option_prompts_from_a_prepared_table():
     """Prompts with {options} from the prepared table itself (a polars list column): every option
     lettered in order. This path failed on polars list cells before any option dataset had run."""
     import polars as pl
+    from fakes import CharBackend
 
     from siaflow.datasets import SCHEMA, build_prompts
 
-    class Plain:
-        def encode(self, text):
-            return [ord(c) for c in text]
-
     table = pl.DataFrame([{"question_id": "q", "question": "Which is a liquid?", "options": ["iron", "water", "salt"],
                            "gold": "B", "answer_type": "option"}], schema=SCHEMA)
-    texts, ids = build_prompts(Plain(), "Q: {question}\n{options}\nA:", table)
+    texts, ids = build_prompts(CharBackend(), "Q: {question}\n{options}\nA:", table)
     assert texts == ["Q: Which is a liquid?\nA) iron\nB) water\nC) salt\nA:"] and ids[0][0] == ord("Q")

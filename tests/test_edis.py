@@ -7,8 +7,17 @@ import polars as pl
 import pytest
 
 from siaflow.answers import NULL
-from siaflow.edis import (EdisParams, best_of_n, burst_spikes, edis_score, rebound_spikes, select_accuracy,
-                          spike_positions, trajectory_scores, vote_weights)
+from siaflow.edis import (
+    EdisParams,
+    best_of_n,
+    burst_spikes,
+    edis_score,
+    rebound_spikes,
+    select_accuracy,
+    spike_positions,
+    trajectory_scores,
+    vote_weights,
+)
 
 P = EdisParams(window=2, tau_burst=1.0, tau_rebound=1.0)
 

@@ -9,10 +9,10 @@ from collections import defaultdict
 import numpy as np
 import polars as pl
 import pytest
+from recompute import check_entropy_table, check_table1
 
 from siaflow.estimators import alignment_coefficient, checkpoint_positions, conditional_answer_entropy, gold_surprisal
 from siaflow.io import read_provenance
-from recompute import check_entropy_table, check_table1
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,6 @@ def test_one_job_per_variant_when_asked(tmp_path):
     import sys
 
     import yaml
-
     from conftest import ROOT, tiny_config
 
     cfg, _ = tiny_config(tmp_path)
@@ -110,14 +109,14 @@ def test_figure_data_follow_the_definitions(run):
     assert ((auc >= 0) & (auc <= 1)).all()
     assert set(fig2["axis"]) == {"absolute", "relative"}
     # AUC at k = 0 recomputed by hand: H_0 is shared by a question's trajectories
-    from siaflow.metrics import roc_auc
+    from siaflow.stats import roc_auc
     for model in run["cfg"]["models"]:
         ent = pl.read_parquet(r / f"entropy/{model}/toy-arith/stride-8/original.parquet").filter(pl.col("k") == 0)
         got = fig2.filter((pl.col("model") == model) & (pl.col("axis") == "absolute") & (pl.col("x") == 0))["auc"][0]
         want = roc_auc(-ent["H"].to_numpy(), ent["correct"].to_numpy())
         assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want)
     fig3 = pl.read_csv(r / "figures/fig3_saturation.data.csv")
-    for (model,), part in fig3.group_by("model"):
+    for _, part in fig3.group_by("model"):
         last = part.filter(pl.col("rel_pos") >= 0.9 - 1e-9)["mean"].mean()
         assert part["plateau_level"][0] == pytest.approx(last)
 
@@ -193,7 +192,7 @@ def test_table3_is_an_exact_subsample(run):
 
 
 def test_fano_data(run):
-    from siaflow.metrics import fano_lower_bound
+    from siaflow.fano import fano_lower_bound
     fano = pl.read_csv(run["results"] / "figures/fig_fano.data.csv")
     assert fano["fano_bound"].to_list() == pytest.approx(list(fano_lower_bound(fano["mean_H"].to_numpy(), 100)))
     assert ((fano["error"] >= 0) & (fano["error"] <= 1)).all()

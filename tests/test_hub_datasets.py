@@ -3,7 +3,6 @@ parquet files with invented questions) and prepares GSM8K, ARC and SVAMP from it
 HF_HUB_OFFLINE=1, using config/paper.yaml's own dataset definitions. Malformed rows must stop
 preparation with the dataset, split and row named."""
 
-import json
 import os
 import subprocess
 import sys

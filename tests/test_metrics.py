@@ -7,15 +7,15 @@ import polars as pl
 import polars.testing
 import pytest
 
-from siaflow import metrics
+from siaflow import fano, metrics, stats
 
 
 def test_roc_auc_hand_computed_with_ties():
     # positives {0.9, 0.5}, negatives {0.5, 0.1}: pairs (0.9>0.5, 0.9>0.1, 0.5=0.5 -> .5, 0.5>0.1) = 3.5/4
-    assert metrics.roc_auc([0.9, 0.5, 0.5, 0.1], [True, True, False, False]) == 0.875
-    assert metrics.roc_auc([1, 1, 1], [True, False, True]) == 0.5
-    assert math.isnan(metrics.roc_auc([0.1, 0.2], [True, True]))  # a single class
-    assert math.isnan(metrics.roc_auc([], []))
+    assert stats.roc_auc([0.9, 0.5, 0.5, 0.1], [True, True, False, False]) == 0.875
+    assert stats.roc_auc([1, 1, 1], [True, False, True]) == 0.5
+    assert math.isnan(stats.roc_auc([0.1, 0.2], [True, True]))  # a single class
+    assert math.isnan(stats.roc_auc([], []))
 
 
 def test_roc_auc_matches_sklearn_and_weights_mean_duplication():
@@ -23,10 +23,10 @@ def test_roc_auc_matches_sklearn_and_weights_mean_duplication():
     rng = np.random.default_rng(0)
     s = rng.integers(0, 6, 300).astype(float)  # many ties
     y = rng.random(300) < 0.4
-    assert metrics.roc_auc(s, y) == pytest.approx(sklearn.roc_auc_score(y, s))
+    assert stats.roc_auc(s, y) == pytest.approx(sklearn.roc_auc_score(y, s))
     w = rng.integers(0, 4, 300)
-    assert metrics.roc_auc(s, y, w) == pytest.approx(metrics.roc_auc(np.repeat(s, w), np.repeat(y, w)))
-    assert metrics.roc_auc(s, y, w) == pytest.approx(sklearn.roc_auc_score(y, s, sample_weight=w))
+    assert stats.roc_auc(s, y, w) == pytest.approx(stats.roc_auc(np.repeat(s, w), np.repeat(y, w)))
+    assert stats.roc_auc(s, y, w) == pytest.approx(sklearn.roc_auc_score(y, s, sample_weight=w))
 
 
 def test_bootstrap_is_seeded_and_covers_a_known_mean():
@@ -34,14 +34,14 @@ def test_bootstrap_is_seeded_and_covers_a_known_mean():
     hits, trials = 0, 200
     for t in range(trials):
         x = rng.normal(2.0, 1.0, size=(40, 1))
-        mean, lo, hi = metrics.bootstrap_mean_ci(x, n_boot=400, ci=0.95, seed=t)
+        mean, lo, hi = stats.bootstrap_mean_ci(x, n_boot=400, ci=0.95, seed=t)
         hits += lo[0] <= 2.0 <= hi[0]
     # nominal 95%; the percentile bootstrap at n=40 is a little narrow. 200 trials: sd ~1.6 points
     assert 0.88 <= hits / trials <= 0.99
-    a = metrics.bootstrap_mean_ci(np.arange(10.0), n_boot=100, ci=0.9, seed=3)
-    b = metrics.bootstrap_mean_ci(np.arange(10.0), n_boot=100, ci=0.9, seed=3)
+    a = stats.bootstrap_mean_ci(np.arange(10.0), n_boot=100, ci=0.9, seed=3)
+    b = stats.bootstrap_mean_ci(np.arange(10.0), n_boot=100, ci=0.9, seed=3)
     assert all(np.array_equal(u, v) for u, v in zip(a, b))
-    m, lo, hi = metrics.bootstrap_mean_ci(np.array([[1.0, np.nan], [3.0, np.nan]]), n_boot=50, ci=0.95, seed=0)
+    m, lo, hi = stats.bootstrap_mean_ci(np.array([[1.0, np.nan], [3.0, np.nan]]), n_boot=50, ci=0.95, seed=0)
     assert m[0] == 2.0 and np.isnan(m[1])
 
 
@@ -113,10 +113,10 @@ def test_rebound_flags():
 
 def test_fano_lower_bound_hand_computed():
     # |A| = 5: (H - log 2) / log 4; H = log 4 -> (log 4 - log 2) / log 4 = 1/2; below log 2 -> 0
-    assert metrics.fano_lower_bound(math.log(4), 5) == pytest.approx(0.5)
-    assert metrics.fano_lower_bound(0.3, 5) == 0.0
+    assert fano.fano_lower_bound(math.log(4), 5) == pytest.approx(0.5)
+    assert fano.fano_lower_bound(0.3, 5) == 0.0
     with pytest.raises(ValueError):
-        metrics.fano_lower_bound(1.0, 2)
+        fano.fano_lower_bound(1.0, 2)
 
 
 def test_split_by_alignment():
@@ -183,7 +183,7 @@ def test_every_bootstrapped_result_ignores_the_input_row_order():
     def results(frame):
         lf = frame.lazy()
         return [
-            metrics.fano_data(lf, h="H", answer_space={"d": 100}, n_bins=4, **boot),
+            fano.fano_data(lf, h="H", answer_space={"d": 100}, n_bins=4, **boot),
             metrics.cumulative_gain_curves(lf, h="H", grid=grid, **boot),
             *metrics.auc_curves(lf, h="H", stride=4, grid=grid, **boot),
             *metrics.saturation_summary(lf, h="H", grid=grid, plateau_fraction=0.2, late_from=0.6,
@@ -210,8 +210,8 @@ def test_bootstrap_roc_auc_equals_weighted_roc_auc_for_every_resample():
         labels = rng.random(n) < (0.5 if trial % 7 else 1.1)
         groups = rng.integers(0, n_groups, n)
         counts = rng.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=25)
-        fast = metrics.bootstrap_roc_auc(scores, labels, groups, counts, chunk=7)
-        slow = np.array([metrics.roc_auc(scores, labels, counts[b, groups]) for b in range(len(counts))])
+        fast = stats.bootstrap_roc_auc(scores, labels, groups, counts, chunk=7)
+        slow = np.array([stats.roc_auc(scores, labels, counts[b, groups]) for b in range(len(counts))])
         np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12, equal_nan=True)
 
 
@@ -220,7 +220,7 @@ def test_bootstrap_mean_ci_equals_nanmean_of_the_resampled_rows():
     values = rng.normal(size=(30, 4))
     values[rng.random(values.shape) < 0.2] = np.nan
     values[:, 3] = np.nan
-    mean, lo, hi = metrics.bootstrap_mean_ci(values, n_boot=300, ci=0.9, seed=11, chunk=64)
+    mean, lo, hi = stats.bootstrap_mean_ci(values, n_boot=300, ci=0.9, seed=11, chunk=64)
     draws = np.random.default_rng(11)
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         boots = np.concatenate([np.nanmean(values[draws.integers(0, 30, size=(min(64, 300 - s), 30))], axis=1)

@@ -48,7 +48,7 @@ def test_plan_is_calibrated_by_the_continuation_ledgers(tmp_path):
     def shard(model, name, decoded, naive):
         path = tmp_path / "continuations" / model / "d" / "stride-10" / "original" / f"shard-{name}.parquet"
         io.write_parquet(pl.DataFrame({"x": [1]}), path,
-                         io.provenance(ledger={"decoded_tokens": decoded, "naive_generated_tokens": naive}))
+                         io.provenance(model=model, ledger={"decoded_tokens": decoded, "naive_generated_tokens": naive}))
 
     shard("a", 0, 100, 400)
     shard("a", 1, 50, 200)

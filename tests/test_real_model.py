@@ -13,9 +13,9 @@ import sys
 import polars as pl
 import pytest
 import yaml
-
 from conftest import ROOT
 from recompute import check_entropy_table, check_table1
+
 from siaflow.answers import answer_is_final, extract_answer
 from siaflow.backends.base import FINISH_REASONS
 from siaflow.io import read_provenance

@@ -15,9 +15,8 @@ import sys
 import polars as pl
 import pytest
 import yaml
-from polars.testing import assert_frame_equal
-
 from conftest import ROOT, tiny_config
+from polars.testing import assert_frame_equal
 
 pytestmark = pytest.mark.slow
 

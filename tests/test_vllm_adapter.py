@@ -5,9 +5,10 @@ import math
 from dataclasses import dataclass, field
 
 import pytest
+from fakes import EOS, SCRIPT, script_rest, vllm_backend
 
 from siaflow.backends import Decoding, Request, make_backend
-from siaflow.backends.vllm_backend import VLLMBackend, build_requests, parse_completion, request_seed, topk_entropy
+from siaflow.backends.vllm_backend import build_requests, parse_completion, request_seed, topk_entropy
 
 
 @dataclass
@@ -34,7 +35,6 @@ class RequestOutput:  # vllm.outputs.RequestOutput
     num_cached_tokens: int | None = None
 
 
-EOS = 2
 
 
 def test_build_requests_token_prompts_and_fan_out():
@@ -89,10 +89,7 @@ def test_generate_maps_outputs_back_to_requests():
                                                           for j in range(sp["n"])])
                     for i, (p, sp) in enumerate(zip(prompts, params))]
 
-    b = VLLMBackend.__new__(VLLMBackend)  # skip the engine start: no GPU, no vllm
-    b.llm, b.eos_token_ids, b.logprobs = FakeLLM(), (EOS,), 5
-    b._TokensPrompt, b._SamplingParams = dict, dict
-    b.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
+    b = vllm_backend(FakeLLM())  # skip the engine start: no GPU, no vllm
     out = b.generate([Request((1,), (1, 2)), Request((1, 3), (3,))], Decoding())
     assert [[g.token_ids for g in gs] for gs in out] == [[[100], [101]], [[110]]]
     # the ledger's work counts: 3 prompt tokens; 3 samples of 2 sampled tokens (text + EOS)
@@ -124,7 +121,7 @@ class ScriptedLLM:
     ``max_tokens``, ``stop_token_ids`` and ``stop`` strings (the stop string is kept, as with
     ``include_stop_str_in_output``, and reported in ``stop_reason``), and records every call."""
 
-    SCRIPT = "Q?\nadd 3 and 4\n3 + 4 = 7\n#### 7\nthat is all, and more words follow here\n"
+    SCRIPT = SCRIPT  # tests.fakes.SCRIPT
 
     def __init__(self):
         self.calls = []
@@ -133,9 +130,7 @@ class ScriptedLLM:
         self.calls.append([(p["prompt_token_ids"], sp) for p, sp in zip(prompts, params)])
         outs = []
         for p, sp in zip(prompts, params):
-            text = "".join(map(chr, p["prompt_token_ids"]))
-            assert self.SCRIPT.startswith(text)
-            rest = [ord(c) for c in self.SCRIPT[len(text):]] + [EOS]
+            rest = script_rest(p["prompt_token_ids"])
             comps = []
             for j in range(sp["n"]):
                 ids, reason, why = [], "length", None
@@ -156,15 +151,7 @@ class ScriptedLLM:
 
 
 def _scripted_backend():
-    class Tok:
-        def decode(self, ids, skip_special_tokens=True):
-            return "".join(chr(i) for i in ids if i != EOS)
-
-    b = VLLMBackend.__new__(VLLMBackend)
-    b.llm, b.eos_token_ids, b.logprobs, b.tokenizer = ScriptedLLM(), (EOS,), 5, Tok()
-    b._TokensPrompt, b._SamplingParams = dict, dict
-    b.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
-    return b
+    return vllm_backend(ScriptedLLM())
 
 
 def test_continuations_stop_at_the_settled_answer_in_rounds_of_stop_strings():

@@ -1,28 +1,45 @@
-"""Rollout backends behind one interface; ``make_backend`` picks one by name from config."""
+"""Rollout backends behind one interface (``base.Backend``), chosen by name from config.
+
+``REGISTRY`` maps a backend name (``models.<name>.backend``) to ``"module:Class"``; the module is
+imported only when its backend is built, so analysis code never needs torch or vLLM. A new engine
+is a ``Backend`` subclass and one line here.
+"""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+
 from siaflow.backends.base import Backend, BackendInfo, Decoding, Generation, Request
 
-BACKENDS = ("transformers", "vllm")
+REGISTRY = {
+    "transformers": "siaflow.backends.hf:TransformersBackend",
+    "vllm": "siaflow.backends.vllm_backend:VLLMBackend",
+}
+BACKENDS = tuple(REGISTRY)
+
+
+def backend_class(name: str) -> type[Backend]:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def make_backend(name: str, model: str, *, revision: str | None = None, **options) -> Backend:
-    """Build the backend ``name`` for ``model`` (a local directory or hub id).
-
-    Heavy engines are imported only when chosen, so analysis code never needs them.
-    """
-    if name == "transformers":
-        from siaflow.backends.hf import TransformersBackend
-
-        return TransformersBackend(model, revision=revision, **options)
-    if name == "vllm":
-        from siaflow.backends.vllm_backend import VLLMBackend
-
-        options.pop("batch_rows", None)  # vLLM schedules its own batches
-        options.pop("share_rows", None)  # and shares only the prompt (prefix caching)
-        return VLLMBackend(model, revision=revision, **options)
-    raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    """Build the backend ``name`` for ``model`` (a local directory or hub id). Options the backend's
+    constructor does not take are dropped (vLLM schedules its own batches: no ``batch_rows``)."""
+    cls = backend_class(name)
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(model, revision=revision, **{k: v for k, v in options.items() if k in accepted})
 
 
-__all__ = ["Backend", "BackendInfo", "Decoding", "Generation", "Request", "make_backend", "BACKENDS"]
+def backend_for(model_spec: dict, sampling: dict) -> Backend:
+    """The backend of a configured model (``models.<name>``) under the ``sampling`` settings."""
+    return make_backend(model_spec.get("backend", "transformers"), model_spec["path"],
+                        revision=model_spec.get("revision"), dtype=model_spec.get("dtype", "auto"),
+                        batch_rows=sampling["batch_rows"], share_rows=sampling["share_rows"])
+
+
+__all__ = ["Backend", "BackendInfo", "Decoding", "Generation", "Request", "make_backend", "backend_for", "BACKENDS",
+           "REGISTRY"]

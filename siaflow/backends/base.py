@@ -50,7 +50,7 @@ class Request:
     # prefix completes a response of at most max_new_tokens, so it may add max_new_tokens - k
     max_new_tokens: int | None = None
 
-    def budget(self, decoding: "Decoding") -> int:
+    def budget(self, decoding: Decoding) -> int:
         """New tokens this request's samples may draw."""
         cap = decoding.max_new_tokens
         return cap if self.max_new_tokens is None else max(0, min(cap, self.max_new_tokens))
@@ -123,6 +123,25 @@ class Backend(ABC):
         """Text of generated ids, special tokens dropped."""
 
 
+class HFTokenizerBackend(Backend):
+    """A backend whose text side is a Hugging Face tokenizer at ``self.tokenizer`` (both engines
+    here): prompts, chat templates and decoding in one place."""
+
+    tokenizer: object
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text).input_ids)
+
+    def encode_chat(self, messages: list[dict]) -> tuple[str, list[int]]:
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError(f"model {self.info.model!r} has no chat template; use a plain prompt template for it")
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text, list(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
 FINISH_REASONS = ("stop", "stop_sequence", "answer", "length")
 
 
@@ -152,7 +171,7 @@ class TextWatch:
         self.start = 0 if self.anchored else max(0, len(self.ids) - self.WINDOW)
         self.done = answer_final is not None and self.anchored and answer_final(text)
 
-    def copy(self) -> "TextWatch":
+    def copy(self) -> TextWatch:
         """An independent watch at the same point (one per sample of a shared prefix)."""
         twin = object.__new__(TextWatch)
         twin.__dict__.update(self.__dict__, ids=list(self.ids))

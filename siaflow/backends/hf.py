@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from siaflow.backends.base import Backend, BackendInfo, Decoding, Generation, Request, text_watch
+from siaflow.backends.base import BackendInfo, Decoding, Generation, HFTokenizerBackend, Request, text_watch
 from siaflow.sampling import sample_tokens, self_certainty, token_entropy, uniforms
 
 
@@ -30,7 +31,7 @@ def local_revision(path: Path) -> str:
     return "sha256:" + h.hexdigest()[:16]
 
 
-class TransformersBackend(Backend):
+class TransformersBackend(HFTokenizerBackend):
     def __init__(self, model: str, revision: str | None = None, device: str = "auto", dtype: str = "auto",
                  batch_rows: int = 256, stop_token_ids: tuple[int, ...] = (), trust_remote_code: bool = False,
                  share_rows: bool = True):
@@ -65,19 +66,6 @@ class TransformersBackend(Backend):
         self.info = BackendInfo(name="transformers", model=str(model), revision=rev, entropy_kind="exact",
                                 extra={"device": str(self.device), "dtype": str(self.model.dtype), "batch_rows": batch_rows,
                                        "share_rows": share_rows, "build": build_record(path) if path.is_dir() else None})
-
-    # ---------------------------------------------------------------------------------------
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text).input_ids)
-
-    def encode_chat(self, messages: list[dict]) -> tuple[str, list[int]]:
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(f"model {self.info.model!r} has no chat template; use a plain prompt template for it")
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text, list(self.tokenizer(text, add_special_tokens=False).input_ids)
-
-    def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     # ---------------------------------------------------------------------------------------
     def generate(self, requests: list[Request], decoding: Decoding, *, token_stats: bool = False,
@@ -142,121 +130,185 @@ class TransformersBackend(Backend):
         trajectory are one path, and a continuation that repeats the trajectory shares that path's
         rows. The samples are those of one row per sample after a prefill of its whole prompt; only
         repeated computation is gone."""
-        dev = self.device
         too_long = [len(p) for p in prompts if len(p) >= self.max_context]
         if too_long:
             raise ValueError(f"a prompt of {too_long[0]} tokens leaves no room in the model's context of {self.max_context}")
-        counts = torch.tensor([len(k) for k in keys])
-        # roots: with shared rows, the distinct question prompts (or whole prompts), the rest of a
-        # prompt walked as forced tokens; else every prompt whole
-        cut = [st if self.share_rows and st is not None else len(p)
-               for p, st in zip(prompts, starts or [None] * len(prompts))]
+        plan = self._plan_rows(prompts, keys, starts or [None] * len(prompts))
+        st = self._prefill(plan)
+        budgets = budgets or [decoding.max_new_tokens] * len(prompts)
+        out = _Outputs(keys, decoding.max_new_tokens, watches or [None] * len(prompts))
+        # a sample also ends ("length") when prompt + generated tokens fill the model's context
+        out.limit = torch.tensor([min(b, self.max_context - len(p)) for p, ks, b in zip(prompts, keys, budgets)
+                                  for _ in ks], dtype=torch.long)
+        stop_ids = torch.tensor(self.eos_token_ids, dtype=torch.long)
+        while True:
+            lp_rows = torch.log_softmax(st.logits.float() / decoding.temperature, dim=-1).cpu()  # (rows, vocab)
+            self.stats["decoded_tokens"] += lp_rows.shape[0]
+            done = self._step(st, plan, out, lp_rows, decoding, token_stats, stop_ids)
+            if done.all():
+                break
+            self._advance(st, lp_rows, done)
+        return out.generations(token_stats)
+
+    def _plan_rows(self, prompts, keys, starts) -> _Plan:
+        """Where each sample starts: its root row (with shared rows, one per distinct question
+        prompt, else one per prompt) and the forced tokens its prompt walks after the root."""
+        counts = torch.tensor([len(k) for k in keys])                                      # (prompts,)
+        cut = [st if self.share_rows and st is not None else len(p) for p, st in zip(prompts, starts)]
         distinct: dict[tuple, int] = {}
         root = [distinct.setdefault(tuple(p[:c]), len(distinct)) if self.share_rows else i
                 for i, (p, c) in enumerate(zip(prompts, cut))]
         rows_in = [list(p) for p in distinct] if self.share_rows else [list(p) for p in prompts]
-        forced_len = torch.tensor([len(p) - c for p, c in zip(prompts, cut)])
-        forced = torch.zeros((len(prompts), max(1, int(forced_len.max()))), dtype=torch.long)
+        forced_len = torch.tensor([len(p) - c for p, c in zip(prompts, cut)])             # (prompts,)
+        forced = torch.zeros((len(prompts), max(1, int(forced_len.max()))), dtype=torch.long)  # (prompts, walk)
         for i, (p, c) in enumerate(zip(prompts, cut)):
             forced[i, :len(p) - c] = torch.tensor(p[c:], dtype=torch.long)
-        srow = torch.repeat_interleave(torch.tensor(root), counts)
+        return _Plan(rows_in=rows_in, forced=forced, forced_len=forced_len,
+                     srow=torch.repeat_interleave(torch.tensor(root), counts),            # (samples,)
+                     req=torch.repeat_interleave(torch.arange(len(prompts)), counts),     # (samples,)
+                     row_keys=torch.tensor([k for ks in keys for k in ks], dtype=torch.int64))  # (samples,)
+
+    def _prefill(self, plan: _Plan) -> _State:
+        """One forward pass over the root rows (left-padded, so every row's next token sits at the
+        end); without shared rows, each sample then gets a row of its own."""
+        dev, rows_in = self.device, plan.rows_in
         width = max(len(p) for p in rows_in)
-        ids = torch.full((len(rows_in), width), self.pad_id, dtype=torch.long)
-        att = torch.zeros((len(rows_in), width), dtype=torch.long)
-        for i, p in enumerate(rows_in):  # left padding: every row's next token sits at the end
+        ids = torch.full((len(rows_in), width), self.pad_id, dtype=torch.long)             # (roots, width)
+        att = torch.zeros((len(rows_in), width), dtype=torch.long)                         # (roots, width)
+        for i, p in enumerate(rows_in):
             ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
             att[i, width - len(p):] = 1
         self.stats["prefill_tokens"] += sum(len(p) for p in rows_in)
         ids, att = ids.to(dev), att.to(dev)
         pos = (att.cumsum(-1) - 1).clamp_(min=0)
         out = self.model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=True)
-        cache, logits, next_pos = out.past_key_values, out.logits[:, -1, :], pos[:, -1] + 1
+        st = _State(cache=out.past_key_values, logits=out.logits[:, -1, :], att=att, next_pos=pos[:, -1] + 1,
+                    srow=plan.srow, alive=torch.arange(len(plan.srow)), depth=torch.zeros(len(plan.srow), dtype=torch.long))
         if not self.share_rows:  # one model row per sample from the start
-            self._reorder(cache, srow, dev)
-            logits, att, next_pos = logits[srow.to(dev)], att[srow.to(dev)], next_pos[srow.to(dev)]
-            srow = torch.arange(len(srow))
-        row_keys = torch.tensor([k for ks in keys for k in ks], dtype=torch.int64)
-        req = torch.repeat_interleave(torch.arange(len(prompts)), counts)   # each sample's prompt
-        # a sample also ends ("length") when prompt + generated tokens fill the model's context
-        budgets = budgets or [decoding.max_new_tokens] * len(prompts)
-        limit = torch.tensor([min(b, self.max_context - len(p)) for p, ks, b in zip(prompts, keys, budgets)
-                              for _ in ks], dtype=torch.long)
-        n_rows, max_new = len(row_keys), decoding.max_new_tokens
-        toks = torch.zeros((n_rows, max_new), dtype=torch.long)
-        lps = torch.zeros((n_rows, max_new), dtype=torch.float32)
-        ents = torch.zeros((n_rows, max_new), dtype=torch.float32)
-        certs = torch.zeros((n_rows, max_new), dtype=torch.float32)
-        length = torch.full((n_rows,), max_new, dtype=torch.long)
-        reason = ["length"] * n_rows
-        cut = [0] * n_rows
-        # one answer watch per sample (a copy of its prompt's), or None where no early stop applies
-        row_watch = [w.copy() if w is not None else None for w, ks in zip(watches or [None] * len(prompts), keys)
-                     for _ in ks]
-        watching = any(w is not None for w in row_watch)
-        alive = torch.arange(n_rows)   # the samples still going; srow[i]: the model row of alive[i]
-        depth = torch.zeros(n_rows, dtype=torch.long)  # tokens each alive sample is past its root
-        stop_ids = torch.tensor(self.eos_token_ids, dtype=torch.long)
-        while True:
-            lp_rows = torch.log_softmax(logits.float() / decoding.temperature, dim=-1).cpu()
-            self.stats["decoded_tokens"] += lp_rows.shape[0]
-            flen = forced_len[req[alive]]
-            free = depth >= flen                  # past its prefix: sampling (else: walking it)
-            t = depth - flen                      # a free sample's own generation step
-            tok = forced[req[alive], depth.clamp(max=forced.shape[1] - 1)]
-            done = torch.zeros(len(alive), dtype=torch.bool)
-            if free.any():
-                fi = free.nonzero().squeeze(-1)
-                f_alive, f_t, f_row = alive[fi], t[fi], srow[fi]
-                identity = lp_rows.shape[0] == len(fi) and f_row.equal(torch.arange(len(fi)))
-                lp = lp_rows if identity else lp_rows[f_row]
-                f_tok = sample_tokens(lp, uniforms(row_keys[f_alive], f_t), decoding.top_p)
-                tok[fi] = f_tok
-                toks[f_alive, f_t] = f_tok
-                if token_stats:
-                    lps[f_alive, f_t] = lp.gather(-1, f_tok[:, None]).squeeze(-1)
-                    ents[f_alive, f_t] = token_entropy(lp_rows)[f_row]
-                    certs[f_alive, f_t] = self_certainty(lp_rows)[f_row]
-                stop = torch.isin(f_tok, stop_ids)
-                ended = torch.zeros_like(stop)  # its answer settled, or it wrote a stop string
-                if watching:
-                    for j, (r, x) in enumerate(zip(f_alive.tolist(), f_tok.tolist())):
-                        if row_watch[r] is not None and not stop[j]:
-                            why = row_watch[r].push(x)
-                            if why is not None:
-                                ended[j], reason[r], cut[r] = True, why, row_watch[r].cut
-                full = ~stop & ~ended & (limit[f_alive] <= f_t + 1)
-                length[f_alive[stop]] = f_t[stop]
-                length[f_alive[full | ended]] = f_t[full | ended] + 1
-                for r in f_alive[stop].tolist():
-                    reason[r] = "stop"
-                done[fi] = stop | full | ended
-            if done.all():
-                break
-            keep = (~done).nonzero().squeeze(-1)
-            alive, tok, srow, depth = alive[keep], tok[keep], srow[keep], depth[keep] + 1
-            if self.share_rows:  # the next model rows: one per distinct (row, token) among the samples
-                combo, srow = torch.unique(srow * lp_rows.shape[-1] + tok, return_inverse=True)
-                parent, step_tok = combo // lp_rows.shape[-1], combo % lp_rows.shape[-1]
-            else:
-                parent, step_tok, srow = srow, tok, torch.arange(len(alive))
-            if not (len(parent) == lp_rows.shape[0] and parent.equal(torch.arange(len(parent)))):
-                self._reorder(cache, parent, dev)
-                att, next_pos = att[parent.to(dev)], next_pos[parent.to(dev)]
-            att = torch.cat([att, torch.ones((att.shape[0], 1), dtype=att.dtype, device=dev)], dim=1)
-            out = self.model(input_ids=step_tok[:, None].to(dev), attention_mask=att, position_ids=next_pos[:, None],
-                             past_key_values=cache, use_cache=True)
-            cache, logits = out.past_key_values, out.logits[:, -1, :]
-            next_pos = next_pos + 1
-        gens = []
-        for r in range(n_rows):
-            n = int(length[r]) - cut[r]  # a stop string's tokens are not part of the response
-            gens.append(Generation(token_ids=toks[r, :n].tolist(), finish_reason=reason[r], cut=cut[r],
-                                   logprobs=lps[r, :n].tolist() if token_stats else None,
-                                   entropies=ents[r, :n].tolist() if token_stats else None,
-                                   self_certainty=certs[r, :n].tolist() if token_stats else None))
-        return gens
+            self._reorder(st.cache, st.srow, dev)
+            rows = st.srow.to(dev)
+            st.logits, st.att, st.next_pos = st.logits[rows], st.att[rows], st.next_pos[rows]
+            st.srow = torch.arange(len(st.srow))
+        return st
+
+    def _step(self, st: _State, plan: _Plan, out: _Outputs, lp_rows, decoding: Decoding, token_stats: bool,
+              stop_ids) -> torch.Tensor:
+        """One token for every alive sample: a forced token while it walks its prefix, else a
+        draw from its row's distribution with its own uniform. Records the draws; returns which
+        samples ended (EOS, token limit, settled answer or stop string), shape (alive,)."""
+        flen = plan.forced_len[plan.req[st.alive]]                                         # (alive,)
+        free = st.depth >= flen                   # past its prefix: sampling (else: walking it)
+        t = st.depth - flen                       # a free sample's own generation step
+        st.tok = plan.forced[plan.req[st.alive], st.depth.clamp(max=plan.forced.shape[1] - 1)]  # (alive,)
+        done = torch.zeros(len(st.alive), dtype=torch.bool)
+        if not free.any():
+            return done
+        fi = free.nonzero().squeeze(-1)
+        f_alive, f_t, f_row = st.alive[fi], t[fi], st.srow[fi]                             # (free,)
+        identity = lp_rows.shape[0] == len(fi) and f_row.equal(torch.arange(len(fi)))
+        lp = lp_rows if identity else lp_rows[f_row]                                       # (free, vocab)
+        f_tok = sample_tokens(lp, uniforms(plan.row_keys[f_alive], f_t), decoding.top_p)  # (free,)
+        st.tok[fi] = f_tok
+        out.toks[f_alive, f_t] = f_tok
+        if token_stats:
+            out.lps[f_alive, f_t] = lp.gather(-1, f_tok[:, None]).squeeze(-1)
+            out.ents[f_alive, f_t] = token_entropy(lp_rows)[f_row]
+            out.certs[f_alive, f_t] = self_certainty(lp_rows)[f_row]
+        done[fi] = out.finish(f_alive, f_t, f_tok, stop_ids)
+        return done
+
+    def _advance(self, st: _State, lp_rows, done) -> None:
+        """Drop the ended samples, give the rest their next model rows (with shared rows one per
+        distinct (row, token); the KV cache is reordered to match) and run one decode step."""
+        dev, vocab = self.device, lp_rows.shape[-1]
+        keep = (~done).nonzero().squeeze(-1)
+        st.alive, st.tok, st.srow, st.depth = st.alive[keep], st.tok[keep], st.srow[keep], st.depth[keep] + 1
+        if self.share_rows:
+            combo, st.srow = torch.unique(st.srow * vocab + st.tok, return_inverse=True)
+            parent, step_tok = combo // vocab, combo % vocab                                # (rows',)
+        else:
+            parent, step_tok, st.srow = st.srow, st.tok, torch.arange(len(st.alive))
+        if not (len(parent) == lp_rows.shape[0] and parent.equal(torch.arange(len(parent)))):
+            self._reorder(st.cache, parent, dev)
+            st.att, st.next_pos = st.att[parent.to(dev)], st.next_pos[parent.to(dev)]
+        st.att = torch.cat([st.att, torch.ones((st.att.shape[0], 1), dtype=st.att.dtype, device=dev)], dim=1)
+        out = self.model(input_ids=step_tok[:, None].to(dev), attention_mask=st.att,
+                         position_ids=st.next_pos[:, None], past_key_values=st.cache, use_cache=True)
+        st.cache, st.logits = out.past_key_values, out.logits[:, -1, :]                    # logits: (rows', vocab)
+        st.next_pos = st.next_pos + 1
 
     @staticmethod
     def _reorder(cache, index: torch.Tensor, dev) -> None:
         """Keep (and repeat) the cache rows ``index``, in that order."""
         cache.reorder_cache(index.to(dev))
+
+
+@dataclass
+class _Plan:
+    """A chunk's samples on model rows before decoding (see ``_plan_rows``)."""
+
+    rows_in: list[list[int]]   # token ids of each root row (prefilled)
+    forced: torch.Tensor       # (prompts, walk) tokens each prompt walks after its root, zero-padded
+    forced_len: torch.Tensor   # (prompts,) how many of them
+    srow: torch.Tensor         # (samples,) each sample's root row
+    req: torch.Tensor          # (samples,) each sample's prompt
+    row_keys: torch.Tensor     # (samples,) each sample's random stream key
+
+
+@dataclass
+class _State:
+    """The decode loop's state: the model rows and the samples still going."""
+
+    cache: object              # the model's KV cache, one entry per model row
+    logits: torch.Tensor       # (rows, vocab) next-token logits of each model row
+    att: torch.Tensor          # (rows, width) attention mask, growing by one column per step
+    next_pos: torch.Tensor     # (rows,) position id of each row's next token
+    srow: torch.Tensor         # (alive,) model row of each alive sample
+    alive: torch.Tensor        # (alive,) the samples still going (indices into all samples)
+    depth: torch.Tensor        # (alive,) tokens each alive sample is past its root
+    tok: torch.Tensor | None = None  # (alive,) each alive sample's latest token
+
+
+class _Outputs:
+    """Per-sample results of a chunk: tokens, statistics, length, finish reason, cut."""
+
+    def __init__(self, keys, max_new: int, watches):
+        n = sum(len(k) for k in keys)
+        self.toks = torch.zeros((n, max_new), dtype=torch.long)                             # (samples, max_new)
+        self.lps = torch.zeros((n, max_new), dtype=torch.float32)
+        self.ents = torch.zeros((n, max_new), dtype=torch.float32)
+        self.certs = torch.zeros((n, max_new), dtype=torch.float32)
+        self.length = torch.full((n,), max_new, dtype=torch.long)                           # (samples,)
+        self.limit = torch.full((n,), max_new, dtype=torch.long)                            # (samples,)
+        self.reason = ["length"] * n
+        self.cut = [0] * n
+        # one answer watch per sample (a copy of its prompt's), or None where no early stop applies
+        self.watch = [w.copy() if w is not None else None for w, ks in zip(watches, keys) for _ in ks]
+        self.watching = any(w is not None for w in self.watch)
+
+    def finish(self, f_alive, f_t, f_tok, stop_ids) -> torch.Tensor:
+        """Which of the samples that just drew ``f_tok`` at step ``f_t`` end there, and why."""
+        stop = torch.isin(f_tok, stop_ids)
+        ended = torch.zeros_like(stop)  # its answer settled, or it wrote a stop string
+        if self.watching:
+            for j, (r, x) in enumerate(zip(f_alive.tolist(), f_tok.tolist())):
+                if self.watch[r] is not None and not stop[j]:
+                    why = self.watch[r].push(x)
+                    if why is not None:
+                        ended[j], self.reason[r], self.cut[r] = True, why, self.watch[r].cut
+        full = ~stop & ~ended & (self.limit[f_alive] <= f_t + 1)
+        self.length[f_alive[stop]] = f_t[stop]
+        self.length[f_alive[full | ended]] = f_t[full | ended] + 1
+        for r in f_alive[stop].tolist():
+            self.reason[r] = "stop"
+        return stop | full | ended
+
+    def generations(self, token_stats: bool) -> list[Generation]:
+        gens = []
+        for r in range(len(self.reason)):
+            n = int(self.length[r]) - self.cut[r]  # a stop string's tokens are not part of the response
+            gens.append(Generation(token_ids=self.toks[r, :n].tolist(), finish_reason=self.reason[r], cut=self.cut[r],
+                                   logprobs=self.lps[r, :n].tolist() if token_stats else None,
+                                   entropies=self.ents[r, :n].tolist() if token_stats else None,
+                                   self_certainty=self.certs[r, :n].tolist() if token_stats else None))
+        return gens

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from siaflow.answers import FINAL_MARKER, answer_line_open
-from siaflow.backends.base import Backend, BackendInfo, Decoding, Generation, Request, text_watch
+from siaflow.backends.base import BackendInfo, Decoding, Generation, HFTokenizerBackend, Request, text_watch
 from siaflow.sampling import stream_key
 
 VLLM_FINISH_REASONS = {"stop": "stop", "length": "length"}  # vLLM CompletionOutput.finish_reason -> ours
@@ -105,10 +105,10 @@ def marker_stops(text: str) -> list[str]:
     return [FINAL_MARKER] + ([FINAL_MARKER[tail:]] if tail else [])
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(HFTokenizerBackend):
     def __init__(self, model: str, revision: str | None = None, dtype: str = "auto", seed: int = 0,
                  max_model_len: int | None = None, gpu_memory_utilization: float = 0.9, logprobs: int = 20,
-                 stop_token_ids: tuple[int, ...] = (), **_ignored):
+                 stop_token_ids: tuple[int, ...] = ()):
         try:
             from vllm import LLM, SamplingParams
             from vllm.inputs import TokensPrompt
@@ -129,16 +129,6 @@ class VLLMBackend(Backend):
         self.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
         self.info = BackendInfo(name="vllm", model=model, revision=revision, entropy_kind="topk_approx",
                                 extra={"logprobs": logprobs, "dtype": dtype})
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text).input_ids)
-
-    def encode_chat(self, messages: list[dict]) -> tuple[str, list[int]]:
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text, list(self.tokenizer(text, add_special_tokens=False).input_ids)
-
-    def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def generate(self, requests, decoding, *, token_stats=False, progress=None, answer_final=None):
         watches = [text_watch(self.decode, r, answer_final) for r in requests]

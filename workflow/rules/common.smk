@@ -1,9 +1,11 @@
-# Config validation and the helpers every rule file uses.
+# Config validation, the constants every rule file uses, and the results layout as Snakemake
+# patterns (siaflow/layout.py). What rules read besides their inputs: params.smk.
 import re
 import sys
 from pathlib import Path
 
 import siaflow.config
+from siaflow import layout
 from siaflow.metrics import mc_source_stride
 from snakemake.utils import validate
 
@@ -14,7 +16,7 @@ R = config["results"]
 MODELS = list(config["models"])
 DATASETS = list(config["datasets"])
 STRIDES = [int(s) for s in config["sampling"]["strides"]]
-MAIN_STRIDE = STRIDES[0]
+MAIN_STRIDE = siaflow.config.main_stride(config)
 VARIANTS = ["original", "shuffled"]
 TOY_MODELS = siaflow.config.toy_models(config)
 BUILT_MODELS = siaflow.config.built_models(config)
@@ -26,6 +28,20 @@ MC_SOURCE = (
     if _mc_fine
     else f"run of its own at stride {MC['stride']} (K' = first draws)"
 )
+# what analysis rules read: the H_k column, each model's regime and family, the bootstrap
+H = siaflow.config.entropy_column(config)
+MODEL_INFO = siaflow.config.model_info(config)
+BOOTSTRAP = siaflow.config.bootstrap(config)
+
+
+def path(pattern, **fields):
+    """A results path of siaflow.layout with the results directory filled in; fields not given
+    stay Snakemake wildcards."""
+    return layout.fill(pattern, results=R, **fields)
+
+
+def log(name):
+    return path(layout.LOG, name=name)
 
 
 def n_shards(dataset):
@@ -37,79 +53,46 @@ def shards(dataset):
     return list(range(n_shards(dataset)))
 
 
-def model_input(wildcards):
-    """A toy model is trained (rule train_toy_model), and a model with a `build` block built (rule
-    build_model), only when its directory is missing.
-
-    The committed checkpoints are deliberately not inputs: Snakemake reruns a job whose script
-    is newer than its output, and a fresh clone gives files arbitrary modification times.
-    Retrain on purpose with `--forcerun train_toy_model` and the checkpoint paths as targets.
-    """
-    spec = config["models"][wildcards.model]
-    if ("toy" in spec or "build" in spec) and not Path(spec["path"]).exists():
-        return [spec["path"]]
-    return []
-
-
-def model_resource(key, default, grow=False, scale=1):
-    """Per-model GPU / memory / runtime of a generation job (siaflow.config.model_resource)."""
-    return siaflow.config.model_resource(config, key, default, grow=grow, scale=scale)
-
-
-def generation_env(wildcards):
-    """The conda env of a generation job: vLLM pins its own torch, so it gets its own env."""
-    backend = config["models"][wildcards.model].get("backend", "transformers")
-    return "../../envs/vllm.yaml" if backend == "vllm" else "../../envs/torch.yaml"
-
-
-def dataset_raw(wildcards):
-    """The downloaded files of a hub dataset, the directory of a local one; nothing for generated ones."""
-    spec = config["datasets"][wildcards.dataset]
-    if spec["source"] == "hub":
-        return [f"resources/datasets/{wildcards.dataset}"]
-    if spec["source"] == "local":
-        return [spec["path"]]
-    return []
-
-
 def entropy_tables(stride=MAIN_STRIDE, variant="original"):
-    return expand(
-        f"{R}/entropy/{{model}}/{{dataset}}/stride-{stride}/{variant}.parquet",
-        model=MODELS,
-        dataset=DATASETS,
-    )
+    return [
+        path(layout.ENTROPY, model=m, dataset=d, stride=stride, variant=variant)
+        for m in MODELS
+        for d in DATASETS
+    ]
 
 
-def all_shards(kind, stride=None, variant="original"):
-    """Every shard file of `kind` (rollouts / continuations) over the whole model x dataset grid."""
-    out = []
-    for model in MODELS:
-        for dataset in DATASETS:
-            for shard in shards(dataset):
-                if kind == "rollouts":
-                    out.append(f"{R}/rollouts/{model}/{dataset}/shard-{shard}.parquet")
-                else:
-                    out.append(
-                        f"{R}/continuations/{model}/{dataset}/stride-{stride}/{variant}/shard-{shard}.parquet"
-                    )
-    return out
+def shards_of(pattern):
+    """Input function: `pattern` for every shard of the job's model and dataset."""
+    return lambda wc: expand(pattern, shard=shards(wc.dataset), **dict(wc.items()))
+
+
+def all_shards(pattern, **fields):
+    """Every shard file of `pattern` (rollouts / continuations) over the model x dataset grid."""
+    return [
+        path(pattern, model=m, dataset=d, shard=s, **fields)
+        for m in MODELS
+        for d in DATASETS
+        for s in shards(d)
+    ]
 
 
 def table(name, caption):
     """Outputs of each table: CSV (in the report), Markdown and LaTeX."""
     return {
-        "csv": report(f"{R}/tables/{name}.csv", caption=caption, category="Tables"),
-        "md": f"{R}/tables/{name}.md",
-        "tex": f"{R}/tables/{name}.tex",
+        "csv": report(path(layout.TABLE, name=name, ext="csv"), caption=caption, category="Tables"),
+        "md": path(layout.TABLE, name=name, ext="md"),
+        "tex": path(layout.TABLE, name=name, ext="tex"),
     }
 
 
 def figure(name, caption):
     """Outputs of each figure: PNG (in the report), PDF, and the data frame it draws."""
     return {
-        "png": report(f"{R}/figures/{name}.png", caption=caption, category="Figures"),
-        "pdf": f"{R}/figures/{name}.pdf",
-        "data": f"{R}/figures/{name}.data.csv",
+        "png": report(
+            path(layout.FIGURE, name=name, ext="png"), caption=caption, category="Figures"
+        ),
+        "pdf": path(layout.FIGURE, name=name, ext="pdf"),
+        "data": path(layout.FIGURE, name=name, ext="data.csv"),
     }
 
 
@@ -124,7 +107,7 @@ FIGURES = [
     "fig_edis_trajectories",
     "fig_edis_separation",
 ]
-ANALYSIS_TARGETS = [f"{R}/tables/{t}.csv" for t in TABLES] + [
-    f"{R}/figures/{f}.png" for f in FIGURES
+ANALYSIS_TARGETS = [path(layout.TABLE, name=t, ext="csv") for t in TABLES] + [
+    path(layout.FIGURE, name=f, ext="png") for f in FIGURES
 ]
-ALL_TARGETS = ANALYSIS_TARGETS + [f"{R}/report.html"]
+ALL_TARGETS = ANALYSIS_TARGETS + [path(layout.REPORT)]

@@ -4,35 +4,37 @@
 
 rule download_dataset:
     output:
-        directory("resources/datasets/{dataset}"),
+        directory(layout.DATASET_DOWNLOAD),
     log:
         "logs/download_dataset/{dataset}.log",
-    params:
-        spec=lambda wc: config["datasets"][wc.dataset],
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        spec=lambda wc: config["datasets"][wc.dataset],
     script:
-        "../../scripts/download_dataset.py"
+        "../scripts/download_dataset.py"
 
 
 rule prepare_dataset:
     input:
         raw=dataset_raw,
     output:
-        f"{R}/data/{{dataset}}.parquet",
+        path(layout.DATA),
     log:
-        f"{R}/logs/prepare_dataset/{{dataset}}.log",
-    params:
-        spec=lambda wc: config["datasets"][wc.dataset],
+        log("prepare_dataset/{dataset}"),
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        spec=lambda wc: config["datasets"][wc.dataset],
     script:
-        "../../scripts/prepare_dataset.py"
+        "../scripts/prepare_dataset.py"

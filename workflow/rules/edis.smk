@@ -1,81 +1,87 @@
 # EDIS (second paper): token-entropy instability of every sampled response, Best-of-N selection.
 # Scores come from the rollouts alone (no continuations); rollouts draw edis.pool_size responses.
+# Each rule: workflow/scripts/<rule>.py -> siaflow.stages.edis.<rule> -> siaflow.edis.
 
 
 rule edis_scores:
     input:
-        rollouts=all_shards("rollouts"),
+        rollouts=all_shards(layout.ROLLOUTS),
     output:
-        f"{R}/edis/scores.parquet",
+        path(layout.EDIS_SCORES),
     log:
-        f"{R}/logs/edis_scores.log",
-    params:
-        edis=config["edis"],
+        log("edis_scores"),
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        edis=config["edis"],
     script:
-        "../../scripts/edis_scores.py"
+        "../scripts/edis_scores.py"
 
 
 rule table_edis_bestofn:
     input:
-        scores=f"{R}/edis/scores.parquet",
+        scores=rules.edis_scores.output[0],
     output:
         **table("table_edis_bestofn", caption="../report/table_edis_bestofn.rst"),
-        long=f"{R}/tables/table_edis_bestofn.long.csv",
+        long=path(layout.TABLE, name="table_edis_bestofn.long", ext="csv"),
     log:
-        f"{R}/logs/table_edis_bestofn.log",
-    params:
-        edis=config["edis"],
-        analysis=config["analysis"],
+        log("table_edis_bestofn"),
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        edis=config["edis"],
+        models=MODEL_INFO,
+        bootstrap=BOOTSTRAP,
     script:
-        "../../scripts/table_edis_bestofn.py"
+        "../scripts/table_edis_bestofn.py"
 
 
 rule fig_edis_trajectories:
     input:
-        rollouts=all_shards("rollouts"),
+        rollouts=all_shards(layout.ROLLOUTS),
     output:
         **figure("fig_edis_trajectories", caption="../report/fig_edis_trajectories.rst"),
     log:
-        f"{R}/logs/fig_edis_trajectories.log",
-    params:
-        edis=config["edis"],
+        log("fig_edis_trajectories"),
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        edis=config["edis"],
     script:
-        "../../scripts/fig_edis_trajectories.py"
+        "../scripts/fig_edis_trajectories.py"
 
 
 rule fig_edis_separation:
     input:
-        scores=f"{R}/edis/scores.parquet",
+        scores=rules.edis_scores.output[0],
     output:
         **figure("fig_edis_separation", caption="../report/fig_edis_separation.rst"),
-        auc=f"{R}/figures/fig_edis_separation.auc.csv",
+        auc=path(layout.FIGURE, name="fig_edis_separation.auc", ext="csv"),
     log:
-        f"{R}/logs/fig_edis_separation.log",
-    params:
-        edis=config["edis"],
+        log("fig_edis_separation"),
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        edis=config["edis"],
     script:
-        "../../scripts/fig_edis_separation.py"
+        "../scripts/fig_edis_separation.py"

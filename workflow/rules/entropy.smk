@@ -3,25 +3,21 @@
 
 rule entropy:
     input:
-        rollouts=lambda wc: expand(
-            f"{R}/rollouts/{wc.model}/{wc.dataset}/shard-{{shard}}.parquet",
-            shard=shards(wc.dataset),
-        ),
-        continuations=lambda wc: expand(
-            f"{R}/continuations/{wc.model}/{wc.dataset}/stride-{wc.stride}/{wc.variant}/shard-{{shard}}.parquet",
-            shard=shards(wc.dataset),
-        ),
+        rollouts=shards_of(path(layout.ROLLOUTS)),
+        continuations=shards_of(path(layout.CONTINUATIONS)),
     output:
-        f"{R}/entropy/{{model}}/{{dataset}}/stride-{{stride}}/{{variant}}.parquet",
+        path(layout.ENTROPY),
     log:
-        f"{R}/logs/entropy/{{model}}/{{dataset}}/stride-{{stride}}/{{variant}}.log",
-    params:
-        estimation=config["estimation"],
+        log("entropy/{model}/{dataset}/stride-{stride}/{variant}"),
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        alpha=config["estimation"]["alpha"],
+        n_trajectories=config["sampling"]["n_trajectories"],
     script:
-        "../../scripts/entropy.py"
+        "../scripts/entropy.py"

@@ -5,54 +5,46 @@
 
 rule rollouts:
     input:
-        data=f"{R}/data/{{dataset}}.parquet",
+        data=rules.prepare_dataset.output[0],
         model=model_input,
     output:
-        f"{R}/rollouts/{{model}}/{{dataset}}/shard-{{shard}}.parquet",
+        path(layout.ROLLOUTS),
     log:
-        f"{R}/logs/rollouts/{{model}}/{{dataset}}/shard-{{shard}}.log",
-    params:
-        model=lambda wc: config["models"][wc.model],
-        decoding=config["decoding"],
-        sampling=config["sampling"],
-    threads: 2
-    resources:
-        mem_mb=model_resource("mem_mb", 4000, grow=True),
-        runtime=model_resource("runtime", 60, grow=True),
-        gpu=model_resource("gpu", 0),
+        log("rollouts/{model}/{dataset}/shard-{shard}"),
     conda:
         generation_env
+    threads: 2
+    resources:
+        **generation_resources(runtime=60),
+    params:
+        **generation_params(n_rollouts=siaflow.config.n_rollouts(config)),
     script:
-        "../../scripts/rollouts.py"
+        "../scripts/rollouts.py"
 
 
 rule continuations:
     input:
-        rollouts=f"{R}/rollouts/{{model}}/{{dataset}}/shard-{{shard}}.parquet",
+        rollouts=rules.rollouts.output[0],
         model=model_input,
         # the shuffled variant reuses the original's empty-prefix (k = 0) draws
         original=lambda wc: (
-            [f"{R}/continuations/{wc.model}/{wc.dataset}/stride-{wc.stride}/original/shard-{wc.shard}.parquet"]
+            [path(layout.CONTINUATIONS, **{**dict(wc.items()), "variant": "original"})]
             if wc.variant == "shuffled"
             else []
         ),
     output:
-        f"{R}/continuations/{{model}}/{{dataset}}/stride-{{stride}}/{{variant}}/shard-{{shard}}.parquet",
+        path(layout.CONTINUATIONS),
     log:
-        f"{R}/logs/continuations/{{model}}/{{dataset}}/stride-{{stride}}/{{variant}}/shard-{{shard}}.log",
-    params:
-        model=lambda wc: config["models"][wc.model],
-        decoding=config["decoding"],
-        sampling=config["sampling"],
-    threads: 2
-    resources:
-        mem_mb=model_resource("mem_mb", 4000, grow=True),
-        runtime=model_resource("runtime", 120, grow=True),
-        gpu=model_resource("gpu", 0),
+        log("continuations/{model}/{dataset}/stride-{stride}/{variant}/shard-{shard}"),
     conda:
         generation_env
+    threads: 2
+    resources:
+        **generation_resources(runtime=120),
+    params:
+        **generation_params(stride=lambda wc: int(wc.stride), variant=lambda wc: wc.variant),
     script:
-        "../../scripts/continuations.py"
+        "../scripts/continuations.py"
 
 
 # The main stride needs both variants (Table 2): one job, one engine start, and the shuffled
@@ -64,27 +56,23 @@ if config["sampling"]["variants_in_one_job"]:
 
     ruleorder: continuations_both_variants > continuations
 
-
     rule continuations_both_variants:
         input:
-            rollouts=f"{R}/rollouts/{{model}}/{{dataset}}/shard-{{shard}}.parquet",
+            rollouts=rules.rollouts.output[0],
             model=model_input,
         output:
-            original=f"{R}/continuations/{{model}}/{{dataset}}/stride-{MAIN_STRIDE}/original/shard-{{shard}}.parquet",
-            shuffled=f"{R}/continuations/{{model}}/{{dataset}}/stride-{MAIN_STRIDE}/shuffled/shard-{{shard}}.parquet",
+            original=path(layout.CONTINUATIONS, stride=MAIN_STRIDE, variant="original"),
+            shuffled=path(layout.CONTINUATIONS, stride=MAIN_STRIDE, variant="shuffled"),
         log:
-            f"{R}/logs/continuations/{{model}}/{{dataset}}/stride-{MAIN_STRIDE}/both-variants/shard-{{shard}}.log",
-        params:
-            model=lambda wc: config["models"][wc.model],
-            decoding=config["decoding"],
-            sampling=config["sampling"],
-            stride=MAIN_STRIDE,
-        threads: 2
-        resources:
-            mem_mb=model_resource("mem_mb", 4000, grow=True),
-            runtime=model_resource("runtime", 120, grow=True, scale=2),  # two variants' work
-            gpu=model_resource("gpu", 0),
+            log(
+                f"continuations/{{model}}/{{dataset}}/stride-{MAIN_STRIDE}/both-variants/shard-{{shard}}"
+            ),
         conda:
             generation_env
+        threads: 2
+        resources:
+            **generation_resources(runtime=120, scale=2),  # two variants' work
+        params:
+            **generation_params(stride=MAIN_STRIDE),
         script:
-            "../../scripts/continuations.py"
+            "../scripts/continuations_both_variants.py"

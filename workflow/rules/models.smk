@@ -5,16 +5,17 @@
 
 rule build_model:
     output:
-        directory("resources/models/{built_model}"),
+        directory(layout.BUILT_MODEL),
     log:
         "logs/build_model/{built_model}.log",
-    params:
-        spec=lambda wc: BUILT_MODELS[wc.built_model],
+    localrule: True
+    conda:
+        "../envs/torch.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        spec=lambda wc: BUILT_MODELS[wc.built_model],
     script:
-        "../../scripts/build_model.py"
+        "../scripts/build_model.py"

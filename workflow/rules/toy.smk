@@ -5,16 +5,17 @@
 
 rule train_toy_model:
     output:
-        directory("resources/toy_models/{toy_model}"),
+        directory(layout.TOY_MODEL),
     log:
         "logs/train_toy_model/{toy_model}.log",
-    params:
-        training=config.get("toy_training", {}),
+    conda:
+        "../envs/torch.yaml"
     threads: 2
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        toy=lambda wc: TOY_MODELS[wc.toy_model]["toy"],
+        training=config.get("toy_training", {}),
     script:
-        "../../scripts/train_toy_model.py"
+        "../scripts/train_toy_model.py"

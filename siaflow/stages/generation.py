@@ -1,0 +1,104 @@
+"""Rules of ``workflow/rules/generation.smk``: rollouts and checkpoint continuations, the only
+stage that runs a language model (torch, and a backend chosen by ``models.<name>.backend``)."""
+
+from __future__ import annotations
+
+import polars as pl
+import torch
+
+from siaflow import io
+from siaflow.answers import response_rules
+from siaflow.backends import Decoding, backend_for
+from siaflow.datasets import build_prompts, shard_slice
+from siaflow.estimators import sia_trajectories
+from siaflow.resume import clear_parts, run_in_parts
+from siaflow.rollouts import run_continuations, run_rollouts
+from siaflow.stages.common import stage
+
+
+def _shard_questions(sm) -> tuple[pl.DataFrame, tuple[int, int]]:
+    df = pl.read_parquet(sm.input.data)
+    start, stop = shard_slice(df.height, sm.params.sampling["shard_size"], int(sm.wildcards.shard))
+    return df.slice(start, stop - start), (start, stop)
+
+
+def _rules(sm, example_prompt: str) -> dict:
+    return response_rules(sm.params.dataset, sm.params.prompt, stop_at_answer=sm.params.sampling["stop_at_answer"],
+                          example_prompt=example_prompt)
+
+
+@stage
+def rollouts(sm) -> None:
+    """``n_rollouts`` responses to every question of one shard, with per-token statistics."""
+    torch.set_num_threads(max(1, int(sm.threads)))
+    p, s = sm.params, sm.params.sampling
+    questions, qrange = _shard_questions(sm)
+    backend = backend_for(p.model, s)
+    prompts, prompt_ids = build_prompts(backend, p.prompt, questions)
+    decoding = Decoding(**p.decoding)
+    rules = _rules(sm, prompts[0])
+
+    def work(idx):
+        idx = list(idx)
+        df = run_rollouts(backend, questions[idx], [prompts[i] for i in idx], decoding=decoding,
+                          n_trajectories=p.n_rollouts, seed=s["seed"], extract=rules["extract"],
+                          prompt_ids=[prompt_ids[i] for i in idx], answer_final=rules["answer_final"], stop=rules["stop"])
+        return df, {"trajectories": df.height}
+
+    identity = {"questions": questions["question_id"].to_list(), "prompts": prompts, "decoding": decoding.as_dict(),
+                "seed": s["seed"], "n_rollouts": p.n_rollouts, "model": p.model["path"], "revision": backend.info.revision,
+                "stop_at_answer": s["stop_at_answer"], "stop": list(rules["stop"])}
+    df, _ = run_in_parts(list(range(questions.height)), work, output=sm.output[0],
+                         chunk=s["parts"]["questions"], identity=identity)
+    df = df.with_columns(model=pl.lit(sm.wildcards.model), dataset=pl.lit(sm.wildcards.dataset))
+    prov = io.provenance(step="rollouts", model=sm.wildcards.model, model_path=p.model["path"],
+                         revision=backend.info.revision, backend=vars(backend.info), regime=p.model["regime"],
+                         dataset=sm.wildcards.dataset, shard=int(sm.wildcards.shard), question_range=list(qrange),
+                         prompt_template=p.prompt, example_prompt=prompts[0], decoding=decoding.as_dict(),
+                         seed=s["seed"], n_trajectories=s["n_trajectories"], n_rollouts=p.n_rollouts,
+                         stop_at_answer=s["stop_at_answer"], stop=list(rules["stop"]),
+                         response_preamble=rules["preamble"], entropy_kind=backend.info.entropy_kind,
+                         finish_reasons=dict(df["finish_reason"].value_counts().iter_rows()))
+    io.write_parquet(df, sm.output[0], prov)
+    clear_parts(sm.output[0])
+    print(f"rollouts: {df.height} trajectories, accuracy {df['correct'].mean():.3f}, "
+          f"mean T {df['T'].mean():.1f}, finish reasons {prov['finish_reasons']}")
+
+
+def _setup_continuations(sm):
+    torch.set_num_threads(max(1, int(sm.threads)))
+    roll = sia_trajectories(pl.read_parquet(sm.input.rollouts), sm.params.sampling["n_trajectories"])
+    return roll, backend_for(sm.params.model, sm.params.sampling)
+
+
+@stage
+def continuations(sm) -> None:
+    """K continuations of every checkpoint of a shard's trajectories, for one stride and variant
+    (the shuffled variant reuses the original's empty-prefix draws)."""
+    roll, backend = _setup_continuations(sm)
+    shared = pl.read_parquet(sm.input.original) if sm.input.get("original") else None
+    _continue_variant(sm, backend, roll, sm.params.variant, sm.output[0], shared)
+
+
+@stage
+def continuations_both_variants(sm) -> None:
+    """The original then the shuffled variant of one shard at the main stride: one engine start,
+    and the shuffled variant takes the original's empty-prefix draws from memory."""
+    roll, backend = _setup_continuations(sm)
+    original = _continue_variant(sm, backend, roll, "original", sm.output.original, None)
+    _continue_variant(sm, backend, roll, "shuffled", sm.output.shuffled, original)
+
+
+def _continue_variant(sm, backend, roll, variant: str, output: str, shared_k0):
+    p, s = sm.params, sm.params.sampling
+    rules = _rules(sm, roll["prompt"][0] if roll.height else "")
+    df, ledger = run_continuations(backend, roll, stride=p.stride, n_continuations=s["n_continuations"],
+                                   decoding=Decoding(**p.decoding), seed=s["seed"], variant=variant,
+                                   extract=rules["extract"], output=output, part_prefixes=s["parts"]["prefixes"],
+                                   shared_k0=shared_k0, answer_final=rules["answer_final"], stop=rules["stop"])
+    prov = {**io.read_provenance(sm.input.rollouts), **io.provenance(
+        step="continuations", stride=p.stride, variant=variant, n_continuations=s["n_continuations"], ledger=ledger)}
+    io.write_parquet(df, output, prov)
+    clear_parts(output)
+    print(f"continuations ({variant}): {ledger}")
+    return df

@@ -1,0 +1,91 @@
+"""The path from a target to its code: rule x (in workflow/rules/<file>.smk) runs
+workflow/scripts/x.py, which calls the function x of siaflow/stages/<file>.py; a rule derived with
+`use rule y as x` runs y's script. Stages read their rule's params, never the global config, and
+only the generation stages import torch."""
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = ROOT / "workflow/rules"
+HELPER_FILES = {"common", "params"}  # rule files that define helpers, not rules
+
+
+def _rules() -> dict[str, tuple[str, str | None]]:
+    """rule name -> (rule file stem, the rule it is derived from with `use rule`, or None)."""
+    out = {}
+    for smk in [*sorted(RULES.glob("*.smk")), ROOT / "workflow/Snakefile"]:
+        text = smk.read_text()
+        for name in re.findall(r"^\s*rule (\w+):", text, flags=re.M):
+            out[name] = (smk.stem, None)
+        for parent, name in re.findall(r"^use rule (\w+) as (\w+) with:", text, flags=re.M):
+            out[name] = (smk.stem, parent)
+    return out
+
+
+def _script_call(path: Path) -> tuple[str, str]:
+    """(module, function) that a rule script imports and calls with `snakemake`."""
+    tree = ast.parse(path.read_text())
+    imports = {a.asname or a.name: node.module for node in tree.body if isinstance(node, ast.ImportFrom)
+               for a in node.names}
+    calls = [n.value.func.id for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
+    assert len(calls) == 1, f"{path}: a rule script makes exactly one call"
+    return imports[calls[0]], calls[0]
+
+
+def test_every_rule_reaches_a_stage_function_of_its_own_name():
+    rules = _rules()
+    assert {"rollouts", "fig2_auc", "table2_shuffle", "fig_edis_separation", "fig5_auc_nonaligned"} <= set(rules)
+    shell_rules = {"report"}  # `snakemake --report`, no Python of its own
+    plain_rules = {"all"}     # the default target: inputs only
+    for name, (stem, parent) in rules.items():
+        if name in shell_rules | plain_rules:
+            continue
+        own = parent or name
+        script = ROOT / "workflow/scripts" / f"{own}.py"
+        assert script.exists(), f"rule {name}: no {script.relative_to(ROOT)}"
+        module, function = _script_call(script)
+        assert function == own, f"{script.name} calls {function}, not {own}"
+        assert module == f"siaflow.stages.{rules[own][0]}", f"{script.name} imports from {module}"
+        source = ROOT / "siaflow/stages" / f"{rules[own][0]}.py"
+        assert re.search(rf"^def {own}\(sm\)", source.read_text(), flags=re.M), f"{source}: no def {own}(sm)"
+        rule_text = (RULES / f"{stem}.smk").read_text()
+        assert f'"../scripts/{own}.py"' in rule_text or parent, f"rule {name} does not run its own script"
+
+
+def test_every_stage_module_has_its_rule_file():
+    stages = {p.stem for p in (ROOT / "siaflow/stages").glob("*.py")} - {"__init__", "common"}
+    rule_files = {p.stem for p in RULES.glob("*.smk")} - HELPER_FILES
+    assert stages == rule_files
+
+
+def test_stages_read_params_not_the_global_config():
+    for path in (ROOT / "siaflow/stages").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "config":
+                raise AssertionError(f"{path.name}:{node.lineno} reads .config; pass what it needs as params")
+
+
+def test_analysis_stages_do_not_import_torch():
+    analysis = ["data", "entropy", "tables", "figures", "edis", "report"]
+    code = ("import sys\n" + "".join(f"import siaflow.stages.{m}\n" for m in analysis)
+            + "heavy = sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules)\n"
+            + "assert not heavy, heavy\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_only_generation_and_toy_training_are_cluster_jobs(tmp_path):
+    """Every other rule runs on the submit host (`localrule: True`), rules derived with `use rule`
+    included (they do not inherit it)."""
+    probe = tmp_path / "Snakefile"
+    probe.write_text(f'include: "{ROOT / "workflow/Snakefile"}"\nprint("LOCAL", sorted(workflow._localrules))\n')
+    res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-s", str(probe), "-d", str(ROOT), "--cores", "1"],
+                         capture_output=True, text=True, timeout=300)
+    line = next(x for x in res.stdout.splitlines() if x.startswith("LOCAL"))
+    local = set(ast.literal_eval(line.split(" ", 1)[1]))
+    jobs = {"train_toy_model", "rollouts", "continuations", "continuations_both_variants"}
+    assert local == set(_rules()) - jobs

@@ -1,0 +1,3 @@
+from siaflow.stages.data import download_dataset
+
+download_dataset(snakemake)  # noqa: F821 (injected by Snakemake)
