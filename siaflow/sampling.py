@@ -56,16 +56,33 @@ def self_certainty(logprobs: torch.Tensor, floor: float = -1e4) -> torch.Tensor:
     return -math.log(V) - logprobs.clamp(min=floor).mean(-1)
 
 
+def _sorted_nucleus(logprobs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities sorted in descending order with the tokens outside the nucleus (the smallest
+    set of most probable tokens with mass >= top_p) set to zero, and the sort order. The one
+    definition of the nucleus; it keeps the same tokens as vLLM's top-p (``apply_top_k_top_p``)."""
+    probs, order = logprobs.exp().to(torch.float64).sort(dim=-1, descending=True)
+    before = probs.cumsum(-1) - probs
+    return torch.where(before < top_p, probs, torch.zeros_like(probs)), order
+
+
+def nucleus_logprobs(logprobs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """The distribution a token is sampled from under top-p: ``logprobs`` renormalised over the
+    nucleus, -inf outside it (what vLLM returns with ``logprobs_mode="processed_logprobs"``);
+    ``logprobs`` itself when top_p = 1."""
+    if top_p >= 1.0:
+        return logprobs
+    kept, order = _sorted_nucleus(logprobs, top_p)
+    keep = torch.zeros_like(kept, dtype=torch.bool).scatter_(-1, order, kept > 0)
+    return torch.log_softmax(logprobs.masked_fill(~keep, float("-inf")), dim=-1)
+
+
 def sample_tokens(logprobs: torch.Tensor, u: torch.Tensor, top_p: float) -> torch.Tensor:
     """Inverse-CDF sampling of one token per row from ``exp(logprobs)`` restricted to the
     nucleus (smallest set of most probable tokens with mass >= top_p), using uniforms ``u``."""
-    probs = logprobs.exp().to(torch.float64)
     if top_p < 1.0:
-        probs, order = probs.sort(dim=-1, descending=True)
-        before = probs.cumsum(-1) - probs
-        probs = torch.where(before < top_p, probs, torch.zeros_like(probs))
+        probs, order = _sorted_nucleus(logprobs, top_p)
     else:
-        order = None
+        probs, order = logprobs.exp().to(torch.float64), None
     cdf = probs.cumsum(-1)
     target = (u.to(torch.float64) * cdf[:, -1]).unsqueeze(-1)
     idx = torch.searchsorted(cdf, target).clamp_(max=probs.shape[-1] - 1)

@@ -57,17 +57,28 @@ def test_lengths_finish_reasons_and_stats(backend):
 
 
 def test_entropy_and_logprob_are_exact(backend):
-    """Recompute with one plain forward pass over prompt + generated tokens."""
-    gen = backend.generate(_requests(backend, PROMPTS[:1], 1), DEC, token_stats=True)[0][0]
+    """Recompute with one plain forward pass over prompt + generated tokens: the entropy and the
+    token's log-probability are those of the distribution it was drawn from (temperature, then the
+    top-p nucleus renormalised), self-certainty that of the whole temperature-scaled distribution."""
+    dec = Decoding(temperature=0.7, top_p=0.9, max_new_tokens=20)
+    gen = backend.generate(_requests(backend, PROMPTS[:1], 1), dec, token_stats=True)[0][0]
     prompt = backend.encode(PROMPTS[0])
     ids = torch.tensor([prompt + gen.token_ids])
     with torch.no_grad():
         logits = backend.model(ids).logits[0, len(prompt) - 1: len(prompt) - 1 + len(gen.token_ids)]
-    lp = torch.log_softmax(logits.float(), -1)
-    ent = -(lp.exp() * lp).sum(-1)
-    chosen = lp.gather(-1, torch.tensor(gen.token_ids)[:, None]).squeeze(-1)
-    assert torch.allclose(ent, torch.tensor(gen.entropies), atol=1e-4)
-    assert torch.allclose(chosen, torch.tensor(gen.logprobs), atol=1e-4)
+    lp = torch.log_softmax(logits.float() / dec.temperature, -1)
+    ents, chosen = [], []
+    for row, tok in zip(lp.double(), gen.token_ids):
+        p = row.exp()
+        order = p.argsort(descending=True)
+        before = p[order].cumsum(0) - p[order]
+        nucleus = order[before < dec.top_p]  # the smallest set of most probable tokens with mass >= top_p
+        q = p[nucleus] / p[nucleus].sum()
+        ents.append(float(-(q * q.log()).sum()))
+        assert tok in nucleus.tolist()
+        chosen.append(float(q[nucleus.tolist().index(tok)].log()))
+    assert ents == pytest.approx(gen.entropies, abs=1e-4)
+    assert chosen == pytest.approx(gen.logprobs, abs=1e-4)
     sc = -math.log(lp.shape[-1]) - lp.mean(-1)
     assert torch.allclose(sc, torch.tensor(gen.self_certainty), atol=1e-4)
 

@@ -1,6 +1,8 @@
 """Hugging Face transformers backend: any causal LM, CPU or one CUDA GPU.
 
-* exact full-vocabulary token entropy, chosen-token log-probability and self-certainty at every step;
+* at every step, exactly: the entropy of the distribution the token was drawn from (logits /
+  temperature, renormalised over the top-p nucleus), the token's log-probability under it, and
+  the self-certainty of the whole temperature-scaled distribution (``Generation``);
 * one prefill per distinct prompt, and one model row per distinct token history: the K samples of
   a prefix (and of equal prefixes of different trajectories) share a row until their tokens
   differ, when the row's KV cache is copied (``reorder_cache``), so identical work is done once;
@@ -18,7 +20,7 @@ from pathlib import Path
 import torch
 
 from siaflow.backends.base import BackendInfo, Decoding, Generation, HFTokenizerBackend, Request, text_watch
-from siaflow.sampling import sample_tokens, self_certainty, token_entropy, uniforms
+from siaflow.sampling import nucleus_logprobs, sample_tokens, self_certainty, token_entropy, uniforms
 
 
 def local_revision(path: Path) -> str:
@@ -210,10 +212,11 @@ class TransformersBackend(HFTokenizerBackend):
         f_tok = sample_tokens(lp, uniforms(plan.row_keys[f_alive], f_t), decoding.top_p)  # (free,)
         st.tok[fi] = f_tok
         out.toks[f_alive, f_t] = f_tok
-        if token_stats:
-            out.lps[f_alive, f_t] = lp.gather(-1, f_tok[:, None]).squeeze(-1)
-            out.ents[f_alive, f_t] = token_entropy(lp_rows)[f_row]
-            out.certs[f_alive, f_t] = self_certainty(lp_rows)[f_row]
+        if token_stats:  # of the distribution the token was drawn from (temperature, then top-p)
+            sampled = nucleus_logprobs(lp_rows, decoding.top_p)                             # (rows, vocab)
+            out.lps[f_alive, f_t] = sampled[f_row].gather(-1, f_tok[:, None]).squeeze(-1)
+            out.ents[f_alive, f_t] = token_entropy(sampled)[f_row]
+            out.certs[f_alive, f_t] = self_certainty(lp_rows)[f_row]  # needs every token: before top-p
         done[fi] = out.finish(f_alive, f_t, f_tok, stop_ids)
         return done
 
