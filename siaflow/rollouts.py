@@ -32,6 +32,12 @@ def run_rollouts(backend: Backend, questions: pl.DataFrame, prompts: list[str], 
     ("length"): T is the response's own length, so every checkpoint lies inside the response."""
     prompt_ids = [tuple(ids) for ids in prompt_ids] if prompt_ids is not None else [tuple(backend.encode(p)) for p in prompts]
     qids = questions["question_id"].to_list()
+    too_long = [(q, len(ids)) for q, ids in zip(qids, prompt_ids) if len(ids) >= backend.max_context]
+    if too_long:
+        q, n = too_long[0]
+        raise ValueError(f"question {q}: its prompt has {n} tokens, which leaves no room in the model's context of "
+                         f"{backend.max_context} tokens ({len(too_long)} question(s) in all); shorten the prompt "
+                         f"template or the question, or use a model with a longer context")
     requests = [Request(ids, tuple(stream_key(seed, "rollout", q, j) for j in range(n_trajectories)),
                         answer_start=len(ids), stop=tuple(stop))
                 for q, ids in zip(qids, prompt_ids)]

@@ -67,9 +67,12 @@ class Generation:
     # written; its tokens, ``cut`` of them, are not included), "length", or "answer" (the extracted
     # answer was settled: generate(answer_final=...); the token that settled it is included)
     finish_reason: str
+    # per token, of the distribution it was sampled from (temperature-scaled, renormalised over the
+    # top-p nucleus): the token's log-probability and the distribution's entropy
     logprobs: list[float] | None = None
     entropies: list[float] | None = None
-    # KL(U || pi_t) = -log V - (1/V) sum_v log pi_t(v) per token (EDIS's self-certainty baseline)
+    # KL(U || pi_t) = -log V - (1/V) sum_v log pi_t(v) per token (EDIS's self-certainty baseline), pi_t
+    # temperature-scaled before top-p (it needs every token's probability)
     self_certainty: list[float] | None = None
     cut: int = 0  # tokens drawn after token_ids that wrote the stop string (finish reason "stop_sequence")
 
@@ -93,6 +96,7 @@ class Backend(ABC):
 
     info: BackendInfo
     eos_token_ids: tuple[int, ...]
+    max_context: int  # prompt + generated tokens the model takes (a prompt must leave room for one more)
     # running totals of the work done, read by the token ledger: "prefill_tokens" (prompt tokens
     # run through the model) and "decoded_tokens" (decode steps: sampled tokens that needed a
     # forward pass of their own)
