@@ -7,8 +7,8 @@ from siaflow.stages.common import stage
 
 @stage
 def train_toy_model(sm) -> None:
-    from siaflow.toy import ToyTrainConfig
-    from siaflow.toy import train_toy_model as train
+    from siaflow.toy_models import ToyTrainConfig
+    from siaflow.toy_models import train_toy_model as train
 
     toy = sm.params.toy
     cfg = ToyTrainConfig(regime=toy["regime"], seed=toy.get("seed", 0), threads=int(sm.threads), **sm.params.training)
