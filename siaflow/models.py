@@ -1,4 +1,9 @@
-"""Real models built into a local Hugging Face directory before any generation job runs.
+"""Real models made local before any generation job runs, on the submit host (which has the
+network): generation jobs on compute nodes then load a local directory with the hub offline.
+
+A model whose ``path`` is a hub id is downloaded by rule ``download_model`` (``download_model``
+here) into ``resources/models/hub/<org>--<name>[@<revision>]``: ``snapshot_download`` at its
+``revision``, the resolved commit and every file's SHA-256 (hashed once, streamed) recorded.
 
 A model entry with a ``build`` block (``models.<name>.build``) is made by rule ``build_model``
 into its ``path``:
@@ -17,6 +22,7 @@ provenance of every result made with the model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -53,6 +59,34 @@ def from_hub(repo: str, revision: str | None, out: Path) -> dict:
         if f.is_file():
             shutil.copyfile(f, out / f.name)
     return {"source": "hub", "repo": repo, "revision": revision, "commit": root.name}
+
+
+def download_model(repo: str, revision: str | None, out: str | Path) -> dict:
+    """Snapshot a hub model into ``out`` for generation jobs to load offline; writes and returns its
+    record: repo, requested revision, resolved commit, and each file's SHA-256."""
+    out = Path(out)
+    record = from_hub(repo, revision, out)
+    record["files"] = {f.name: sha256_file(f) for f in sorted(out.iterdir()) if f.is_file()}
+    (out / BUILD_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def model_revision(path: str | Path) -> str:
+    """What identifies a local model's weights in provenance: the hub commit or GGUF hash its record
+    names (computed once, when it was downloaded or built), else a streamed SHA-256 over its
+    weight and config files."""
+    path = Path(path)
+    record = build_record(path) or {}
+    if record.get("commit"):
+        return record["commit"]
+    if record.get("gguf_sha256"):
+        return "sha256:" + record["gguf_sha256"][:16]
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".json"}
+                    and p.name not in {"siaflow_training.json", BUILD_RECORD}):
+        h.update(f.name.encode())
+        h.update(sha256_file(f).encode())
+    return "sha256:" + h.hexdigest()[:16]
 
 
 def fetch_wheel(spec: str, dest: Path) -> Path:

@@ -118,8 +118,10 @@ def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 def _workers() -> int:
-    """CPUs this process may use (SLURM and taskset restrict the affinity mask)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """CPUs this process may use: the affinity mask (SLURM and taskset restrict it), and no more than
+    the rule's threads (``SIAFLOW_THREADS``, set by ``siaflow.stages``)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cpus, int(os.environ.get("SIAFLOW_THREADS") or cpus))
 
 
 def auc_with_ci(df: pl.DataFrame, score: str, at: str, *, n_boot: int, ci: float, seed: int) -> pl.DataFrame:

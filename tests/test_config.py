@@ -64,20 +64,25 @@ def test_configfile_replaces_the_demo_config(demo, tmp_path):
     assert "toy-base" not in res.output and "toy-sft" in res.output
 
 
-def test_generation_memory_and_runtime_grow_with_the_retry_attempt():
+def test_generation_memory_grows_with_the_retry_attempt_and_runtime_does_not():
+    """A retried job resumes from its parts: it needs more memory perhaps, never more time than the
+    model's configured runtime (a multiple would break the GPU partition's time limit)."""
     from types import SimpleNamespace
 
-    from siaflow.config import model_resource
+    from siaflow.config import generation_threads, model_resource
 
-    cfg = {"models": {"big": {"resources": {"gpu": 1, "mem_mb": 32000, "runtime": 240}}, "toy": {}}}
+    cfg = {"models": {"big": {"resources": {"gpu": 2, "mem_mb": 32000, "runtime": 240, "cpus_per_gpu": 6}},
+                      "toy": {}}}
     big, toy = SimpleNamespace(model="big"), SimpleNamespace(model="toy")
     mem = model_resource(cfg, "mem_mb", 4000, grow=True)
     assert [mem(big, a) for a in (1, 2, 3)] == [32000, 64000, 96000]
     assert [mem(toy, a) for a in (1, 2)] == [4000, 8000]
+    runtime = model_resource(cfg, "runtime", 120)
+    assert [runtime(big, a) for a in (1, 2, 3)] == [240, 240, 240] and runtime(toy, 3) == 120
     gpu = model_resource(cfg, "gpu", 0)
-    assert [gpu(big, a) for a in (1, 2)] == [1, 1] and gpu(toy, 1) == 0
-    both = model_resource(cfg, "runtime", 120, grow=True, scale=2)  # a job doing two jobs' work
-    assert [both(big, a) for a in (1, 2)] == [480, 960] and both(toy, 1) == 240
+    assert [gpu(big, a) for a in (1, 2)] == [2, 2] and gpu(toy, 1) == 0
+    # threads: the cores SLURM allocates with the GPUs, 2 on a CPU job
+    assert generation_threads(cfg, "big") == 12 and generation_threads(cfg, "toy") == 2
 
 
 def test_slurm_profile_dry_run_on_the_paper_grid():
@@ -91,5 +96,16 @@ def test_slurm_profile_dry_run_on_the_paper_grid():
     rollout = next(b for b in blocks if "rule rollouts:" in b and "model=deepseek-llm-7b-chat" in b)
     assert "mem_mb=64000" in rollout and "runtime=480" in rollout and "gpu=1" in rollout and "cpus_per_gpu=8" in rollout
     small = next(b for b in blocks if "rule continuations_both_variants:" in b and "model=qwen2.5-math-1.5b" in b)
-    # the main stride's two variants in one job: twice the model's runtime
-    assert "mem_mb=24000" in small and "runtime=360" in small and "gpu=1" in small
+    assert "mem_mb=24000" in small and "runtime=180" in small and "gpu=1" in small
+    # every GPU job asks for exactly its model's configured runtime (attempt 1 here; the callable
+    # above shows attempts 2-3 ask for the same)
+    import re
+
+    import yaml
+
+    paper = yaml.safe_load((ROOT / "config/paper.yaml").read_text())["models"]
+    gpu_jobs = [b for b in blocks if re.search(r"rule (rollouts|continuations\w*):", b)]
+    assert len(gpu_jobs) > 1000
+    for b in gpu_jobs:
+        model = re.search(r"model=([^,\s]+)", b).group(1)
+        assert f"runtime={paper[model]['resources']['runtime']}," in b, b

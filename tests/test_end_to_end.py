@@ -69,6 +69,9 @@ def test_every_output_exists_and_rerun_is_a_no_op(run):
                  "table_edis_bestofn", "fig_edis_trajectories", "fig_edis_separation"):
         assert name in html, name
     assert "Nothing to be done" in run["rerun"]
+    for pdf in (r / "figures").glob("*.pdf"):  # TrueType fonts embedded (upload checkers reject Type 3)
+        data = pdf.read_bytes()
+        assert b"/FontFile2" in data and b"/Type3" not in data and b"/CreationDate" not in data, pdf.name
     # two shards of 3 questions: 5 questions = shards 0 and 1
     assert sorted(p.name for p in (r / "rollouts/toy-sft/toy-arith").iterdir()) == ["shard-0.parquet", "shard-1.parquet"]
 
@@ -236,3 +239,29 @@ def test_edis_scores_and_best_of_n(run):
         assert row["majority"] == pytest.approx(np.mean(maj))
     sep = pl.read_csv(r / "figures/fig_edis_separation.auc.csv")
     assert set(sep["score"]) == {"edis", "mean_entropy", "self_certainty"}
+
+
+def test_report_works_with_directory_and_config_overrides(run, tmp_path):
+    """The report rule runs Snakemake itself: from another working directory, with --directory and
+    a --config override, it must report this run's outputs under the run's effective config."""
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import ROOT
+
+    r = run["results"]
+    cfg_path = next(p for p in r.parent.glob("*.yaml"))
+    before = (r / "report.html").stat().st_mtime
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow/Snakefile"), "--directory", str(ROOT),
+           "--cores", "1", "--configfile", str(cfg_path), "--config", "plan={mean_trace_tokens: 99, tokens_per_second: 7}",
+           "--forcerun", "report", str(r / "report.html")]
+    res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert (r / "report.html").stat().st_mtime > before
+    html = (r / "report.html").read_text(errors="ignore")
+    assert "table1_alignment" in html and "fig2_auc" in html
+    effective = yaml.safe_load((r / "logs/report.config.yaml").read_text())
+    assert effective["plan"] == {"mean_trace_tokens": 99, "tokens_per_second": 7}
+    assert effective["results"] == str(r)
+    assert "rule rollouts" not in res.stdout + res.stderr  # nothing else was redone

@@ -93,3 +93,60 @@ def test_a_gated_model_without_access_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr("huggingface_hub.snapshot_download", gated)
     with pytest.raises(ModelBuildError, match="org/gated.*gated.*HF_TOKEN"):
         build_model({"build": {"hub": "org/gated", "wheel": "w==1", "gguf": "m.gguf"}}, tmp_path / "out")
+
+
+def test_download_model_records_the_commit_and_streamed_file_hashes(tmp_path):
+    """Rule download_model on a hub cache laid out as the hub client writes it: the snapshot, the
+    resolved commit, each file's SHA-256 (hashed once); a backend loading it reports that commit
+    as its revision without reading the weights again."""
+    import hashlib
+
+    commit = "fedcba9876543210fedcba9876543210fedcba98"
+    make_model_cache(tmp_path / "hf", "siaflow-test/hub-model", commit)
+    out = tmp_path / "models" / "hub" / "siaflow-test--hub-model"
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    code = ("import json, sys; from siaflow.models import download_model; "
+            "print(json.dumps(download_model('siaflow-test/hub-model', None, sys.argv[1])))")
+    res = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    record = json.loads(res.stdout.strip().splitlines()[-1])
+    assert record["source"] == "hub" and record["repo"] == "siaflow-test/hub-model" and record["commit"] == commit
+    want = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in TOY.iterdir() if f.is_file()}
+    assert record["files"] == want and build_record(out) == record
+    from siaflow.backends import make_backend
+    from siaflow.models import model_revision
+
+    assert model_revision(out) == commit == make_backend("transformers", str(out)).info.revision
+
+
+def test_download_model_of_a_gated_repo_without_a_token_names_the_fix(tmp_path, monkeypatch):
+    import httpx2
+    from huggingface_hub.errors import GatedRepoError
+
+    from siaflow.models import download_model
+
+    def gated(*args, **kwargs):
+        request = httpx2.Request("GET", "https://huggingface.co/api/models/meta-llama/Llama-3.2-3B")
+        raise GatedRepoError("Access to model meta-llama/Llama-3.2-3B is restricted.",
+                             response=httpx2.Response(401, request=request))
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", gated)
+    with pytest.raises(ModelBuildError, match=r"meta-llama/Llama-3.2-3B.*gated.*licence.*HF_TOKEN"):
+        download_model("meta-llama/Llama-3.2-3B", None, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_hub_models_are_downloaded_then_loaded_from_their_directory():
+    from siaflow.config import ConfigError, check_references, hub_models, local_model
+
+    spec = {"path": "org/model-1.5B", "revision": "v1", "regime": "sft", "prompt": "p"}
+    cfg = {"models": {"a": spec, "toy": {"path": "resources/toy_models/informative", "toy": {"regime": "informative"},
+                                         "regime": "sft", "prompt": "p"}}}
+    assert hub_models(cfg) == {"org--model-1.5B@v1": {"repo": "org/model-1.5B", "revision": "v1"}}
+    assert local_model(spec) == {**spec, "path": "resources/models/hub/org--model-1.5B@v1", "hub": "org/model-1.5B",
+                                 "revision": None}
+    assert local_model(cfg["models"]["toy"]) == cfg["models"]["toy"]
+    bad = {"models": {"x": {"path": "no/such/dir/here", "regime": "sft", "prompt": "p"}}, "prompts": {"p": "{question}"},
+           "datasets": {}, "sampling": {"n_continuations": 4, "strides": [8]}}
+    with pytest.raises(ConfigError, match="models.x.path.*neither a local model directory nor a hub id"):
+        check_references(bad)

@@ -1,6 +1,7 @@
 """The cost plan against a small config computed by hand."""
 
 import polars as pl
+import pytest
 
 from siaflow.plan import continuation_counts, cost_plan
 
@@ -76,3 +77,26 @@ def test_plan_is_calibrated_by_the_continuation_ledgers(tmp_path):
     assert total["calibrated_continuation_tokens"] == 2 * 2880 * (0.25 + 0.5)
     assert total["ledger_ratio"] == 0.375
     assert "calibrated_from" not in cost_plan(cfg).columns
+
+
+def test_pilot_calibration_measures_lengths_and_throughput(tmp_path):
+    """The pilot's shards calibrate the plan: L from the rollouts' mean T per model and dataset,
+    tokens per second from the continuation ledgers' generation time."""
+    from siaflow import io
+    from siaflow.plan import calibration_from, cost_plan
+
+    roll = tmp_path / "r.parquet"
+    io.write_parquet(pl.DataFrame({"T": [30, 50]}), roll, io.provenance(model="a", dataset="d"))
+    cont = tmp_path / "c.parquet"
+    io.write_parquet(pl.DataFrame({"x": [1]}), cont, io.provenance(
+        model="a", ledger={"decoded_tokens": 400, "naive_generated_tokens": 1000, "seconds": 8.0}))
+    cal = calibration_from([cont], [roll])
+    assert cal["trace_tokens"] == {"a/d": 40.0}
+    assert cal["a"]["ratio"] == 0.4 and cal["a"]["tokens_per_second"] == 50.0
+    cfg = {"models": {"a": {}}, "datasets": {"d": {"n_questions": 10}},
+           "sampling": {"n_trajectories": 2, "n_continuations": 4, "strides": [10]},
+           "plan": {"mean_trace_tokens": 25, "tokens_per_second": 100}}
+    row = cost_plan(cfg, cal).row(0, named=True)
+    want = continuation_counts(10, 2, 4, 10, 40)["continuation_tokens"] * 2
+    assert row["trace_tokens"] == 40 and row["continuation_tokens"] == want
+    assert row["calibrated_gpu_hours"] == pytest.approx((10 * 2 * 41 + 0.4 * want) / 50 / 3600)

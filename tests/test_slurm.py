@@ -48,10 +48,15 @@ def slurm_run(tmp_path_factory):
            "--slurm-status-command", "squeue", "--slurm-no-account",
            "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
            "--slurm-logdir", str(tmp / "slurm_logs")]
+    # the pilot first (one shard of every model on every dataset, then the calibrated plan), as a
+    # user prices the grid before submitting it; then the whole workflow
+    pilot = subprocess.run(cmd + ["pilot"], capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    assert pilot.returncode == 0, (pilot.stdout + pilot.stderr)[-5000:]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-5000:]
-    return {"results": tmp / "results", "cfg": cfg, "out": out, "logs": tmp / "slurm_logs"}
+    return {"results": tmp / "results", "cfg": cfg, "out": pilot.stdout + pilot.stderr + out,
+            "pilot": pilot.stdout + pilot.stderr, "logs": tmp / "slurm_logs"}
 
 
 def test_generation_jobs_went_through_slurm_and_the_rest_ran_locally(slurm_run):
@@ -62,6 +67,20 @@ def test_generation_jobs_went_through_slurm_and_the_rest_ran_locally(slurm_run):
     assert len(set(ids)) == 2 * 2 + 2 * 2, out[-5000:]
     logs = sorted(p.relative_to(slurm_run["logs"]).parts[0] for p in slurm_run["logs"].rglob("*.log"))
     assert set(logs) == {"rule_rollouts", "rule_continuations_both_variants"}, logs
+
+
+def test_the_pilot_ran_one_shard_per_model_and_dataset_and_priced_the_grid(slurm_run):
+    ids = set(re.findall(r"SLURM jobid (\d+)", slurm_run["pilot"]))
+    assert len(ids) == 2 + 2  # shard 0 of 2 models: rollouts, then both variants' continuations
+    plan = pl.read_csv(slurm_run["results"] / "pilot/plan.csv")
+    rows = plan.filter(pl.col("model") != "TOTAL")
+    assert rows.height == 2 and (rows["calibrated_from"] == "ledger of " + rows["model"]).all()
+    # calibrated by what the pilot measured: response lengths, token ratio, throughput
+    roll = pl.concat([pl.read_parquet(slurm_run["results"] / f"rollouts/{m}/toy-arith/shard-0.parquet")
+                      for m in rows["model"]])
+    for model, length in rows.select("model", "trace_tokens").iter_rows():
+        assert length == round(roll.filter(pl.col("model") == model)["T"].mean())
+    assert (rows["tokens_per_second"] > 0).all() and (rows["ledger_ratio"] < 1).all()
 
 
 def test_tables_and_figure_data_equal_a_local_run(slurm_run, local_run):
@@ -87,8 +106,8 @@ def test_profile_is_documented_and_marks_placeholders():
     text = (ROOT / "profiles/slurm/config.yaml").read_text()
     prof = yaml.safe_load(text)
     assert prof["executor"] == "slurm" and prof["retries"] >= 1
-    for rule in ("rollouts", "continuations", "continuations_both_variants"):
-        assert "cpus_per_gpu" in prof["set-resources"][rule]
+    # GPU cores come with each model's resources (and set the job's threads), not from the profile
+    assert "cpus_per_gpu" not in str(prof.get("set-resources", {}))
     # account and partition are left to the user, commented and marked
     assert re.search(r"#\s*slurm_account: \"<ACCOUNT>\"\s+# EDIT", text)
     assert re.search(r"#\s*slurm_partition: \"<GPU-PARTITION>\"\s+# EDIT", text)

@@ -39,7 +39,7 @@ def _script_call(path: Path) -> tuple[str, str]:
 def test_every_rule_reaches_a_stage_function_of_its_own_name():
     rules = _rules()
     assert {"rollouts", "fig2_auc", "table2_shuffle", "fig_edis_separation", "fig5_auc_nonaligned"} <= set(rules)
-    shell_rules = {"report"}  # `snakemake --report`, no Python of its own
+    shell_rules: set[str] = set()  # a shell rule would have no Python of its own
     plain_rules = {"all"}     # the default target: inputs only
     for name, (stem, parent) in rules.items():
         if name in shell_rules | plain_rules:
@@ -89,3 +89,15 @@ def test_only_generation_and_toy_training_are_cluster_jobs(tmp_path):
     local = set(ast.literal_eval(line.split(" ", 1)[1]))
     jobs = {"train_toy_model", "rollouts", "continuations", "continuations_both_variants"}
     assert local == set(_rules()) - jobs
+
+
+def test_a_rule_script_bounds_polars_to_the_rules_threads():
+    """polars reads its thread limit once, at import, and would take every core of a login node:
+    importing a stage from a rule's script (where `snakemake` is defined) sets it first."""
+    code = ("import types\nsnakemake = types.SimpleNamespace(threads=1)\n"
+            "import siaflow.stages.tables\nimport polars as pl\nfrom siaflow.stats import _workers\n"
+            "print(pl.thread_pool_size(), _workers())\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env={k: v for k, v in __import__("os").environ.items() if k != "POLARS_MAX_THREADS"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["1", "1"]

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +20,6 @@ import torch
 
 from siaflow.backends.base import BackendInfo, Decoding, Generation, HFTokenizerBackend, Request, text_watch
 from siaflow.sampling import nucleus_logprobs, sample_tokens, self_certainty, token_entropy, uniforms
-
-
-def local_revision(path: Path) -> str:
-    """Content hash of a local model's weights: the revision of a model that has no hub commit."""
-    h = hashlib.sha256()
-    files = sorted(p for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".json"} and p.name != "siaflow_training.json")
-    for p in files:
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    return "sha256:" + h.hexdigest()[:16]
 
 
 class TransformersBackend(HFTokenizerBackend):
@@ -62,8 +51,9 @@ class TransformersBackend(HFTokenizerBackend):
         cfg = self.model.config
         self.max_context = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 0) or 1 << 30)
         path = Path(model)
-        rev = revision or (local_revision(path) if path.is_dir() else None)
-        from siaflow.models import build_record
+        from siaflow.models import build_record, model_revision
+
+        rev = revision or (model_revision(path) if path.is_dir() else None)
 
         self.info = BackendInfo(name="transformers", model=str(model), revision=rev, entropy_kind="exact",
                                 extra={"device": str(self.device), "dtype": str(self.model.dtype), "batch_rows": batch_rows,

@@ -3,6 +3,15 @@ stage that runs a language model (torch, and a backend chosen by ``models.<name>
 
 from __future__ import annotations
 
+import os
+import time
+
+# Every model is local by the time a generation job runs (download_model, build_model, a toy model,
+# or a directory of the user's): a compute node never waits on the hub, which it often cannot reach.
+# Set before the hub client is imported (it reads these once).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
 import polars as pl
 import torch
 
@@ -92,10 +101,12 @@ def continuations_both_variants(sm) -> None:
 def _continue_variant(sm, backend, roll, variant: str, output: str, shared_k0):
     p, s = sm.params, sm.params.sampling
     rules = _rules(sm, roll["prompt"][0] if roll.height else "")
+    t0 = time.perf_counter()
     df, ledger = run_continuations(backend, roll, stride=p.stride, n_continuations=s["n_continuations"],
                                    decoding=Decoding(**p.decoding), seed=s["seed"], variant=variant,
                                    extract=rules["extract"], output=output, part_prefixes=s["parts"]["prefixes"],
                                    shared_k0=shared_k0, answer_final=rules["answer_final"], stop=rules["stop"])
+    ledger["seconds"] = round(time.perf_counter() - t0, 3)  # generation time: the cost plan's throughput
     prov = {**io.read_provenance(sm.input.rollouts), **io.provenance(
         step="continuations", stride=p.stride, variant=variant, n_continuations=s["n_continuations"], ledger=ledger)}
     io.write_parquet(df, output, prov)

@@ -1,4 +1,4 @@
-"""Rules of ``workflow/rules/models.smk``: real models built once on the submit host."""
+"""Rules of ``workflow/rules/models.smk``: real models downloaded or built once, on the submit host."""
 
 from __future__ import annotations
 
@@ -13,3 +13,11 @@ def build_model(sm) -> None:
 
     torch.set_num_threads(max(1, int(sm.threads)))
     print(build(sm.params.spec, sm.output[0]))
+
+
+@stage
+def download_model(sm) -> None:
+    from siaflow.models import download_model as download
+
+    record = download(sm.params.repo, sm.params.revision, sm.output[0])
+    print(f"{record['repo']} at commit {record['commit']}: {len(record['files'])} files")

@@ -1,33 +1,65 @@
-"""Rules of ``workflow/rules/report.smk`` that run Python: the cost plan (the report itself is
-Snakemake's own ``--report``)."""
+"""Rules of ``workflow/rules/report.smk``: the cost plan, and the Snakemake HTML report."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from siaflow import io
-from siaflow.plan import cost_plan, ledger_calibration
+from siaflow.plan import calibration_from, cost_plan, ledger_calibration
 from siaflow.stages.common import stage
 from siaflow.tables import to_markdown
 
 
-@stage
-def plan(sm) -> None:
-    """Write the cost plan and print it to the terminal (it is what a user reads before submitting)."""
+def _write_plan(sm, calibration: dict, source: str) -> None:
+    """The plan of the configured grid (params), calibrated where ``calibration`` says, as CSV and
+    Markdown, and printed to the terminal (it is what a user reads before submitting)."""
     p = sm.params
-    results = Path(sm.output.csv).parent  # the plan sits at the top of the results directory
-    calibration = ledger_calibration(results)
     config = {"models": p.models, "datasets": p.datasets, "sampling": p.sampling, "plan": p.plan, "edis": p.edis,
               "mc_ablation": p.mc_ablation}
     df = cost_plan(config, calibration)
     io.write_text(df.write_csv(), sm.output.csv)
     md = ("**Cost plan** (assumes {mean_trace_tokens} generated tokens per trace and {tokens_per_second} "
           "generated tokens per GPU-second)").format(**p.plan)
-    if calibration:
-        md += (f"; calibrated by the token ledgers of {calibration['*']['shards']} continuation shards already "
-               f"in {results} (decoded / naive tokens: {calibration['*']['ratio']:.3f} over all models)")
+    if calibration.get("*"):
+        md += (f"; calibrated by {source}: the token ledgers of {calibration['*']['shards']} continuation shards "
+               f"(decoded / naive tokens: {calibration['*']['ratio']:.3f} over all models)")
+        if "trace_tokens" in calibration:
+            md += ", the measured response lengths (`trace_tokens`)"
+        if any("tokens_per_second" in v for k, v in calibration.items() if k not in ("*", "trace_tokens")):
+            md += " and the measured generation throughput (`tokens_per_second`)"
     md += "\n\n" + to_markdown(df, digits=3 if calibration else 1)
     io.write_text(md, sm.output.md)
     print(md)
     print(md, file=sys.__stdout__)
+
+
+@stage
+def plan(sm) -> None:
+    """The cost plan before anything runs, calibrated by whatever shards the results already hold."""
+    results = Path(sm.output.csv).parent  # the plan sits at the top of the results directory
+    _write_plan(sm, ledger_calibration(results), f"the shards already in {results}")
+
+
+@stage
+def pilot(sm) -> None:
+    """The cost plan calibrated by the pilot: one shard of every model on every dataset."""
+    _write_plan(sm, calibration_from(sm.input.continuations, sm.input.rollouts),
+                f"the pilot ({len(sm.input.rollouts)} shards, one per model and dataset)")
+
+
+@stage
+def report(sm) -> None:
+    """``snakemake --report`` on this workflow, with the run's Snakefile, working directory and
+    effective config (written beside the log and passed as the one config file)."""
+    p = sm.params
+    config_file = Path(sm.log[0]).with_suffix(".config.yaml")
+    io.write_text(yaml.safe_dump(dict(p.effective_config), sort_keys=False), config_file)
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(p.snakefile), "--directory", str(p.directory),
+           "--configfile", str(config_file.resolve()), "--nolock", "--report", str(Path(sm.output[0]).resolve()),
+           *p.targets]
+    print(" ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, stdout=sys.stdout, stderr=sys.stderr)

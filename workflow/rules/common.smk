@@ -1,5 +1,6 @@
 # Config validation, the constants every rule file uses, and the results layout as Snakemake
 # patterns (siaflow/layout.py). What rules read besides their inputs: params.smk.
+import os
 import re
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ MAIN_STRIDE = siaflow.config.main_stride(config)
 VARIANTS = ["original", "shuffled"]
 TOY_MODELS = siaflow.config.toy_models(config)
 BUILT_MODELS = siaflow.config.built_models(config)
+HUB_MODELS = siaflow.config.hub_models(config)
 MC = config["mc_ablation"]
 _mc_fine = mc_source_stride(STRIDES, MC["stride"])
 MC_SOURCE_STRIDE = _mc_fine or MC["stride"]

@@ -13,7 +13,7 @@ rule rollouts:
         log("rollouts/{model}/{dataset}/shard-{shard}"),
     conda:
         generation_env
-    threads: 2
+    threads: generation_threads
     resources:
         **generation_resources(runtime=60),
     params:
@@ -38,7 +38,7 @@ rule continuations:
         log("continuations/{model}/{dataset}/stride-{stride}/{variant}/shard-{shard}"),
     conda:
         generation_env
-    threads: 2
+    threads: generation_threads
     resources:
         **generation_resources(runtime=120),
     params:
@@ -69,9 +69,9 @@ if config["sampling"]["variants_in_one_job"]:
             ),
         conda:
             generation_env
-        threads: 2
+        threads: generation_threads
         resources:
-            **generation_resources(runtime=120, scale=2),  # two variants' work
+            **generation_resources(runtime=120),
         params:
             **generation_params(stride=MAIN_STRIDE),
         script:

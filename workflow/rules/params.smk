@@ -2,29 +2,30 @@
 
 
 def model_input(wildcards):
-    """A toy model is trained (rule train_toy_model), and a model with a `build` block built (rule
-    build_model), only when its directory is missing.
+    """A toy model is trained (rule train_toy_model), a model with a `build` block built (rule
+    build_model) and a model given by hub id downloaded (rule download_model), only when its
+    directory is missing.
 
     The committed checkpoints are deliberately not inputs: Snakemake reruns a job whose script
     is newer than its output, and a fresh clone gives files arbitrary modification times.
     Retrain on purpose with `--forcerun train_toy_model` and the checkpoint paths as targets.
     """
-    spec = config["models"][wildcards.model]
-    if ("toy" in spec or "build" in spec) and not Path(spec["path"]).exists():
+    spec = siaflow.config.local_model(config["models"][wildcards.model])
+    if ("toy" in spec or "build" in spec or "hub" in spec) and not Path(spec["path"]).exists():
         return [spec["path"]]
     return []
 
 
-def model_resource(key, default, grow=False, scale=1):
+def model_resource(key, default, grow=False):
     """Per-model GPU / memory / runtime of a generation job (siaflow.config.model_resource)."""
-    return siaflow.config.model_resource(config, key, default, grow=grow, scale=scale)
+    return siaflow.config.model_resource(config, key, default, grow=grow)
 
 
 def generation_params(**extra):
     """What a generation step reads: its model's and dataset's entries, the prompt template,
     decoding and sampling, and `extra`."""
     return dict(
-        model=lambda wc: config["models"][wc.model],
+        model=lambda wc: siaflow.config.local_model(config["models"][wc.model]),
         dataset=lambda wc: config["datasets"][wc.dataset],
         prompt=prompt_template,
         decoding=config["decoding"],
@@ -33,14 +34,20 @@ def generation_params(**extra):
     )
 
 
-def generation_resources(runtime, scale=1):
-    """A generation job's GPUs, memory and runtime: its model's `resources`, else these defaults
-    (runtime in minutes; `scale` for a job doing several jobs' work)."""
+def generation_resources(runtime):
+    """A generation job's GPUs (with cpus_per_gpu cores each), memory and runtime: its model's
+    `resources`, else these defaults (runtime in minutes)."""
     return dict(
         mem_mb=model_resource("mem_mb", 4000, grow=True),
-        runtime=model_resource("runtime", runtime, grow=True, scale=scale),
+        runtime=model_resource("runtime", runtime),
         gpu=model_resource("gpu", 0),
+        cpus_per_gpu=model_resource("cpus_per_gpu", 8),
     )
+
+
+def generation_threads(wildcards):
+    """A generation job's threads: its GPUs' cores (cpus_per_gpu each), or 2 on a CPU."""
+    return siaflow.config.generation_threads(config, wildcards.model)
 
 
 def generation_env(wildcards):
@@ -80,4 +87,16 @@ def selection_params(selection, **extra):
         aligned_threshold=config["analysis"]["aligned_threshold"],
         grid_points=config["analysis"]["grid_points"],
         **extra,
+    )
+
+
+def plan_params():
+    """What the cost plan reads: the grid (models, datasets), sampling, the plan's assumptions."""
+    return dict(
+        models=config["models"],
+        datasets=config["datasets"],
+        sampling=config["sampling"],
+        plan=config["plan"],
+        edis=config["edis"],
+        mc_ablation=config["mc_ablation"],
     )

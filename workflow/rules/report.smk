@@ -16,17 +16,47 @@ rule plan:
         mem_mb=1000,
         runtime=5,
     params:
-        models=config["models"],
-        datasets=config["datasets"],
-        sampling=config["sampling"],
-        plan=config["plan"],
-        edis=config["edis"],
-        mc_ablation=config["mc_ablation"],
+        **plan_params(),
     script:
         "../scripts/plan.py"
 
 
-# The report runs Snakemake itself (the interpreter running this workflow), on the submit host.
+# The pilot: one shard of every model on every dataset (rollouts and the main stride's
+# continuations), then the plan of the whole grid calibrated by them: response lengths, the
+# decoded/naive token ratio and the generation throughput, measured. Price the grid before
+# submitting it: `snakemake --profile profiles/slurm --configfile my.yaml pilot`.
+rule pilot:
+    input:
+        rollouts=[
+            path(layout.ROLLOUTS, model=m, dataset=d, shard=0) for m in MODELS for d in DATASETS
+        ],
+        continuations=[
+            path(layout.CONTINUATIONS, model=m, dataset=d, shard=0, stride=MAIN_STRIDE, variant=v)
+            for m in MODELS
+            for d in DATASETS
+            for v in VARIANTS
+        ],
+    output:
+        csv=path(layout.PILOT_PLAN, ext="csv"),
+        md=path(layout.PILOT_PLAN, ext="md"),
+    log:
+        log("pilot"),
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        **plan_params(),
+    script:
+        "../scripts/pilot.py"
+
+
+# The report runs Snakemake itself (`snakemake --report`), on the submit host, on this very
+# workflow: the same Snakefile, working directory and effective config (config files and --config
+# overrides merged), so that it finds the outputs this run made.
 rule report:
     input:
         ANALYSIS_TARGETS,
@@ -42,8 +72,9 @@ rule report:
         mem_mb=2000,
         runtime=30,
     params:
-        python=sys.executable,
-        configfiles=" ".join(f"--configfile {f}" for f in workflow.overwrite_configfiles),
-        targets=" ".join(ANALYSIS_TARGETS),
-    shell:
-        "{params.python} -m snakemake --nolock {params.targets} --report {output} {params.configfiles} > {log} 2>&1"
+        snakefile=workflow.main_snakefile,
+        directory=os.getcwd(),
+        effective_config=config,
+        targets=ANALYSIS_TARGETS,
+    script:
+        "../scripts/report.py"

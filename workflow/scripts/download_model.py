@@ -1,0 +1,3 @@
+from siaflow.stages.models import download_model
+
+download_model(snakemake)  # noqa: F821 (injected by Snakemake)
