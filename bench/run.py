@@ -196,7 +196,7 @@ def bench_throughput(cfg: dict, n_questions: int, dataset: str, n_prefixes: int 
 ANALYSIS_CHILD = r"""
 import json, resource, sys, time
 import numpy as np, polars as pl
-from siaflow import metrics
+from siaflow import fano, metrics
 
 path, n_boot = sys.argv[1], int(sys.argv[2])
 t0 = time.perf_counter()
@@ -211,7 +211,7 @@ timed("fig1_cumulative_gain", lambda: metrics.cumulative_gain_curves(ent, h="H",
 timed("fig2_auc", lambda: metrics.auc_curves(ent, h="H", stride=32, grid=grid, **boot))
 timed("fig3_saturation", lambda: metrics.saturation_summary(ent, h="H", grid=grid, plateau_fraction=0.2, late_from=0.6,
                                                             rebound_threshold=0.2, **boot))
-timed("fig_fano", lambda: metrics.fano_data(ent, h="H", answer_space={"gsm8k": 1000}, n_bins=10, **boot))
+timed("fig_fano", lambda: fano.fano_data(ent, h="H", answer_space={"gsm8k": 1000}, n_bins=10, **boot))
 total = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": round(total, 1), "peak_mb": round(peak), "timings": timings}))
