@@ -254,7 +254,9 @@ def test_report_works_with_directory_and_config_overrides(run, tmp_path):
     cfg_path = next(p for p in r.parent.glob("*.yaml"))
     before = (r / "report.html").stat().st_mtime
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow/Snakefile"), "--directory", str(ROOT),
-           "--cores", "1", "--configfile", str(cfg_path), "--config", "plan={mean_trace_tokens: 99, tokens_per_second: 7}",
+           "--cores", "1", "--configfile", str(cfg_path),
+           # an override no other rule reads (a prompt no model uses): only the report reruns
+           "--config", "prompts={report_probe: 'Probe: {question}'}",
            "--forcerun", "report", str(r / "report.html")]
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -262,6 +264,6 @@ def test_report_works_with_directory_and_config_overrides(run, tmp_path):
     html = (r / "report.html").read_text(errors="ignore")
     assert "table1_alignment" in html and "fig2_auc" in html
     effective = yaml.safe_load((r / "logs/report.config.yaml").read_text())
-    assert effective["plan"] == {"mean_trace_tokens": 99, "tokens_per_second": 7}
+    assert effective["prompts"]["report_probe"] == "Probe: {question}" and "toy" in effective["prompts"]
     assert effective["results"] == str(r)
     assert "rule rollouts" not in res.stdout + res.stderr  # nothing else was redone
