@@ -129,7 +129,7 @@ def hub_model_dir(spec: dict) -> str | None:
     if "toy" in spec or "build" in spec or Path(spec["path"]).exists() or not HUB_ID.match(spec["path"]):
         return None
     rev = spec.get("revision")
-    return spec["path"].replace("/", "--") + (f"@{rev}" if rev else "")
+    return (spec["path"] + (f"@{rev}" if rev else "")).replace("/", "--")  # a revision may be refs/pr/1
 
 
 def hub_models(config: dict) -> dict[str, dict]:

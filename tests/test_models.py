@@ -146,6 +146,8 @@ def test_hub_models_are_downloaded_then_loaded_from_their_directory():
     assert local_model(spec) == {**spec, "path": "resources/models/hub/org--model-1.5B@v1", "hub": "org/model-1.5B",
                                  "revision": None}
     assert local_model(cfg["models"]["toy"]) == cfg["models"]["toy"]
+    assert hub_models({"models": {"b": {**spec, "revision": "refs/pr/1"}}}) == {
+        "org--model-1.5B@refs--pr--1": {"repo": "org/model-1.5B", "revision": "refs/pr/1"}}
     bad = {"models": {"x": {"path": "no/such/dir/here", "regime": "sft", "prompt": "p"}}, "prompts": {"p": "{question}"},
            "datasets": {}, "sampling": {"n_continuations": 4, "strides": [8]}}
     with pytest.raises(ConfigError, match="models.x.path.*neither a local model directory nor a hub id"):
