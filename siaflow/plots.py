@@ -131,8 +131,11 @@ def fig_saturation(curve: pl.DataFrame, summary: pl.DataFrame, regimes: dict[str
             ax.fill_between(c["rel_pos"], c["lo"], c["hi"], color=color, alpha=0.15, lw=0)
             if s.height:
                 ax.axhline(s["plateau_level"][0], color=color, ls=":", lw=0.8)
-        ax.set(title=dataset, xlabel="relative position k/T", ylabel="mean H_k (nats)", xlim=(0, 1))
-        ax.legend(loc="center", framealpha=0.9)
+        top = float(part["hi"].fill_nan(None).max() or 0.0)
+        # headroom above the curves for the legend, which covered curves and plateau lines before
+        ax.set(title=dataset, xlabel="relative position k/T", ylabel="mean H_k (nats)", xlim=(0, 1),
+               ylim=(-0.05 * max(top, 0.1), 1.6 * max(top, 0.1)))
+        ax.legend(loc="upper center", framealpha=0.9)
     fig.suptitle(title, fontsize=10)
     save(fig, png, pdf)
 
