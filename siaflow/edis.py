@@ -9,8 +9,9 @@ Per trajectory, from its token entropies H_1..H_T (1-indexed below, as in the pa
 * baselines: mean token entropy (lower is better) and self-certainty
   (1/T) sum_t KL(U || pi_t) (higher is better).
 
-Best-of-N draws N-subsets of each question's pool of sampled responses and picks an answer by each
-rule; a tie is scored by its expected accuracy under a uniform random tie-break.
+Best-of-N (``siaflow.bestofn``) draws N-subsets of each question's pool of sampled responses and
+picks an answer by each rule; a tie is scored by its expected accuracy under a uniform random
+tie-break.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from siaflow.answers import NULL
+from siaflow import bestofn
+from siaflow.bestofn import Selector, vote_weights  # noqa: F401 (vote_weights: part of this module's API)
 
 
 @dataclass(frozen=True)
@@ -129,91 +131,27 @@ def separation_aucs(scores: pl.DataFrame) -> pl.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
-# Best-of-N
+# Best-of-N (siaflow.bestofn): the EDIS paper's selection rules
 # --------------------------------------------------------------------------------------------
 
-# method -> (score column, "min" or "max", weighted vote?)
 METHODS = {
-    "random": (None, None, False),
-    "majority": (None, None, True),
-    "mean_entropy": ("mean_entropy", "min", False),
-    "self_certainty": ("self_certainty", "max", False),
-    "edis": ("edis", "min", False),
-    "weighted_mean_entropy": ("mean_entropy", "min", True),
-    "weighted_self_certainty": ("self_certainty", "max", True),
-    "weighted_edis": ("edis", "min", True),
+    "random": Selector(None, None, False),
+    "majority": Selector(None, None, True),
+    "mean_entropy": Selector("mean_entropy", "min", False),
+    "self_certainty": Selector("self_certainty", "max", False),
+    "edis": Selector("edis", "min", False),
+    "weighted_mean_entropy": Selector("mean_entropy", "min", True),
+    "weighted_self_certainty": Selector("self_certainty", "max", True),
+    "weighted_edis": Selector("edis", "min", True),
 }
-
-
-def vote_weights(scores: np.ndarray, direction: str | None) -> np.ndarray:
-    """Weight of each response in a vote: 1 (majority), (s + 0.1)^-1 for lower-is-better
-    scores (entropy, EDIS), s for self-certainty; a response without a score weighs 0."""
-    if direction is None:
-        return np.ones_like(scores, dtype=float)
-    w = 1.0 / (scores + 0.1) if direction == "min" else scores.astype(float)
-    return np.where(np.isfinite(w), w, 0.0)
 
 
 def select_accuracy(correct: np.ndarray, codes: np.ndarray, gold_code: int, scores: np.ndarray | None,
                     method: str, idx: np.ndarray) -> np.ndarray:
-    """Expected accuracy of ``method`` on each row of ``idx`` (draws x N indices into one
-    question's pool). ``codes`` are integer answer codes (-1 = NULL, never voted for)."""
-    col, direction, vote = METHODS[method]
-    c = correct[idx].astype(float)
-    if method == "random":
-        return c.mean(axis=1)
-    if not vote:
-        s = scores[idx].astype(float)
-        s = np.where(np.isfinite(s), s, np.inf if direction == "min" else -np.inf)
-        best = s.min(axis=1, keepdims=True) if direction == "min" else s.max(axis=1, keepdims=True)
-        tied = s == best
-        return (c * tied).sum(axis=1) / tied.sum(axis=1)
-    w = vote_weights(scores[idx] if scores is not None else np.ones(idx.shape), direction)
-    a = codes[idx]
-    n_codes = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
-    if n_codes == 0:
-        return np.zeros(len(idx))
-    totals = np.zeros((len(idx), n_codes))
-    rows = np.repeat(np.arange(len(idx)), idx.shape[1])
-    valid = a.ravel() >= 0
-    np.add.at(totals, (rows[valid], a.ravel()[valid]), w.ravel()[valid])
-    best = totals.max(axis=1, keepdims=True)
-    tied = (totals == best) & (best > 0)
-    n_tied = tied.sum(axis=1)
-    hit = tied[:, gold_code] if 0 <= gold_code < n_codes else np.zeros(len(idx), dtype=bool)
-    return np.where(n_tied > 0, hit / np.maximum(n_tied, 1), 0.0)
+    """``bestofn.select_accuracy`` of the EDIS method named ``method``."""
+    return bestofn.select_accuracy(correct, codes, gold_code, scores, METHODS[method], idx)
 
 
-def best_of_n(scores: pl.DataFrame, *, n_values: list[int], n_draws: int, seed: int, n_boot: int, ci: float) -> pl.DataFrame:
-    """Accuracy of every selection rule per model x dataset x N: the mean over questions of each
-    question's accuracy averaged over ``n_draws`` random N-subsets of its pool, with a bootstrap CI
-    over questions. A question whose pool is smaller than N is skipped and counted."""
-    from siaflow.stats import bootstrap_mean_ci
-
-    out = []
-    for (model, dataset), part in scores.sort("question_id", "trajectory").group_by("model", "dataset", maintain_order=True):
-        for n in n_values:
-            per_q = {m: [] for m in METHODS}
-            skipped = 0
-            for qi, (_, pool) in enumerate(part.group_by("question_id", maintain_order=True)):
-                P = pool.height
-                if P < n:
-                    skipped += 1
-                    continue
-                rng = np.random.default_rng([seed, n, qi])
-                idx = rng.permuted(np.tile(np.arange(P), (n_draws, 1)), axis=1)[:, :n]
-                answers = pool["answer"].to_list()
-                vocab = {a: i for i, a in enumerate(dict.fromkeys(a for a in answers if a != NULL))}
-                codes = np.array([vocab.get(a, -1) for a in answers])
-                gold_code = vocab.get(pool["gold"][0], -1)
-                correct = pool["correct"].to_numpy()
-                for m, (col, _, _) in METHODS.items():
-                    sc = pool[col].to_numpy().astype(float) if col else None
-                    per_q[m].append(select_accuracy(correct, codes, gold_code, sc, m, idx).mean())
-            for m, vals in per_q.items():
-                vals = np.array(vals, dtype=float)
-                mean, lo, hi = bootstrap_mean_ci(vals, n_boot=n_boot, ci=ci, seed=seed) if vals.size else ([np.nan],) * 3
-                out.append({"model": model, "dataset": dataset, "N": n, "method": m, "accuracy": float(mean[0]),
-                            "lo": float(lo[0]), "hi": float(hi[0]), "n_questions": int(vals.size),
-                            "n_questions_skipped": skipped})
-    return pl.DataFrame(out)
+def best_of_n(scores: pl.DataFrame, **kwargs) -> pl.DataFrame:
+    """``bestofn.best_of_n`` with the EDIS paper's methods."""
+    return bestofn.best_of_n(scores, METHODS, **kwargs)
