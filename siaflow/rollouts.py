@@ -49,13 +49,14 @@ def run_rollouts(backend: Backend, questions: pl.DataFrame, prompts: list[str], 
             answer = extract(text)
             rows.append({"question_id": q, "trajectory": j, "prompt": prompt, "prompt_ids": list(ids),
                          "token_ids": g.token_ids, "token_logprobs": g.logprobs, "token_entropy": g.entropies,
-                         "token_self_certainty": g.self_certainty,
+                         "token_self_certainty": g.self_certainty, "token_confidence": g.confidence,
                          "T": len(g.token_ids), "finish_reason": g.finish_reason, "cut": g.cut, "text": text,
                          "answer": answer, "gold": gold, "correct": answer == gold})
     return pl.DataFrame(rows, schema_overrides={"prompt_ids": pl.List(pl.Int32), "token_ids": pl.List(pl.Int32),
                                                 "token_logprobs": pl.List(pl.Float32),
                                                 "token_entropy": pl.List(pl.Float32),
-                                                "token_self_certainty": pl.List(pl.Float32)})
+                                                "token_self_certainty": pl.List(pl.Float32),
+                                                "token_confidence": pl.List(pl.Float32)})
 
 
 def shuffle_prefix(ids: list[int], *, seed: int, question_id: str, trajectory: int, k: int) -> list[int]:

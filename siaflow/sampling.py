@@ -56,6 +56,15 @@ def self_certainty(logprobs: torch.Tensor, floor: float = -1e4) -> torch.Tensor:
     return -math.log(V) - logprobs.clamp(min=floor).mean(-1)
 
 
+def token_confidence(logprobs: torch.Tensor, k: int) -> torch.Tensor:
+    """DeepConf's token confidence ``-(1/k) sum_j log p(j)`` over the k most likely tokens of each
+    row (Fu et al. 2025, "Deep Think with Confidence", eq. 2). Tokens of zero probability (outside
+    a top-p nucleus, ``-inf``) are left out, so k is at most the nucleus size."""
+    top = logprobs.topk(min(k, logprobs.shape[-1]), dim=-1).values
+    finite = torch.isfinite(top)
+    return -torch.where(finite, top, torch.zeros_like(top)).sum(-1) / finite.sum(-1).clamp(min=1)
+
+
 def _sorted_nucleus(logprobs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities sorted in descending order with the tokens outside the nucleus (the smallest
     set of most probable tokens with mass >= top_p) set to zero, and the sort order. The one

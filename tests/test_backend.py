@@ -81,6 +81,14 @@ def test_entropy_and_logprob_are_exact(backend):
     assert chosen == pytest.approx(gen.logprobs, abs=1e-4)
     sc = -math.log(lp.shape[-1]) - lp.mean(-1)
     assert torch.allclose(sc, torch.tensor(gen.self_certainty), atol=1e-4)
+    # DeepConf: minus the mean log-prob of the k most likely tokens of that same nucleus distribution
+    conf = []
+    for row in lp.double():
+        p = row.exp().sort(descending=True).values
+        before = p.cumsum(0) - p
+        q = p[before < dec.top_p] / p[before < dec.top_p].sum()
+        conf.append(float(-q[: backend.confidence_top_k].log().mean()))
+    assert conf == pytest.approx(gen.confidence, abs=1e-4)
 
 
 def test_greedy_is_rejected():

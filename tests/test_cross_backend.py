@@ -37,6 +37,7 @@ class ModelLLM(FakeLLM):
 def test_vllm_adapter_records_what_the_transformers_backend_records(tiny_model_dir, temperature, top_p):
     torch.set_num_threads(1)
     hf = make_backend("transformers", tiny_model_dir, batch_rows=16)
+    hf.confidence_top_k = hf.model.config.vocab_size  # vLLM's top k is the whole vocabulary here
     prompts = ["Q: Eve has 5, gets 2. How many?\nA: ", "Q: Bob has 12.\nA: "]
     requests = [Request(tuple(hf.encode(p)), tuple(stream_key("cross", i, j) for j in range(2)))
                 for i, p in enumerate(prompts)]
@@ -53,5 +54,6 @@ def test_vllm_adapter_records_what_the_transformers_backend_records(tiny_model_d
             assert g.token_ids == w.token_ids and g.finish_reason == w.finish_reason
             assert g.entropies == pytest.approx(w.entropies, abs=2e-4)
             assert g.logprobs == pytest.approx(w.logprobs, abs=2e-4)
+            assert g.confidence == pytest.approx(w.confidence, abs=2e-4)
             n_tokens += len(w.token_ids)
     assert n_tokens >= 20  # enough tokens compared to mean something

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from siaflow.sampling import sample_tokens, self_certainty, stream_key, token_entropy, uniforms
+from siaflow.sampling import sample_tokens, self_certainty, stream_key, token_confidence, token_entropy, uniforms
 
 
 def test_stream_key_is_stable_and_distinct():
@@ -49,3 +49,13 @@ def test_self_certainty_is_kl_from_uniform():
     kl = [sum(0.25 * math.log(0.25 / p) for p in row) for row in probs.tolist()]
     assert sc.tolist() == pytest.approx(kl, rel=1e-5)
     assert sc[1].item() == pytest.approx(0.0, abs=1e-6)  # uniform: KL = 0
+
+
+def test_token_confidence_is_minus_mean_top_k_logprob():
+    """DeepConf eq. 2 by hand: -(log .5 + log .25) / 2 with k = 2; tokens outside a nucleus (-inf)
+    do not count, so k = 3 over a two-token nucleus averages those two."""
+    probs = torch.tensor([[0.5, 0.25, 0.125, 0.125], [0.75, 0.25, 0.0, 0.0]])
+    c = token_confidence(probs.log(), 2)
+    assert c.tolist() == pytest.approx([-(math.log(0.5) + math.log(0.25)) / 2, -(math.log(0.75) + math.log(0.25)) / 2])
+    assert token_confidence(probs.log(), 3)[1].item() == pytest.approx(c[1].item())
+    assert token_confidence(probs.log(), 10)[0].item() == pytest.approx(-sum(math.log(x) for x in (0.5, 0.25, 0.125, 0.125)) / 4)

@@ -29,6 +29,7 @@ from siaflow.backends.vllm_backend import (
     parse_completion,
     sample_seed,
     sampling_args,
+    topk_confidence,
     topk_entropy,
 )
 
@@ -84,6 +85,10 @@ def test_topk_entropy_uses_the_top_k_only():
     g = parse_completion(_completion([4, EOS], "stop", [outside, position_logprobs(lps, 0, k=2)], None),
                          stop_token_ids=(EOS,), token_stats=True, k=2)
     assert g.token_ids == [4] and g.logprobs == [pytest.approx(math.log(0.0625))] and g.entropies == [pytest.approx(want)]
+    # DeepConf's confidence from the same top-k entries: -(log .5 + log .25) / 2
+    assert g.confidence == [pytest.approx(-(math.log(0.5) + math.log(0.25)) / 2)]
+    assert topk_confidence({1: Logprob(math.log(0.8), rank=1), 2: Logprob(-math.inf, rank=2)}, k=2) == \
+        pytest.approx(-math.log(0.8))  # a token outside the nucleus (-inf) does not count
 
 
 def test_each_sample_is_its_own_request_with_its_keys_seed():

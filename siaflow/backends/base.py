@@ -74,6 +74,9 @@ class Generation:
     # KL(U || pi_t) = -log V - (1/V) sum_v log pi_t(v) per token (EDIS's self-certainty baseline), pi_t
     # temperature-scaled before top-p (it needs every token's probability)
     self_certainty: list[float] | None = None
+    # DeepConf's token confidence -(1/k) sum_j log p(j) over the k most likely tokens of the
+    # distribution the token was drawn from (sampling.token_confidence); vLLM reads them from its top k
+    confidence: list[float] | None = None
     cut: int = 0  # tokens drawn after token_ids that wrote the stop string (finish reason "stop_sequence")
 
     @property

@@ -19,13 +19,20 @@ from pathlib import Path
 import torch
 
 from siaflow.backends.base import BackendInfo, Decoding, Generation, HFTokenizerBackend, Request, text_watch
-from siaflow.sampling import nucleus_logprobs, sample_tokens, self_certainty, token_entropy, uniforms
+from siaflow.sampling import (
+    nucleus_logprobs,
+    sample_tokens,
+    self_certainty,
+    token_confidence,
+    token_entropy,
+    uniforms,
+)
 
 
 class TransformersBackend(HFTokenizerBackend):
     def __init__(self, model: str, revision: str | None = None, device: str = "auto", dtype: str = "auto",
                  batch_rows: int = 256, stop_token_ids: tuple[int, ...] = (), trust_remote_code: bool = False,
-                 share_rows: bool = True):
+                 share_rows: bool = True, confidence_top_k: int = 20):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if device == "auto":
@@ -46,6 +53,7 @@ class TransformersBackend(HFTokenizerBackend):
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_token_ids[0]
         self.batch_rows = batch_rows
         self.share_rows = share_rows
+        self.confidence_top_k = confidence_top_k  # DeepConf's k (vLLM's `logprobs`, 20 by default)
         # work actually done: prompt tokens prefilled, and decode-step rows (distinct token histories)
         self.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
         cfg = self.model.config
@@ -57,7 +65,8 @@ class TransformersBackend(HFTokenizerBackend):
 
         self.info = BackendInfo(name="transformers", model=str(model), revision=rev, entropy_kind="exact",
                                 extra={"device": str(self.device), "dtype": str(self.model.dtype), "batch_rows": batch_rows,
-                                       "share_rows": share_rows, "build": build_record(path) if path.is_dir() else None})
+                                       "share_rows": share_rows,
+                                       "confidence_top_k": confidence_top_k, "build": build_record(path) if path.is_dir() else None})
 
     # ---------------------------------------------------------------------------------------
     def generate(self, requests: list[Request], decoding: Decoding, *, token_stats: bool = False,
@@ -68,7 +77,7 @@ class TransformersBackend(HFTokenizerBackend):
             settled = watches[i] is not None and watches[i].done  # the prefix settles the answer
             if settled or r.budget(decoding) == 0:  # or the response has no tokens left: nothing to generate
                 results[i] = [Generation(token_ids=[], finish_reason="answer" if settled else "length",
-                                         **({"logprobs": [], "entropies": [], "self_certainty": []}
+                                         **({"logprobs": [], "entropies": [], "self_certainty": [], "confidence": []}
                                             if token_stats else {})) for _ in r.keys]
         # pieces: (request index, first sample index, keys); a request larger than a batch is split
         pieces = []
@@ -207,6 +216,7 @@ class TransformersBackend(HFTokenizerBackend):
             out.lps[f_alive, f_t] = sampled[f_row].gather(-1, f_tok[:, None]).squeeze(-1)
             out.ents[f_alive, f_t] = token_entropy(sampled)[f_row]
             out.certs[f_alive, f_t] = self_certainty(lp_rows)[f_row]  # needs every token: before top-p
+            out.confs[f_alive, f_t] = token_confidence(sampled, self.confidence_top_k)[f_row]
         done[fi] = out.finish(f_alive, f_t, f_tok, stop_ids)
         return done
 
@@ -271,6 +281,7 @@ class _Outputs:
         self.lps = torch.zeros((n, max_new), dtype=torch.float32)
         self.ents = torch.zeros((n, max_new), dtype=torch.float32)
         self.certs = torch.zeros((n, max_new), dtype=torch.float32)
+        self.confs = torch.zeros((n, max_new), dtype=torch.float32)
         self.length = torch.full((n,), max_new, dtype=torch.long)                           # (samples,)
         self.limit = torch.full((n,), max_new, dtype=torch.long)                            # (samples,)
         self.reason = ["length"] * n
@@ -303,5 +314,6 @@ class _Outputs:
             gens.append(Generation(token_ids=self.toks[r, :n].tolist(), finish_reason=self.reason[r], cut=self.cut[r],
                                    logprobs=self.lps[r, :n].tolist() if token_stats else None,
                                    entropies=self.ents[r, :n].tolist() if token_stats else None,
-                                   self_certainty=self.certs[r, :n].tolist() if token_stats else None))
+                                   self_certainty=self.certs[r, :n].tolist() if token_stats else None,
+                                   confidence=self.confs[r, :n].tolist() if token_stats else None))
         return gens

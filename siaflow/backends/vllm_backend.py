@@ -55,6 +55,16 @@ def topk_entropy(step: dict, k: int | None = None) -> float:
     return -sum(p * math.log(p) for p in ps if p > 0) - (rest * math.log(rest) if rest > 0 else 0.0)
 
 
+def topk_confidence(step: dict, k: int | None = None) -> float:
+    """DeepConf's token confidence from one step's log-probabilities: -(1/k') sum of the entries of
+    rank <= ``k`` with a finite log-probability (k' of them; ``-inf`` marks tokens outside the top-p
+    nucleus in ``processed_logprobs`` mode), as ``sampling.token_confidence`` computes it from the
+    full distribution."""
+    entries = [lp for lp in step.values() if k is None or getattr(lp, "rank", None) is None or lp.rank <= k]
+    finite = [v for v in (getattr(lp, "logprob", lp) for lp in entries) if math.isfinite(v)]
+    return -sum(finite) / len(finite) if finite else 0.0
+
+
 def seed31(key: int) -> int:
     """A 31-bit vLLM seed from a 62-bit stream key."""
     return int(key % (2**31 - 1))
@@ -96,7 +106,7 @@ def parse_completion(completion, *, stop_token_ids: tuple[int, ...], token_stats
         raise ValueError("vLLM returned no per-token logprobs; was SamplingParams.logprobs set?")
     logprobs = [getattr(step[t], "logprob", step[t]) for t, step in zip(ids, steps)]
     return Generation(token_ids=ids, finish_reason=reason, logprobs=logprobs,
-                      entropies=[topk_entropy(s, k) for s in steps])
+                      entropies=[topk_entropy(s, k) for s in steps], confidence=[topk_confidence(s, k) for s in steps])
 
 
 def count_work(stats: dict, prompt_lengths: list[int], outputs) -> None:
@@ -127,6 +137,7 @@ class _Sample:
     ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     entropies: list[float] = field(default_factory=list)
+    confidence: list[float] = field(default_factory=list)
 
 
 class VLLMBackend(HFTokenizerBackend):
@@ -163,7 +174,7 @@ class VLLMBackend(HFTokenizerBackend):
             raise ValueError(f"a prompt of {too_long[0]} tokens leaves no room in the model's context of "
                              f"{self.max_context} (max_model_len)")
         watches = [text_watch(self.decode, r, answer_final) for r in requests]
-        empty = {"logprobs": [], "entropies": []} if token_stats else {}
+        empty = {"logprobs": [], "entropies": [], "confidence": []} if token_stats else {}
         out: list[list[Generation | None]] = [[None] * r.n for r in requests]
         samples = []
         for i, (r, w) in enumerate(zip(requests, watches)):
@@ -225,7 +236,8 @@ class VLLMBackend(HFTokenizerBackend):
         if token_stats:
             s.logprobs += g.logprobs[:n]
             s.entropies += g.entropies[:n]
-        stats = {"logprobs": s.logprobs, "entropies": s.entropies} if token_stats else {}
+            s.confidence += g.confidence[:n]
+        stats = {"logprobs": s.logprobs, "entropies": s.entropies, "confidence": s.confidence} if token_stats else {}
         if why is not None:
             return Generation(token_ids=s.ids, finish_reason=why, cut=s.watch.cut, **stats)
         if not isinstance(getattr(completion, "stop_reason", None), str):  # EOS, a stop token or the limit
