@@ -93,6 +93,7 @@ def check_references(config: dict) -> None:
 def prepare(config: dict, schema_path: str | Path) -> dict:
     apply_defaults(config, load_schema(schema_path))
     check_references(config)
+    check_dynamics(config)
     return config
 
 
@@ -169,6 +170,63 @@ def built_models(config: dict) -> dict[str, dict]:
     return out
 
 
+def checkpoint_models(config: dict) -> dict[str, dict]:
+    """The models of ``training_dynamics``: every saved step of each toy run (``<model>.step-<n>``)
+    and of the sft+rl run (``<model>+rl.step-<n>``), as model entries with a ``checkpoint`` block
+    (run, step, training step). They are not part of the main grid (``grid_models``)."""
+    dyn = config.get("training_dynamics")
+    if not dyn:
+        return {}
+    out = {}
+
+    def add(base: dict, name: str, run: str, step: int, regime: str, training_step: int) -> None:
+        path = layout.fill(layout.TOY_CHECKPOINTS, run=run) + f"/step-{step:05d}"
+        out[f"{name}.step-{step}"] = {
+            "path": path, "regime": regime, "family": base.get("family", "toy"), "backend": "transformers",
+            "prompt": base["prompt"], "dtype": base.get("dtype", "auto"),
+            "checkpoint": {"run": run, "step": step, "training_step": training_step}}
+
+    for name in dyn["runs"]:
+        base = config["models"][name]
+        for step in dyn["steps"]:
+            add(base, name, Path(base["path"]).name, step, base["regime"], step)
+    rl = dyn.get("rl")
+    if rl:
+        base = config["models"][rl["from"]]
+        for step in rl["steps"]:
+            add(base, f"{rl['from']}+rl", Path(base["path"]).name + "+rl", step, "sft+rl",
+                config["toy_training"]["steps"] + step)
+    return out
+
+
+def model_spec(config: dict, name: str) -> dict:
+    """The entry of model ``name``: a configured model or a training-dynamics checkpoint."""
+    spec = config["models"].get(name)
+    return spec if spec is not None else checkpoint_models(config)[name]
+
+
+def check_dynamics(config: dict) -> None:
+    """``training_dynamics`` names toy models, a dataset, and steps inside the training runs."""
+    dyn = config.get("training_dynamics")
+    if not dyn:
+        return
+    if dyn["dataset"] not in config["datasets"]:
+        raise ConfigError(f"training_dynamics.dataset: {dyn['dataset']!r} is not a key of `datasets`")
+    total = config.get("toy_training", {}).get("steps")
+    if total is None:
+        raise ConfigError("toy_training.steps: training_dynamics replays the toy training run, so give its length")
+    for name in dyn["runs"]:
+        if "toy" not in config["models"].get(name, {}):
+            raise ConfigError(f"training_dynamics.runs: {name!r} is not a model with a `toy` block")
+    late = [s for s in dyn["steps"] if s > total]
+    if late:
+        raise ConfigError(f"training_dynamics.steps: {late} exceed toy_training.steps ({total})")
+    rl = dyn.get("rl")
+    if rl and rl["from"] not in dyn["runs"]:
+        raise ConfigError(f"training_dynamics.rl.from: {rl['from']!r} must be one of training_dynamics.runs "
+                          f"{dyn['runs']} (rl starts from that run's last step)")
+
+
 def model_resource(config: dict, key: str, default, *, grow: bool = False):
     """A Snakemake resource callable: a generation job's ``key`` from its model's ``resources``
     block (``models.<name>.resources``), else ``default``. With ``grow`` (memory only) the value is
@@ -178,7 +236,7 @@ def model_resource(config: dict, key: str, default, *, grow: bool = False):
     ``runtime`` (the job's request), not a multiple of it."""
 
     def resource(wildcards, attempt):
-        value = config["models"][wildcards.model].get("resources", {}).get(key, default)
+        value = model_spec(config, wildcards.model).get("resources", {}).get(key, default)
         return value * attempt if grow else value
 
     return resource
@@ -187,5 +245,5 @@ def model_resource(config: dict, key: str, default, *, grow: bool = False):
 def generation_threads(config: dict, model: str, default: int = 2) -> int:
     """CPU threads of a generation job: ``cpus_per_gpu`` per GPU on a GPU job (what SLURM allocates
     with it), ``default`` on a CPU job."""
-    res = config["models"][model].get("resources", {})
+    res = model_spec(config, model).get("resources", {})
     return res.get("cpus_per_gpu", 8) * res["gpu"] if res.get("gpu") else default

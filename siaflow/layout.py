@@ -12,6 +12,7 @@ ENTROPY = "{results}/entropy/{model}/{dataset}/stride-{stride}/{variant}.parquet
 TABLE = "{results}/tables/{name}.{ext}"
 FIGURE = "{results}/figures/{name}.{ext}"
 EDIS_SCORES = "{results}/edis/scores.parquet"
+SELECTION_SCORES = "{results}/selection/scores.parquet"
 LOG = "{results}/logs/{name}.log"
 PLAN = "{results}/plan.{ext}"
 PILOT_PLAN = "{results}/pilot/plan.{ext}"
@@ -19,6 +20,8 @@ REPORT = "{results}/report.html"
 # models and datasets fetched or built once, whatever the results directory
 DATASET_DOWNLOAD = "resources/datasets/{dataset}"
 TOY_MODEL = "resources/toy_models/{toy_model}"
+# one toy training run saved at several steps (fig_training_dynamics): {run}/step-NNNNN
+TOY_CHECKPOINTS = "resources/toy_models/checkpoints/{run}"
 BUILT_MODEL = "resources/models/{built_model}"
 HUB_MODEL = "resources/models/hub/{hub_model}"
 

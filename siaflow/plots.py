@@ -212,3 +212,64 @@ def fig_edis_separation(data: pl.DataFrame, auc: pl.DataFrame, png, pdf,
             ax.legend(loc="upper right")
     fig.suptitle(title, fontsize=10)
     save(fig, png, pdf)
+
+
+def fig_training_dynamics(data: pl.DataFrame, png, pdf, *, title: str = "SIA through training"):
+    """fig_training_dynamics: accuracy, alignment, early AUC and H_0 of every saved step, one colour
+    per regime (the sft+rl line starts at the sft run's last step), 95% CIs over questions."""
+    apply_style()
+    panels = [("accuracy", {"accuracy": "-"}), ("alignment rho", {"mean_rho": "-", "mean_rho_correct": "--",
+                                                                "mean_rho_incorrect": ":", "mean_rho_split": "-."}),
+              ("early AUC of -H_k", {"early_auc": "-"}), ("H_0 (nats)", {"H_0": "-"})]
+    fig, axes = plt.subplots(1, 4, figsize=(PANEL[0] * 4, PANEL[1] + 0.4))
+    sft_end = data.filter(pl.col("regime") == "sft").sort("step").group_by("metric").last()
+    for ax, (label, metrics) in zip(axes, panels):
+        for regime in data["regime"].unique(maintain_order=True).to_list():
+            color = REGIME_PALETTE.get(regime, "#333333")
+            for metric, ls in metrics.items():
+                d = data.filter((pl.col("regime") == regime) & (pl.col("metric") == metric))
+                if regime == "sft+rl":  # continue the sft line
+                    d = pl.concat([sft_end.filter(pl.col("metric") == metric).select(d.columns), d])
+                d = d.sort("step")
+                name = regime if len(metrics) == 1 else f"{regime} {metric.removeprefix('mean_rho').strip('_') or 'all'}"
+                ax.errorbar(d["step"], d["value"], yerr=[(d["value"] - d["lo"]).fill_nan(0).abs(),
+                                                         (d["hi"] - d["value"]).fill_nan(0).abs()],
+                            color=color, ls=ls, marker="o", ms=3, lw=1.2, capsize=2, label=name)
+        if label == "early AUC of -H_k":
+            ax.axhline(0.5, color="#999999", ls=":", lw=0.8)
+        ax.set(title=label, xlabel="training step")
+        if len(metrics) > 1:  # many lines: the legend goes under the panel, off the data
+            ax.legend(fontsize=6, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.3))
+        else:
+            ax.legend(fontsize=6)
+    fig.suptitle(title, fontsize=10)
+    save(fig, png, pdf)
+
+
+def fig_selection(data: pl.DataFrame, png, pdf, *, title: str = "Best-of-N: every selector on one pool"):
+    """fig_selection: accuracy of every selection rule (rows) at each N (colours), 95% CIs over
+    questions; one panel per model x dataset, random and majority as reference lines."""
+    apply_style()
+    pairs = data.select("model", "dataset").unique(maintain_order=True).rows()
+    methods = data["method"].unique(maintain_order=True).to_list()
+    ns = sorted(data["N"].unique().to_list())
+    fig, axes = plt.subplots(1, len(pairs), figsize=(PANEL[0] * len(pairs), 0.22 * len(methods) + 1.2),
+                             squeeze=False, sharey=True)
+    colors = sns.color_palette("viridis", len(ns))
+    for ax, (model, dataset) in zip(axes[0], pairs):
+        part = data.filter((pl.col("model") == model) & (pl.col("dataset") == dataset))
+        for i, n in enumerate(ns):
+            d = part.filter(pl.col("N") == n)
+            y = [methods.index(m) + (i - (len(ns) - 1) / 2) * 0.18 for m in d["method"]]
+            ax.errorbar(d["accuracy"], y, xerr=[(d["accuracy"] - d["lo"]).abs(), (d["hi"] - d["accuracy"]).abs()],
+                        fmt="o", ms=3, lw=1, capsize=1.5, color=colors[i], label=f"N = {n}")
+        for ref, ls in (("majority", "--"), ("random", ":")):
+            r = part.filter((pl.col("method") == ref) & (pl.col("N") == ns[-1]))
+            if r.height:
+                ax.axvline(r["accuracy"][0], color="#777777", ls=ls, lw=0.8)
+        ax.set_yticks(range(len(methods)), methods)
+        ax.invert_yaxis()
+        ax.set(title=f"{model} / {dataset}", xlabel="accuracy")
+        ax.legend(loc="lower left", fontsize=6)
+    fig.suptitle(title, fontsize=10)
+    save(fig, png, pdf)

@@ -65,7 +65,7 @@ def token_confidence(logprobs: torch.Tensor, k: int) -> torch.Tensor:
     return -torch.where(finite, top, torch.zeros_like(top)).sum(-1) / finite.sum(-1).clamp(min=1)
 
 
-def _sorted_nucleus(logprobs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+def sorted_nucleus(logprobs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities sorted in descending order with the tokens outside the nucleus (the smallest
     set of most probable tokens with mass >= top_p) set to zero, and the sort order. The one
     definition of the nucleus; it keeps the same tokens as vLLM's top-p (``apply_top_k_top_p``)."""
@@ -74,22 +74,24 @@ def _sorted_nucleus(logprobs: torch.Tensor, top_p: float) -> tuple[torch.Tensor,
     return torch.where(before < top_p, probs, torch.zeros_like(probs)), order
 
 
-def nucleus_logprobs(logprobs: torch.Tensor, top_p: float) -> torch.Tensor:
+def nucleus_logprobs(logprobs: torch.Tensor, top_p: float, nucleus=None) -> torch.Tensor:
     """The distribution a token is sampled from under top-p: ``logprobs`` renormalised over the
     nucleus, -inf outside it (what vLLM returns with ``logprobs_mode="processed_logprobs"``);
-    ``logprobs`` itself when top_p = 1."""
+    ``logprobs`` itself when top_p = 1. ``nucleus``: ``sorted_nucleus(logprobs, top_p)`` if the
+    caller has it already."""
     if top_p >= 1.0:
         return logprobs
-    kept, order = _sorted_nucleus(logprobs, top_p)
+    kept, order = nucleus if nucleus is not None else sorted_nucleus(logprobs, top_p)
     keep = torch.zeros_like(kept, dtype=torch.bool).scatter_(-1, order, kept > 0)
     return torch.log_softmax(logprobs.masked_fill(~keep, float("-inf")), dim=-1)
 
 
-def sample_tokens(logprobs: torch.Tensor, u: torch.Tensor, top_p: float) -> torch.Tensor:
+def sample_tokens(logprobs: torch.Tensor, u: torch.Tensor, top_p: float, nucleus=None) -> torch.Tensor:
     """Inverse-CDF sampling of one token per row from ``exp(logprobs)`` restricted to the
-    nucleus (smallest set of most probable tokens with mass >= top_p), using uniforms ``u``."""
+    nucleus (smallest set of most probable tokens with mass >= top_p), using uniforms ``u``.
+    ``nucleus``: ``sorted_nucleus(logprobs, top_p)`` if the caller has it already."""
     if top_p < 1.0:
-        probs, order = _sorted_nucleus(logprobs, top_p)
+        probs, order = nucleus if nucleus is not None else sorted_nucleus(logprobs, top_p)
     else:
         probs, order = logprobs.exp().to(torch.float64), None
     cdf = probs.cumsum(-1)

@@ -51,6 +51,26 @@ def bootstrap_mean_ci(values: np.ndarray, *, n_boot: int, ci: float, seed: int, 
     return mean, lo, hi
 
 
+def bootstrap_cluster_mean_ci(values, groups, *, n_boot: int, ci: float, seed: int) -> tuple[float, float, float]:
+    """Mean of the defined (non-NaN) ``values`` with a percentile bootstrap CI that resamples
+    ``groups`` (questions): a question drawn m times weighs its values m times. NaN where no value
+    is defined."""
+    v = np.asarray(values, dtype=float)
+    _, codes = np.unique(np.asarray(groups), return_inverse=True)
+    ok = ~np.isnan(v)
+    n_groups = int(codes.max()) + 1 if codes.size else 0
+    sums = np.bincount(codes, weights=np.where(ok, v, 0.0), minlength=n_groups)
+    counts = np.bincount(codes, weights=ok.astype(float), minlength=n_groups)
+    if counts.sum() == 0:
+        return math.nan, math.nan, math.nan
+    draws = resample_counts(n_groups, n_boot, seed).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boots = (draws @ sums) / (draws @ counts)
+    boots = boots[np.isfinite(boots)]
+    a = (1 - ci) / 2
+    return float(sums.sum() / counts.sum()), float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a))
+
+
 def roc_auc(scores, labels, weights=None) -> float:
     """Area under the ROC curve of ``scores`` for boolean ``labels`` (ties count one half),
     optionally with non-negative sample weights. NaN when only one class is present."""

@@ -17,6 +17,7 @@ def tiny_config(tmp: Path) -> tuple[dict, Path]:
     cfg["mc_ablation"] = {"stride": 16, "n_continuations": 3}
     cfg["edis"].update(pool_size=6, n_values=[2, 6], n_draws=20, example_trajectories=2)
     cfg["analysis"]["bootstrap"] = 30
+    cfg["selection"]["n_values"] = [2, 3]
     path = tmp / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return cfg, path

@@ -59,6 +59,7 @@ def test_unknown_prompt_reference_is_named(demo, tmp_path):
 def test_configfile_replaces_the_demo_config(demo, tmp_path):
     """--configfile must not merge the demo's models into the user's."""
     del demo["models"]["toy-base"]
+    del demo["training_dynamics"]  # it names toy-base
     res = dry_run(demo, tmp_path)
     assert res.returncode == 0, res.output
     assert "toy-base" not in res.output and "toy-sft" in res.output

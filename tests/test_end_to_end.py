@@ -56,17 +56,18 @@ def test_one_job_per_variant_when_asked(tmp_path):
 
 def test_every_output_exists_and_rerun_is_a_no_op(run):
     r = run["results"]
-    for t in ("table1_alignment", "table2_shuffle", "table3_mc_ablation", "table_edis_bestofn"):
+    for t in ("table1_alignment", "table2_shuffle", "table3_mc_ablation", "table_edis_bestofn", "table_selection"):
         for ext in ("csv", "md", "tex"):
             assert (r / f"tables/{t}.{ext}").stat().st_size > 0, (t, ext)
     for f in ("fig1_cumulative_gain", "fig2_auc", "fig3_saturation", "fig4_cumulative_gain_nonaligned",
-              "fig5_auc_nonaligned", "fig_fano", "fig_edis_trajectories", "fig_edis_separation"):
+              "fig5_auc_nonaligned", "fig_fano", "fig_edis_trajectories", "fig_edis_separation", "fig_selection"):
         for ext in ("png", "pdf", "data.csv"):
             assert (r / f"figures/{f}.{ext}").exists(), (f, ext)
     html = (r / "report.html").read_text(errors="ignore")
     for name in ("table1_alignment", "table2_shuffle", "table3_mc_ablation", "fig1_cumulative_gain", "fig2_auc",
                  "fig3_saturation", "fig4_cumulative_gain_nonaligned", "fig5_auc_nonaligned", "fig_fano",
-                 "table_edis_bestofn", "fig_edis_trajectories", "fig_edis_separation"):
+                 "table_edis_bestofn", "fig_edis_trajectories", "fig_edis_separation", "table_selection",
+                 "fig_selection"):
         assert name in html, name
     assert "Nothing to be done" in run["rerun"]
     for pdf in (r / "figures").glob("*.pdf"):  # TrueType fonts embedded (upload checkers reject Type 3)
@@ -267,3 +268,42 @@ def test_report_works_with_directory_and_config_overrides(run, tmp_path):
     assert effective["prompts"]["report_probe"] == "Probe: {question}" and "toy" in effective["prompts"]
     assert effective["results"] == str(r)
     assert "rule rollouts" not in res.stdout + res.stderr  # nothing else was redone
+
+
+def test_every_selector_on_one_pool(run):
+    """table_selection's pool is the first N trajectories; its DeepConf scores are recomputed from
+    the rollouts' token confidences, its Certaindex from the entropy tables, and at N = pool size
+    random and the best-confidence pick are recomputed by hand."""
+    from siaflow.selection import deepconf_scores
+
+    r, cfg = run["results"], run["cfg"]
+    sel, n_traj = cfg["selection"], cfg["sampling"]["n_trajectories"]
+    scores = pl.read_parquet(r / "selection/scores.parquet")
+    long = pl.read_csv(r / "tables/table_selection.long.csv")
+    assert sorted(set(long["N"])) == [2, 3]
+    for model in cfg["models"]:
+        pool = pl.read_parquet(r / f"rollouts/{model}/toy-arith/*.parquet").filter(pl.col("trajectory") < n_traj)
+        mine = scores.filter(pl.col("model") == model).sort("question_id", "trajectory")
+        assert mine.height == pool.height == 5 * n_traj
+        ent = pl.read_parquet(r / f"entropy/{model}/toy-arith/stride-8/original.parquet")
+        for row in pool.join(mine, on=["question_id", "trajectory"], suffix="_s").iter_rows(named=True):
+            want = deepconf_scores(row["token_confidence"], window=sel["window"], tail=sel["tail"],
+                                   bottom_fraction=sel["bottom_fraction"])
+            for k, v in want.items():
+                assert row[k] == pytest.approx(v, nan_ok=True), (k, row["question_id"], row["trajectory"])
+            probes = ent.filter((pl.col("question_id") == row["question_id"]) &
+                                (pl.col("trajectory") == row["trajectory"]) & (pl.col("k") < pl.col("T")))
+            if probes.height:
+                assert row["certaindex"] == pytest.approx((1 - probes["H"] / math.log(probes["K"][0])).mean())
+        at_pool = long.filter((pl.col("model") == model) & (pl.col("N") == n_traj))
+        acc = dict(zip(at_pool["method"], at_pool["accuracy"]))
+        assert acc["random"] == pytest.approx(mine.group_by("question_id").agg(pl.col("correct").mean())["correct"].mean())
+        best = []
+        for _, q in mine.group_by("question_id"):
+            top = q.filter(pl.col("conf_lowest_group") == q["conf_lowest_group"].max())
+            best.append(top["correct"].mean())
+        assert acc["deepconf_lowest"] == pytest.approx(np.mean(best))
+    assert read_provenance(r / "selection/scores.parquet")["needs"]["self_certainty"].startswith("full vocabulary")
+    data = pl.read_csv(r / "figures/fig_selection.data.csv")
+    assert data.select("model", "dataset", "N", "method", "accuracy").sort("model", "N", "method").equals(
+        long.select("model", "dataset", "N", "method", "accuracy").sort("model", "N", "method"))

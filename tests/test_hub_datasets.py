@@ -56,6 +56,7 @@ def prepare_offline(tmp_path, datasets: dict, fixtures: dict):
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     cfg["results"] = str(tmp_path / "results")
     cfg["datasets"] = datasets
+    del cfg["training_dynamics"]  # it measures on the toy dataset
     cfg["prompts"]["toy"] = "Q: {question}\n{options}\nA: "
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))

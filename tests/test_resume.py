@@ -23,6 +23,7 @@ def _config(tmp: Path, name: str) -> Path:
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     cfg["results"] = str(tmp / name)
     cfg["models"] = {"toy-sft": cfg["models"]["toy-sft"]}
+    del cfg["training_dynamics"]  # it replays toy-base too
     cfg["datasets"]["toy-arith"]["n_questions"] = 6
     cfg["sampling"].update(n_trajectories=3, n_continuations=6, strides=[4], shard_size=6,
                            parts={"prefixes": 4, "questions": 2})

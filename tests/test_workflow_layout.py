@@ -87,7 +87,8 @@ def test_only_generation_and_toy_training_are_cluster_jobs(tmp_path):
                          capture_output=True, text=True, timeout=300)
     line = next(x for x in res.stdout.splitlines() if x.startswith("LOCAL"))
     local = set(ast.literal_eval(line.split(" ", 1)[1]))
-    jobs = {"train_toy_model", "rollouts", "continuations", "continuations_both_variants"}
+    jobs = {"train_toy_model", "train_toy_checkpoints", "train_toy_rl", "rollouts", "continuations",
+                "continuations_both_variants"}
     assert local == set(_rules()) - jobs
 
 

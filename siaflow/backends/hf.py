@@ -23,6 +23,7 @@ from siaflow.sampling import (
     nucleus_logprobs,
     sample_tokens,
     self_certainty,
+    sorted_nucleus,
     token_confidence,
     token_entropy,
     uniforms,
@@ -208,11 +209,14 @@ class TransformersBackend(HFTokenizerBackend):
         f_alive, f_t, f_row = st.alive[fi], t[fi], st.srow[fi]                             # (free,)
         identity = lp_rows.shape[0] == len(fi) and f_row.equal(torch.arange(len(fi)))
         lp = lp_rows if identity else lp_rows[f_row]                                       # (free, vocab)
-        f_tok = sample_tokens(lp, uniforms(plan.row_keys[f_alive], f_t), decoding.top_p)  # (free,)
+        # with token statistics the nucleus is sorted once per model row, for the draw and the stats
+        rows_nucleus = sorted_nucleus(lp_rows, decoding.top_p) if token_stats and decoding.top_p < 1 else None
+        f_nucleus = None if rows_nucleus is None else tuple(x if identity else x[f_row] for x in rows_nucleus)
+        f_tok = sample_tokens(lp, uniforms(plan.row_keys[f_alive], f_t), decoding.top_p, f_nucleus)  # (free,)
         st.tok[fi] = f_tok
         out.toks[f_alive, f_t] = f_tok
         if token_stats:  # of the distribution the token was drawn from (temperature, then top-p)
-            sampled = nucleus_logprobs(lp_rows, decoding.top_p)                             # (rows, vocab)
+            sampled = nucleus_logprobs(lp_rows, decoding.top_p, rows_nucleus)               # (rows, vocab)
             out.lps[f_alive, f_t] = sampled[f_row].gather(-1, f_tok[:, None]).squeeze(-1)
             out.ents[f_alive, f_t] = token_entropy(sampled)[f_row]
             out.certs[f_alive, f_t] = self_certainty(lp_rows)[f_row]  # needs every token: before top-p

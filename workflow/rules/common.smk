@@ -14,7 +14,9 @@ validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 siaflow.config.prepare(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 R = config["results"]
-MODELS = list(config["models"])
+MODELS = list(config["models"])  # the main grid; the training-dynamics checkpoints are models too
+CHECKPOINT_MODELS = siaflow.config.checkpoint_models(config)
+SPECS = {**config["models"], **CHECKPOINT_MODELS}
 DATASETS = list(config["datasets"])
 STRIDES = [int(s) for s in config["sampling"]["strides"]]
 MAIN_STRIDE = siaflow.config.main_stride(config)
@@ -98,7 +100,13 @@ def figure(name, caption):
     }
 
 
-TABLES = ["table1_alignment", "table2_shuffle", "table3_mc_ablation", "table_edis_bestofn"]
+TABLES = [
+    "table1_alignment",
+    "table2_shuffle",
+    "table3_mc_ablation",
+    "table_edis_bestofn",
+    "table_selection",
+]
 FIGURES = [
     "fig1_cumulative_gain",
     "fig2_auc",
@@ -108,6 +116,7 @@ FIGURES = [
     "fig_fano",
     "fig_edis_trajectories",
     "fig_edis_separation",
+    "fig_selection",
 ]
 ANALYSIS_TARGETS = [path(layout.TABLE, name=t, ext="csv") for t in TABLES] + [
     path(layout.FIGURE, name=f, ext="png") for f in FIGURES

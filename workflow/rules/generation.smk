@@ -67,6 +67,8 @@ if config["sampling"]["variants_in_one_job"]:
             log(
                 f"continuations/{{model}}/{{dataset}}/stride-{MAIN_STRIDE}/both-variants/shard-{{shard}}"
             ),
+        wildcard_constraints:
+            model="|".join(map(re.escape, MODELS)),  # checkpoints need the original only
         conda:
             generation_env
         threads: generation_threads

@@ -10,8 +10,14 @@ def model_input(wildcards):
     is newer than its output, and a fresh clone gives files arbitrary modification times.
     Retrain on purpose with `--forcerun train_toy_model` and the checkpoint paths as targets.
     """
-    spec = siaflow.config.local_model(config["models"][wildcards.model])
-    if ("toy" in spec or "build" in spec or "hub" in spec) and not Path(spec["path"]).exists():
+    spec = siaflow.config.local_model(SPECS[wildcards.model])
+    if "checkpoint" in spec:
+        # a saved step of a training run (rules train_toy_checkpoints, train_toy_rl): never
+        # committed, so always an input (a retrained run is measured again, a rerun is a no-op)
+        return [str(Path(spec["path"]).parent)]
+    if Path(spec["path"]).exists():
+        return []
+    if "toy" in spec or "build" in spec or "hub" in spec:
         return [spec["path"]]
     return []
 
@@ -25,7 +31,7 @@ def generation_params(**extra):
     """What a generation step reads: its model's and dataset's entries, the prompt template,
     decoding and sampling, and `extra`."""
     return dict(
-        model=lambda wc: siaflow.config.local_model(config["models"][wc.model]),
+        model=lambda wc: siaflow.config.local_model(SPECS[wc.model]),
         dataset=lambda wc: config["datasets"][wc.dataset],
         prompt=prompt_template,
         decoding=config["decoding"],
@@ -52,7 +58,7 @@ def generation_threads(wildcards):
 
 def generation_env(wildcards):
     """The conda env of a generation job: vLLM pins its own torch, so it gets its own env."""
-    backend = config["models"][wildcards.model].get("backend", "transformers")
+    backend = SPECS[wildcards.model].get("backend", "transformers")
     return "../envs/vllm.yaml" if backend == "vllm" else "../envs/torch.yaml"
 
 
@@ -71,7 +77,7 @@ def prompt_template(wildcards):
     from siaflow.datasets import prompt_for
 
     answer_type = config["datasets"][wildcards.dataset]["answer_type"]
-    return config["prompts"][prompt_for(config["models"][wildcards.model], answer_type)]
+    return config["prompts"][prompt_for(SPECS[wildcards.model], answer_type)]
 
 
 def figure_params(**extra):

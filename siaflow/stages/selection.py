@@ -1,0 +1,49 @@
+"""Rules of ``workflow/rules/selection.smk``: one pool scored by every selector
+(``siaflow.selection``), its Best-of-N table and figure."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from siaflow import bestofn, io, plots, selection
+from siaflow.edis import EdisParams
+from siaflow.stages.common import analysis_provenance, figure_provenance, load_entropy, params, stage, with_model_info
+from siaflow.tables import write_table
+
+
+@stage
+def table_selection(sm) -> None:
+    p, sel, e = sm.params, sm.params.selection, sm.params.edis
+    roll = pl.concat([pl.read_parquet(f) for f in sm.input.rollouts], how="vertical_relaxed")
+    if "token_confidence" not in roll.columns:
+        raise ValueError(f"{sm.input.rollouts[0]}: no token_confidence column (rollouts made before siaflow "
+                         f"recorded DeepConf's confidence); rerun them with --forcerun rollouts")
+    scores = selection.pool_scores(roll, load_entropy(sm.input.entropy), n_trajectories=p.n_trajectories,
+                                   edis_params=EdisParams(window=e["window"], tau_burst=e["tau_burst"],
+                                                          tau_rebound=e["tau_rebound"]),
+                                   window=sel["window"], tail=sel["tail"], bottom_fraction=sel["bottom_fraction"],
+                                   h=p.h)
+    prov = analysis_provenance(sm, sm.input.entropy, rollouts=[str(f) for f in sm.input.rollouts],
+                               needs=selection.NEEDS)
+    io.write_parquet(scores, sm.output.scores, prov)
+    methods = selection.methods(sel["keep_fractions"])
+    n_values = [n for n in sel["n_values"] if n <= p.n_trajectories]
+    skipped = sorted(set(sel["n_values"]) - set(n_values))
+    if skipped:
+        print(f"selection.n_values {skipped} exceed the pool of sampling.n_trajectories = {p.n_trajectories}: skipped")
+    long = bestofn.best_of_n(scores, methods, n_values=n_values, n_draws=e["n_draws"], seed=p.bootstrap["seed"],
+                             n_boot=p.bootstrap["n_boot"], ci=p.bootstrap["ci"])
+    long.write_csv(sm.output.long)
+    wide = long.pivot(on="method", index=["model", "dataset", "N", "n_questions"], values="accuracy").select(
+        "model", "dataset", "N", "n_questions", *methods)
+    write_table(with_model_info(wide, p.models), csv=sm.output.csv, md=sm.output.md, tex=sm.output.tex, prov=prov,
+                title="Best-of-N accuracy of every selector on one pool (the trajectories with continuations)")
+    print(wide)
+
+
+@stage
+def fig_selection(sm) -> None:
+    long = with_model_info(pl.read_csv(sm.input.long), sm.params.models)
+    long.write_csv(sm.output.data)
+    plots.fig_selection(long, sm.output.png, sm.output.pdf)
+    figure_provenance(sm, io.provenance(step=sm.rule, params=params(sm), table=str(sm.input.long)))
