@@ -270,6 +270,7 @@ def fig_selection(data: pl.DataFrame, png, pdf, *, title: str = "Best-of-N: ever
         ax.set_yticks(range(len(methods)), methods)
         ax.invert_yaxis()
         ax.set(title=f"{model} / {dataset}", xlabel="accuracy")
-        ax.legend(loc="lower left", fontsize=6)
+    handles, labels = axes[0][0].get_legend_handles_labels()  # one legend, under the panels
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=len(ns), fontsize=7)
     fig.suptitle(title, fontsize=10)
     save(fig, png, pdf)
