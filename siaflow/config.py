@@ -173,7 +173,7 @@ def built_models(config: dict) -> dict[str, dict]:
 def checkpoint_models(config: dict) -> dict[str, dict]:
     """The models of ``training_dynamics``: every saved step of each toy run (``<model>.step-<n>``)
     and of the sft+rl run (``<model>+rl.step-<n>``), as model entries with a ``checkpoint`` block
-    (run, step, training step). They are not part of the main grid (``grid_models``)."""
+    (run, step, training step). They are not part of the main grid (``MODELS`` in common.smk)."""
     dyn = config.get("training_dynamics")
     if not dyn:
         return {}

@@ -140,3 +140,34 @@ def test_fig_training_dynamics_builds_by_name_and_matches_its_entropy_tables(tmp
         assert np.isnan(got["mean_rho"]["value"]) == (got["mean_rho"]["n"] == 0)
     table = pl.read_csv(results / "tables/table_training_dynamics.csv")
     assert table.height == 5 and {"accuracy", "mean_rho_split", "early_auc", "H_0"} <= set(table.columns)
+
+
+def _entropy(n_correct: int, n_wrong: int) -> pl.DataFrame:
+    """One trajectory per question, checkpoints k = 0, 5, 10 (T = 10): right traces lose their
+    entropy by k = 5, wrong ones keep it; the gold surprisal follows H (rho = 1) on right ones."""
+    rows = []
+    for q in range(n_correct + n_wrong):
+        right = q < n_correct
+        for k, h in zip((0, 5, 10), (1.0, 0.2, 0.0) if right else (1.0, 0.9, 0.0)):
+            s = h if right else 2 - h
+            rows.append({"model": "m", "dataset": "d", "question_id": f"q{q}", "trajectory": 0, "k": k, "T": 10,
+                         "rel_pos": k / 10, "H": h, "S": s, "H_a": h, "S_b": s, "correct": right})
+    return pl.DataFrame(rows)
+
+
+def test_checkpoint_summary_by_hand():
+    from siaflow.dynamics import checkpoint_summary
+
+    got = {r["metric"]: r for r in checkpoint_summary(_entropy(6, 5), h="H", early_position=0.5, n_boot=100,
+                                                      ci=0.95, seed=0)}
+    assert got["accuracy"]["value"] == pytest.approx(6 / 11) and got["accuracy"]["n"] == 11
+    assert got["mean_rho_correct"]["value"] == pytest.approx(1.0)
+    assert got["mean_rho_incorrect"]["value"] == pytest.approx(-1.0)
+    assert got["mean_rho"]["value"] == pytest.approx((6 - 5) / 11)
+    # at k/T = 0.5, -H is -0.2 for every right trace and -0.9 for every wrong one: AUC 1
+    assert got["early_auc"]["value"] == pytest.approx(1.0) and got["early_auc"]["n"] == 5
+    assert got["H_0"]["value"] == pytest.approx(1.0) and got["H_0"]["n"] == 11
+    # fewer than 5 trajectories in a class: no AUC
+    few = {r["metric"]: r for r in checkpoint_summary(_entropy(4, 7), h="H", early_position=0.5, n_boot=50,
+                                                      ci=0.95, seed=0)}
+    assert np.isnan(few["early_auc"]["value"]) and few["early_auc"]["n"] == 4

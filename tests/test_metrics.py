@@ -289,3 +289,21 @@ def test_tables_do_not_depend_on_the_order_of_their_rows():
         e, s = ent[perm], shuffled[np.random.default_rng(seed + 100).permutation(ent.height)]
         assert table1_alignment(trajectory_alignment(e.lazy()).collect().lazy()).equals(t1)
         assert shuffle_comparison(e.lazy(), s.lazy()).equals(t2)
+
+
+def test_cluster_bootstrap_resamples_questions_not_values():
+    """The mean of the defined values, and each resample's mean weighting a question's values by
+    how often the question is drawn (checked against a plain loop over the same draws)."""
+    from siaflow.stats import bootstrap_cluster_mean_ci, resample_counts
+
+    values = np.array([1.0, 3.0, np.nan, 10.0, 0.0])
+    groups = np.array(["a", "a", "b", "c", "c"])
+    mean, lo, hi = bootstrap_cluster_mean_ci(values, groups, n_boot=200, ci=0.9, seed=3)
+    assert mean == pytest.approx(14 / 4)
+    draws = resample_counts(3, 200, 3)  # groups in sorted order: a, b, c
+    sums, counts = np.array([4.0, 0.0, 10.0]), np.array([2.0, 0.0, 2.0])
+    boots = [(d @ sums) / (d @ counts) for d in draws if d @ counts > 0]
+    assert (lo, hi) == pytest.approx((np.quantile(boots, 0.05), np.quantile(boots, 0.95)))
+    same = bootstrap_cluster_mean_ci(np.array([2.0, 2.0]), np.array(["a", "b"]), n_boot=50, ci=0.95, seed=0)
+    assert same == pytest.approx((2.0, 2.0, 2.0))
+    assert all(np.isnan(bootstrap_cluster_mean_ci(np.array([np.nan]), np.array(["a"]), n_boot=10, ci=0.95, seed=0)))
