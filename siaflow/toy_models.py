@@ -159,6 +159,12 @@ def checkpoint_dir(root: str | Path, step: int) -> Path:
     return Path(root) / f"step-{step:05d}"
 
 
+def _check_steps(steps, total: int) -> None:
+    bad = sorted(s for s in steps if not 0 <= s <= total)
+    if bad:
+        raise ValueError(f"checkpoint steps {bad} are outside this run's 0..{total} steps")
+
+
 def snapshots(root: str | Path, steps, info: dict):
     """An ``on_step`` callback saving the model (with its tokenizer and ``info`` plus the step) into
     ``root/step-NNNNN`` at each of ``steps``. Saving draws no random numbers, so a run with
@@ -178,9 +184,7 @@ def snapshots(root: str | Path, steps, info: dict):
 def train_toy_checkpoints(cfg: ToyTrainConfig, root: str | Path, steps, log=print) -> dict:
     """One training run of ``cfg`` saved at each of ``steps`` (0 = the initialisation) into
     ``root/step-NNNNN``; its last step is exactly the model ``train_toy_model(cfg)`` saves."""
-    bad = sorted(s for s in steps if not 0 <= s <= cfg.steps)
-    if bad:
-        raise ValueError(f"checkpoint steps {bad} are outside this run's 0..{cfg.steps} steps")
+    _check_steps(steps, cfg.steps)
     info = {"regime": cfg.regime, "train_config": asdict(cfg)}
     return train_toy_model(cfg, checkpoint_dir(root, cfg.steps), log=log,
                            on_step=snapshots(root, set(steps) - {cfg.steps}, info))
@@ -234,9 +238,7 @@ def rejection_sampling_finetune(init_dir: str | Path, cfg: ToyRLConfig, root: st
     given config on CPU. Returns a summary with the reward (fraction correct) of every step."""
     from siaflow.answers import extract_answer
 
-    bad = sorted(s for s in steps if not 0 <= s <= cfg.steps)
-    if bad:
-        raise ValueError(f"checkpoint steps {bad} are outside this run's 0..{cfg.steps} steps")
+    _check_steps(steps, cfg.steps)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = random.Random(f"toy-rl-{cfg.seed}")

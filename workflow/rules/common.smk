@@ -16,6 +16,7 @@ siaflow.config.prepare(config, workflow.source_path("../schemas/config.schema.ya
 R = config["results"]
 MODELS = list(config["models"])  # the main grid; the training-dynamics checkpoints are models too
 CHECKPOINT_MODELS = siaflow.config.checkpoint_models(config)
+DYNAMICS = config.get("training_dynamics") or {}  # fig_training_dynamics and its training runs
 SPECS = {**config["models"], **CHECKPOINT_MODELS}
 DATASETS = list(config["datasets"])
 STRIDES = [int(s) for s in config["sampling"]["strides"]]

@@ -25,7 +25,6 @@ rule train_toy_model:
 # `training_dynamics.steps`, and the sft+rl run that fine-tunes the informative run's last step on
 # its own correct traces (rejection sampling), saved at `training_dynamics.rl.steps`. Both are
 # reproducible from their seeds; the last step of a run is the model train_toy_model makes.
-DYNAMICS = config.get("training_dynamics") or {}
 
 
 rule train_toy_checkpoints:
