@@ -115,3 +115,9 @@ def best_of_n(scores: pl.DataFrame, methods: dict[str, Selector], *, n_values: l
                             "lo": float(lo[0]), "hi": float(hi[0]), "n_questions": int(vals.size),
                             "n_questions_skipped": skipped})
     return pl.DataFrame(out)
+
+
+def wide_table(long: pl.DataFrame, methods) -> pl.DataFrame:
+    """``best_of_n``'s long table as one row per model x dataset x N, one accuracy column per rule."""
+    return long.pivot(on="method", index=["model", "dataset", "N", "n_questions"], values="accuracy").select(
+        "model", "dataset", "N", "n_questions", *methods)

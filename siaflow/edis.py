@@ -32,6 +32,12 @@ class EdisParams:
     tau_burst: float = 1.36
     tau_rebound: float = 1.33
 
+    @classmethod
+    def of(cls, edis_config: dict) -> EdisParams:
+        """The parameters from the config's ``edis`` block."""
+        return cls(window=edis_config["window"], tau_burst=edis_config["tau_burst"],
+                   tau_rebound=edis_config["tau_rebound"])
+
 
 def burst_spikes(h, window: int, tau: float) -> int:
     """#{t <= T - w : H_{t+w} - H_t > tau}; 0 when T <= w."""

@@ -22,9 +22,9 @@ import polars as pl
 
 from siaflow import edis
 from siaflow.bestofn import Selector
+from siaflow.metrics import TRAJ
 
 DEEPCONF_SCORES = ("conf_mean", "conf_lowest_group", "conf_bottom_groups", "conf_tail")
-SCORES = ("edis", "mean_entropy", "self_certainty", *DEEPCONF_SCORES, "certaindex")
 # what each score needs of the engine: the full next-token distribution (the transformers backend),
 # the top-k log-probabilities (vLLM's `logprobs`, or any backend), or answers sampled from prefixes
 NEEDS = {"edis": "full vocabulary (top-k approximation on vLLM)",
@@ -57,9 +57,8 @@ def deepconf_scores(conf, *, window: int, tail: int, bottom_fraction: float) -> 
 
 def certaindex(entropy: pl.LazyFrame, *, h: str = "H") -> pl.LazyFrame:
     """Per trajectory: the mean over its checkpoints before its end (k < T) of 1 - H_k / ln K."""
-    keys = ["model", "dataset", "question_id", "trajectory"]
     return (entropy.filter(pl.col("k") < pl.col("T"))
-            .group_by(keys).agg(certaindex=(1 - pl.col(h) / pl.col("K").cast(pl.Float64).log()).mean(),
+            .group_by(TRAJ).agg(certaindex=(1 - pl.col(h) / pl.col("K").cast(pl.Float64).log()).mean(),
                                 n_probes=pl.len()))
 
 
@@ -72,9 +71,8 @@ def pool_scores(rollouts: pl.DataFrame, entropy: pl.LazyFrame, *, n_trajectories
                          for c in pool["token_confidence"].to_list()],
                         schema=dict.fromkeys(DEEPCONF_SCORES, pl.Float64))
     scores = pl.concat([scores, conf], how="horizontal")
-    keys = ["model", "dataset", "question_id", "trajectory"]
     cert = certaindex(entropy, h=h).collect()
-    out = scores.join(cert, on=keys, how="left", maintain_order="left")
+    out = scores.join(cert, on=TRAJ, how="left", maintain_order="left")
     missing = out.filter(pl.col("n_probes").is_null() & (pl.col("T") > 0))
     if missing.height:
         r = missing.row(0, named=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from siaflow import edis, io, plots
+from siaflow import bestofn, edis, io, plots
 from siaflow.stages.common import figure_provenance, params, stage, with_model_info
 from siaflow.tables import write_table
 
@@ -15,8 +15,7 @@ _ROLLOUT_PROVENANCE = ("model", "revision", "dataset", "shard", "decoding", "see
 
 
 def _edis_params(sm) -> edis.EdisParams:
-    e = sm.params.edis
-    return edis.EdisParams(window=e["window"], tau_burst=e["tau_burst"], tau_rebound=e["tau_rebound"])
+    return edis.EdisParams.of(sm.params.edis)
 
 
 @stage
@@ -43,8 +42,7 @@ def table_edis_bestofn(sm) -> None:
     long = edis.best_of_n(scores, n_values=e["n_values"], n_draws=e["n_draws"], seed=boot["seed"],
                           n_boot=boot["n_boot"], ci=boot["ci"])
     long.write_csv(sm.output.long)
-    wide = long.pivot(on="method", index=["model", "dataset", "N", "n_questions"], values="accuracy").select(
-        "model", "dataset", "N", "n_questions", *edis.METHODS)
+    wide = bestofn.wide_table(long, edis.METHODS)
     wide = with_model_info(wide, sm.params.models)
     write_table(wide, csv=sm.output.csv, md=sm.output.md, tex=sm.output.tex,
                 prov=io.provenance(step="table_edis_bestofn", params=params(sm),

@@ -19,8 +19,7 @@ def table_selection(sm) -> None:
         raise ValueError(f"{sm.input.rollouts[0]}: no token_confidence column (rollouts made before siaflow "
                          f"recorded DeepConf's confidence); rerun them with --forcerun rollouts")
     scores = selection.pool_scores(roll, load_entropy(sm.input.entropy), n_trajectories=p.n_trajectories,
-                                   edis_params=EdisParams(window=e["window"], tau_burst=e["tau_burst"],
-                                                          tau_rebound=e["tau_rebound"]),
+                                   edis_params=EdisParams.of(e),
                                    window=sel["window"], tail=sel["tail"], bottom_fraction=sel["bottom_fraction"],
                                    h=p.h)
     prov = analysis_provenance(sm, sm.input.entropy, rollouts=[str(f) for f in sm.input.rollouts],
@@ -34,8 +33,7 @@ def table_selection(sm) -> None:
     long = bestofn.best_of_n(scores, methods, n_values=n_values, n_draws=e["n_draws"], seed=p.bootstrap["seed"],
                              n_boot=p.bootstrap["n_boot"], ci=p.bootstrap["ci"])
     long.write_csv(sm.output.long)
-    wide = long.pivot(on="method", index=["model", "dataset", "N", "n_questions"], values="accuracy").select(
-        "model", "dataset", "N", "n_questions", *methods)
+    wide = bestofn.wide_table(long, methods)
     write_table(with_model_info(wide, p.models), csv=sm.output.csv, md=sm.output.md, tex=sm.output.tex, prov=prov,
                 title="Best-of-N accuracy of every selector on one pool (the trajectories with continuations)")
     print(wide)
