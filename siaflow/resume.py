@@ -46,8 +46,9 @@ def run_in_parts(items: Sequence, work: Callable[[Sequence], tuple[pl.DataFrame,
     frames, counts = [], {}
     for p in range(n_parts):
         path = d / f"part-{p:05d}.parquet"
-        if path.exists():
-            df, c = pl.read_parquet(path), io.read_provenance(path).get("counts", {})
+        saved = _read_part(path, f"{p + 1}/{n_parts}", log) if path.exists() else None
+        if saved is not None:
+            df, c = saved
             log(f"resume: part {p + 1}/{n_parts} already written")
         else:
             df, c = work(items[p * chunk:(p + 1) * chunk])
@@ -58,6 +59,17 @@ def run_in_parts(items: Sequence, work: Callable[[Sequence], tuple[pl.DataFrame,
             counts[k] = counts.get(k, 0) + v
     out = pl.concat(frames) if frames else pl.DataFrame()
     return out, counts
+
+
+def _read_part(path: Path, which: str, log) -> tuple[pl.DataFrame, dict] | None:
+    """A saved part and its counts, or None (and a log line) when it cannot be read: a file cut
+    short or corrupted (a node crash, a full disk) is redone, not an error on every retry."""
+    try:
+        return pl.read_parquet(path), io.read_provenance(path).get("counts", {})
+    except (pl.exceptions.PolarsError, OSError, ValueError) as err:
+        log(f"resume: part {which} in {path} cannot be read ({type(err).__name__}: {str(err)[:200]}); redoing it")
+        path.unlink(missing_ok=True)
+        return None
 
 
 def clear_parts(output: str | Path) -> None:

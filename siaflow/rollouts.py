@@ -7,6 +7,7 @@ question and is estimated once per question (stored with trajectory = -1).
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 
@@ -57,6 +58,30 @@ def run_rollouts(backend: Backend, questions: pl.DataFrame, prompts: list[str], 
                                                 "token_entropy": pl.List(pl.Float32),
                                                 "token_self_certainty": pl.List(pl.Float32),
                                                 "token_confidence": pl.List(pl.Float32)})
+
+
+def rescore_rollouts(scorer: Backend, rollouts: pl.DataFrame, decoding: Decoding) -> tuple[pl.DataFrame, dict]:
+    """Rollouts with exact per-token entropy, self-certainty and confidence from one teacher-forced
+    pass of ``scorer`` (a transformers backend of the same weights: ``backends.scoring``), for
+    rollouts sampled by an engine that returns only top-k log-probabilities. The tokens and the
+    engine's own log-probabilities are kept; the returned check compares those with the scored
+    ones (they agree to rounding when both are the same model)."""
+    from siaflow.backends.scoring import score_responses
+
+    prompts = [list(x) for x in rollouts["prompt_ids"]]
+    responses = [list(x) for x in rollouts["token_ids"]]
+    scored = score_responses(scorer, prompts, responses, decoding, progress="exact token statistics")
+    engine = [x for lps in rollouts["token_logprobs"].to_list() for x in (lps or [])]
+    exact = [x for s in scored for x in s.logprobs]
+    diffs = sorted(abs(a - b) for a, b in zip(engine, exact) if math.isfinite(b))
+    check = {"tokens": len(exact), "outside_scored_nucleus": sum(not math.isfinite(b) for b in exact),
+             "max_abs_logprob_diff": round(diffs[-1], 6) if diffs else 0.0,
+             "p99_abs_logprob_diff": round(diffs[int(0.99 * (len(diffs) - 1))], 6) if diffs else 0.0}
+    f32 = pl.List(pl.Float32)
+    df = rollouts.with_columns(pl.Series("token_entropy", [s.entropies for s in scored], dtype=f32),
+                               pl.Series("token_self_certainty", [s.self_certainty for s in scored], dtype=f32),
+                               pl.Series("token_confidence", [s.confidence for s in scored], dtype=f32))
+    return df, check
 
 
 def shuffle_prefix(ids: list[int], *, seed: int, question_id: str, trajectory: int, k: int) -> list[int]:
@@ -179,7 +204,7 @@ def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, 
 
         identity = {"stride": stride, "K": n_continuations, "seed": seed, "variant": variant, "shared_k0": k0 is not None,
                     "stop_at_answer": answer_final is not None, "stop": list(stop),
-                    "decoding": decoding.as_dict(), "model": backend.info.model, "revision": backend.info.revision}
+                    "decoding": decoding.as_dict(), **backend.info.identity()}
         df, ledger = run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)
     if k0 is not None:
         df = pl.concat([k0, df]).sort("question_id", "trajectory", "k", "sample", maintain_order=True)

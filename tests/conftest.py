@@ -1,3 +1,6 @@
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +62,26 @@ def tiny_model_dir(tmp_path_factory):
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return str(out)
+
+
+# `--profile profiles/slurm` without slurmdbd: poll with squeue, submit without an account
+SLURM_FLAGS = ["--slurm-status-command", "squeue", "--slurm-no-account", "--slurm-init-seconds-before-status-checks", "5",
+               "--slurm-keep-successful-logs"]
+
+
+def require_slurm() -> None:
+    """Skip unless a SLURM node takes jobs, except under SIAFLOW_REQUIRE_SLURM=1 (CI), where a
+    missing cluster fails (`.ci/slurm-localhost.sh` brings one up on localhost)."""
+    why = None
+    if shutil.which("sinfo") is None:
+        why = "sinfo not found (install slurm-wlm)"
+    else:
+        res = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True, timeout=30)
+        if res.returncode != 0:
+            why = f"sinfo failed: {res.stderr.strip()}"
+        elif not re.search(r"^(idle|mix|alloc)", res.stdout, flags=re.M):
+            why = f"no SLURM node is up: {res.stdout.strip()!r}"
+    if why:
+        if os.environ.get("SIAFLOW_REQUIRE_SLURM") == "1":
+            pytest.fail(f"SIAFLOW_REQUIRE_SLURM=1 but {why}; run .ci/slurm-localhost.sh first")
+        pytest.skip(why)

@@ -146,22 +146,6 @@ def position_logprobs(logprobs: list[float], sampled: int, k: int) -> dict[int, 
     return {t: Logprob(logprob=lp, rank=r) for t, lp, r in zip(ids, lps, ranks)}
 
 
-def vllm_top_p(logprobs: list[float], top_p: float) -> list[float]:
-    """Top-p as vllm/v1/sample/ops/topk_topp_sampler.py (apply_top_k_top_p) applies it, then
-    log_softmax (logprobs_mode "processed_logprobs"): sort ascending, drop the tokens whose
-    cumulative probability is <= 1 - p, always keep the most probable, renormalise."""
-    if top_p >= 1.0:
-        return list(logprobs)
-    order = sorted(range(len(logprobs)), key=lambda t: logprobs[t])
-    keep, cum = set(), 0.0
-    for pos, t in enumerate(order):
-        cum += math.exp(logprobs[t])
-        if cum > 1 - top_p or pos == len(order) - 1:
-            keep.add(t)
-    z = math.log(sum(math.exp(logprobs[t]) for t in keep))
-    return [logprobs[t] - z if t in keep else -math.inf for t in range(len(logprobs))]
-
-
 class FakeLLM:
     """``vllm.LLM.generate`` (vllm/entrypoints/llm.py) over a model given by two hooks:
     ``next_logprobs(token_ids, params)`` (the processed log-probabilities of the next token) and

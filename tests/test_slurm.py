@@ -6,48 +6,26 @@ test is skipped, except where SIAFLOW_REQUIRE_SLURM=1 (CI sets it): there a miss
 The toy models' generation jobs request `gpu: 0`, so CPU jobs stand in for the GPU ones.
 """
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 
 import polars as pl
 import pytest
 import yaml
-from conftest import ROOT, tiny_config
+from conftest import ROOT, SLURM_FLAGS, require_slurm, tiny_config
 from polars.testing import assert_frame_equal
 
 pytestmark = pytest.mark.slow
 
 
-def _cluster_up() -> str | None:
-    """None when a SLURM node takes jobs, else why not."""
-    if shutil.which("sinfo") is None:
-        return "sinfo not found (install slurm-wlm)"
-    res = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True, timeout=30)
-    if res.returncode != 0:
-        return f"sinfo failed: {res.stderr.strip()}"
-    if not re.search(r"^(idle|mix|alloc)", res.stdout, flags=re.M):
-        return f"no SLURM node is up: {res.stdout.strip()!r}"
-    return None
-
-
 @pytest.fixture(scope="module")
 def slurm_run(tmp_path_factory):
-    why = _cluster_up()
-    if why:
-        if os.environ.get("SIAFLOW_REQUIRE_SLURM") == "1":
-            pytest.fail(f"SIAFLOW_REQUIRE_SLURM=1 but {why}; run .ci/slurm-localhost.sh first")
-        pytest.skip(why)
+    require_slurm()
     tmp = tmp_path_factory.mktemp("slurm")
     cfg, path = tiny_config(tmp)
     cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--configfile", str(path),
-           "--directory", str(ROOT),
-           # no slurmdbd here: poll with squeue, submit without an account
-           "--slurm-status-command", "squeue", "--slurm-no-account",
-           "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
-           "--slurm-logdir", str(tmp / "slurm_logs")]
+           "--directory", str(ROOT), *SLURM_FLAGS, "--slurm-logdir", str(tmp / "slurm_logs")]
     # the pilot first (one shard of every model on every dataset, then the calibrated plan), as a
     # user prices the grid before submitting it; then the whole workflow
     pilot = subprocess.run(cmd + ["pilot"], capture_output=True, text=True, timeout=1800, cwd=ROOT)

@@ -31,7 +31,10 @@ def _script_call(path: Path) -> tuple[str, str]:
     tree = ast.parse(path.read_text())
     imports = {a.asname or a.name: node.module for node in tree.body if isinstance(node, ast.ImportFrom)
                for a in node.names}
-    calls = [n.value.func.id for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
+    # the call, or the call under `if __name__ == "__main__":` (generation scripts: vLLM's spawned
+    # engine process runs the file again)
+    body = [n for stmt in tree.body for n in (stmt.body if isinstance(stmt, ast.If) else [stmt])]
+    calls = [n.value.func.id for n in body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
     assert len(calls) == 1, f"{path}: a rule script makes exactly one call"
     return imports[calls[0]], calls[0]
 

@@ -34,12 +34,23 @@ def make_backend(name: str, model: str, *, revision: str | None = None, **option
     return cls(model, revision=revision, **{k: v for k, v in options.items() if k in accepted})
 
 
-def backend_for(model_spec: dict, sampling: dict) -> Backend:
-    """The backend of a configured model (``models.<name>``) under the ``sampling`` settings."""
+def backend_for(model_spec: dict, sampling: dict, label: str | None = None) -> Backend:
+    """The backend of a configured model (``models.<name>``) under the ``sampling`` settings; a vLLM
+    engine takes ``models.<name>.vllm``, its tensor parallelism from the model's GPUs when unset."""
     return make_backend(model_spec.get("backend", "transformers"), model_spec["path"],
                         revision=model_spec.get("revision"), dtype=model_spec.get("dtype", "auto"),
-                        batch_rows=sampling["batch_rows"], share_rows=sampling["share_rows"])
+                        batch_rows=sampling["batch_rows"], share_rows=sampling["share_rows"], label=label,
+                        **vllm_options(model_spec))
 
 
-__all__ = ["Backend", "BackendInfo", "Decoding", "Generation", "Request", "make_backend", "backend_for", "BACKENDS",
+def vllm_options(model_spec: dict) -> dict:
+    """``models.<name>.vllm`` with ``tensor_parallel_size`` filled in: the model's
+    ``resources.gpu`` (at least 1) when not given."""
+    opts = {k: v for k, v in (model_spec.get("vllm") or {}).items() if v is not None}
+    if "tensor_parallel_size" not in opts:
+        opts["tensor_parallel_size"] = max(1, int((model_spec.get("resources") or {}).get("gpu") or 1))
+    return opts
+
+
+__all__ = ["Backend", "BackendInfo", "Decoding", "Generation", "Request", "make_backend", "backend_for", "vllm_options", "BACKENDS",
            "REGISTRY"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from siaflow.answers import FINAL_MARKER, THINK_CLOSE, THINK_OPEN
 
@@ -91,7 +92,29 @@ class BackendInfo:
     model: str
     revision: str | None
     entropy_kind: str  # "exact" (full vocabulary) or "topk_approx"
+    # what changes the samples or their statistics (dtype, engine version, top-k, ...): part of a
+    # resumable job's identity, so parts made with other settings are not reused
+    settings: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+
+    def identity(self) -> dict:
+        """What a result made with this backend depends on: its name, model, revision, settings."""
+        return {"backend": self.name, "model": self.model, "revision": self.revision, **self.settings}
+
+
+def local_revision(model: str, revision: str | None) -> str | None:
+    """The revision recorded for a model: the one asked for, else, for a local directory, the hub
+    commit or hash its build record names or a hash of its files (``siaflow.models.model_revision``)."""
+    from siaflow.models import model_revision
+
+    return revision or (model_revision(model) if Path(model).is_dir() else None)
+
+
+def local_build(model: str) -> dict | None:
+    """A local model directory's build record (how ``build_model`` or ``download_model`` made it)."""
+    from siaflow.models import build_record
+
+    return build_record(model) if Path(model).is_dir() else None
 
 
 class Backend(ABC):
@@ -115,6 +138,9 @@ class Backend(ABC):
         a sample of a request with ``answer_start`` stops as soon as
         ``answer_final(decode(prompt_ids[answer_start:] + generated))`` holds (finish reason
         "answer"); one whose prefix already settles it generates nothing."""
+
+    def close(self) -> None:  # noqa: B027 (most backends hold nothing to release)
+        """Release the engine (a process, GPU memory) before another model is loaded."""
 
     @abstractmethod
     def encode(self, text: str) -> list[int]:

