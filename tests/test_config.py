@@ -110,3 +110,23 @@ def test_slurm_profile_dry_run_on_the_paper_grid():
     for b in gpu_jobs:
         model = re.search(r"model=([^,\s]+)", b).group(1)
         assert f"runtime={paper[model]['resources']['runtime']}," in b, b
+
+
+def test_a_misspelled_vllm_engine_setting_is_named(demo, tmp_path):
+    demo["models"]["toy-sft"].update(backend="vllm", vllm={"max_modl_len": 2048})
+    res = dry_run(demo, tmp_path)
+    assert res.returncode != 0 and "max_modl_len" in res.output and "was unexpected" in res.output
+    demo["models"]["toy-sft"]["vllm"] = {"block_size": 32, "gpu_memory_utilization": 1.5}
+    res = dry_run(demo, tmp_path)
+    assert res.returncode != 0 and "1.5" in res.output and "gpu_memory_utilization" in res.output
+
+
+def test_the_engine_takes_its_settings_and_its_gpus_from_the_model():
+    from siaflow.backends import vllm_options
+
+    spec = {"path": "m", "resources": {"gpu": 4}, "vllm": {"max_model_len": 4096, "kv_cache_gib": None}}
+    assert vllm_options(spec) == {"max_model_len": 4096, "tensor_parallel_size": 4}
+    assert vllm_options({"path": "m"}) == {"tensor_parallel_size": 1}
+    assert vllm_options({"path": "m", "resources": {"gpu": 0}}) == {"tensor_parallel_size": 1}
+    assert vllm_options({"path": "m", "resources": {"gpu": 8}, "vllm": {"tensor_parallel_size": 2}}) == \
+        {"tensor_parallel_size": 2}

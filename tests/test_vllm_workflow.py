@@ -77,7 +77,7 @@ def test_every_target_on_vllm_with_exact_token_statistics(local):
     prov = read_provenance(path)
     assert prov["backend"]["name"] == "vllm" and prov["backend"]["settings"]["vllm"] == "0.32.0"
     assert prov["entropy_kind"] == "exact" and prov["token_stats"]["source"].startswith("vllm tokens, scored")
-    assert prov["token_stats"]["check"]["max_abs_logprob_diff"] < 2e-3
+    assert prov["token_stats"]["check"]["p99_abs_logprob_diff"] < 5e-4
     roll = pl.read_parquet(path)
     assert all(len(c) == t for c, t in zip(roll["token_self_certainty"], roll["T"]))  # self-certainty on vLLM
     scores = pl.read_parquet(r / "edis/scores.parquet")
@@ -98,8 +98,8 @@ def test_vllm_generation_ran_as_slurm_jobs_and_the_rest_locally(slurm):
     assert len(ids) == 3  # rollouts, the main stride's two variants, the ablation's stride
     logs = {p.relative_to(slurm["logs"]).parts[0] for p in slurm["logs"].rglob("*.log")}
     assert logs == {"rule_rollouts", "rule_continuations_both_variants", "rule_continuations"}, logs
-    text = "".join(p.read_text() for p in slurm["logs"].rglob("*.log"))
-    assert "vllm" in text.lower()
+    prov = read_provenance(next((slurm["results"] / f"rollouts/{MODEL}/{DATASET}").glob("*.parquet")))
+    assert prov["backend"]["name"] == "vllm"
 
 
 def test_slurm_tables_and_draws_equal_the_local_vllm_run(slurm, local):

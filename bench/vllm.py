@@ -1,0 +1,111 @@
+"""The vLLM adapter's sampling throughput against plain vLLM doing the same sampling work, on one
+engine (run in .venv-vllm: `make bench-vllm`; on a CPU, vLLM's CPU build).
+
+Work: the checkpoint prefixes of SmolLM2's chat rollouts on gsm8k-mini (stride 16), K samples each,
+every sample's budget the response's remaining tokens. Plain vLLM: one `LLM.generate` call, one
+request per prefix with `n = K` (vLLM's own parallel sampling), no stop strings. The adapter:
+`rollouts.continue_prefixes` (one `n = 1` request per sample, seeded by its stream key), without
+answer stopping (the same work) and with it (rounds of stop strings: each sample ends at its
+settled answer, so it samples fewer tokens in more engine calls). Each is run `--repeats` times,
+alternating, and the best time kept; tokens/s counts the sampled tokens (EOS included).
+
+    .venv-vllm/bin/python bench/vllm.py [--questions 4] [--K 8] [--repeats 2] [--out bench/results-vllm.json]
+
+Benchmarks measure; they assert nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--questions", type=int, default=4)
+    ap.add_argument("--K", type=int, default=8)
+    ap.add_argument("--stride", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--out", default="bench/results-vllm.json")
+    args = ap.parse_args()
+    for k, v in {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}.items():
+        os.environ.setdefault(k, v)
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+    from vllm_support import ENGINE, prompt, questions, smollm2_dir
+
+    from siaflow.answers import response_rules
+    from siaflow.backends import Decoding, make_backend
+    from siaflow.datasets import build_prompts
+    from siaflow.rollouts import continuation_prefixes, continue_prefixes, run_rollouts
+
+    t0 = time.perf_counter()
+    engine = make_backend("vllm", smollm2_dir(), seed=0, **ENGINE)
+    started = time.perf_counter() - t0
+    decoding = Decoding(0.7, 0.95, 112)
+    qs, spec = questions("gsm8k-mini", args.questions)
+    tmpl = prompt("chat_math")
+    texts, ids = build_prompts(engine, tmpl, qs)
+    rules = response_rules(spec, tmpl, stop_at_answer=True, example_prompt=texts[0])
+    roll = run_rollouts(engine, qs, texts, decoding=decoding, n_trajectories=2, seed=0, extract=rules["extract"],
+                        prompt_ids=ids, answer_final=rules["answer_final"])
+    prefixes = list(continuation_prefixes(roll, stride=args.stride, seed=0, variant="original"))
+
+    def plain():
+        prompts = [TokensPrompt(prompt_token_ids=list(p) + list(x)) for _, _, _, x, p in prefixes]
+        params = [SamplingParams(n=args.K, temperature=decoding.temperature, top_p=decoding.top_p, seed=i,
+                                 max_tokens=max(1, decoding.max_new_tokens - len(x)), detokenize=False)
+                  for i, (_, _, _, x, _) in enumerate(prefixes)]
+        outs = engine.llm.generate(prompts, params, use_tqdm=False)
+        return sum(len(c.token_ids) for o in outs for c in o.outputs), 1
+
+    def adapter(answer_final):
+        def run():
+            before = dict(engine.stats)
+            df, ledger = continue_prefixes(engine, prefixes, n_continuations=args.K, decoding=decoding, seed=0,
+                                           variant="original", extract=rules["extract"], answer_final=answer_final)
+            return ledger["generated_tokens"], engine.stats["prefill_tokens"] - before["prefill_tokens"]
+        return run
+
+    cases = {"plain vLLM (n = K per prefix)": plain, "adapter, no answer stopping": adapter(None),
+             "adapter, answer stopping (rounds)": adapter(rules["answer_final"])}
+    best = _best_of(cases, args.repeats)
+    _report(best, started, len(prefixes), args.K)
+    result = {"prefixes": len(prefixes), "K": args.K, "engine_start_s": round(started, 1), "cases": best,
+              "settings": engine.info.settings}
+    Path(ROOT / args.out).write_text(json.dumps(result, indent=2) + "\n")
+    engine.close()
+
+
+def _best_of(cases: dict, repeats: int) -> dict:
+    """Each case run ``repeats`` times, alternating; the fastest run of each kept."""
+    best = {name: None for name in cases}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            t = time.perf_counter()
+            tokens, prefill = fn()
+            dt = time.perf_counter() - t
+            if best[name] is None or dt < best[name]["seconds"]:
+                best[name] = {"seconds": round(dt, 3), "sampled_tokens": tokens, "tokens_per_s": round(tokens / dt, 1),
+                              "adapter_prefill_tokens": prefill}
+    return best
+
+
+def _report(best: dict, started: float, n_prefixes: int, K: int) -> None:
+    base = best["plain vLLM (n = K per prefix)"]["tokens_per_s"]
+    print(f"engine start {started:.0f} s; {n_prefixes} prefixes x K = {K}")
+    for name, r in best.items():
+        print(f"{name:40s} {r['sampled_tokens']:7d} tokens in {r['seconds']:7.2f} s = {r['tokens_per_s']:7.1f} tok/s "
+              f"({r['tokens_per_s'] / base:.2f} of plain vLLM)")
+
+
+if __name__ == "__main__":
+    main()
