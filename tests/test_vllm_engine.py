@@ -203,3 +203,16 @@ def test_a_model_vllm_cannot_load_is_named(tmp_path):
     (old / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="model 'smollm2-chat'.*declares GGUF quantization.*build_model"):
         make_backend("vllm", str(old), label="smollm2-chat", **ENGINE)
+
+
+def test_a_batch_larger_than_one_engine_step_samples_with_its_seeds(engine):
+    """More prompt tokens than one engine step takes (vLLM's CPU default: 4096). Chunked, a seeded
+    request's partial prefill makes the CPU engine fail ("CPU Generator does not use offset"); the
+    backend prefills whole prompts there, and the samples keep their keys' tokens."""
+    from siaflow.backends import Request
+
+    reqs = [Request(tuple(1000 + (7 * i + 13 * t) % 20000 for t in range(150)), (i,)) for i in range(40)]
+    d = Decoding(0.8, 0.95, 4)
+    out = engine.generate(reqs, d)
+    assert sum(len(r.prompt_ids) for r in reqs) > 4096 and all(len(g[0].token_ids) >= 1 for g in out)
+    assert engine.generate(reqs[5:6], d)[0][0].token_ids == out[5][0].token_ids

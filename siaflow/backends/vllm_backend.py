@@ -91,6 +91,24 @@ def check_loadable(model: str, label: str) -> None:
                          "build_model rebuild it, or remove `quantization_config` from config.json")
 
 
+def cpu_engine_args(model: str, max_model_len: int | None) -> dict:
+    """On vLLM's CPU build, whole prefills only: a seeded request whose prompt is prefilled in chunks
+    has its sampler's generator rewound after each partial step, which the CPU generator cannot do
+    (``RuntimeError: CPU Generator does not use offset``, vllm/v1/worker/gpu_model_runner.py:
+    _bookkeeping_sync), and every request here is seeded. Without chunking a step must hold a whole
+    prompt: ``max_num_batched_tokens`` >= the context (the CPU default is 4096). Nothing elsewhere."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return {}
+    context = max_model_len
+    cfg = Path(model) / "config.json"
+    if context is None and cfg.is_file():
+        c = json.loads(cfg.read_text())
+        context = c.get("max_position_embeddings") or c.get("n_positions")
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(4096, int(context or 32768))}
+
+
 def seed31(key: int) -> int:
     """A 31-bit vLLM seed from a 62-bit stream key."""
     return int(key % (2**31 - 1))
@@ -193,6 +211,8 @@ class VLLMBackend(HFTokenizerBackend):
                     max_logprobs=logprobs, logprobs_mode=LOGPROBS_MODE, tensor_parallel_size=tensor_parallel_size,
                     enforce_eager=enforce_eager, disable_log_stats=False,  # vLLM's own counters: get_metrics()
                     kv_cache_memory_bytes=int(kv_cache_gib * 2**30) if kv_cache_gib else None, block_size=block_size)
+        cpu_args = cpu_engine_args(model, max_model_len)
+        args.update(cpu_args)
         try:
             self.llm = LLM(**{k: v for k, v in args.items() if v is not None})
         except Exception as err:  # vLLM's engine process logs the cause above its own RuntimeError
@@ -213,7 +233,7 @@ class VLLMBackend(HFTokenizerBackend):
         self.info = BackendInfo(name="vllm", model=model, revision=local_revision(model, revision),
                                 entropy_kind="topk_approx", settings=settings,
                                 extra={"gpu_memory_utilization": gpu_memory_utilization, "kv_cache_gib": kv_cache_gib,
-                                       "block_size": block_size, "build": local_build(model)})
+                                       "block_size": block_size, "build": local_build(model), **cpu_args})
 
     def close(self) -> None:
         """Shut the engine down (its process, and the GPU memory it holds)."""

@@ -9,7 +9,7 @@ answer stopping (the same work) and with it (rounds of stop strings: each sample
 settled answer, so it samples fewer tokens in more engine calls). Each is run `--repeats` times,
 alternating, and the best time kept; tokens/s counts the sampled tokens (EOS included).
 
-    .venv-vllm/bin/python bench/vllm.py [--questions 4] [--K 8] [--repeats 2] [--out bench/results-vllm.json]
+    .venv-vllm/bin/python bench/vllm_throughput.py [--questions 4] [--K 8] [--repeats 2] [--out bench/results-vllm.json]
 
 Benchmarks measure; they assert nothing.
 """
