@@ -74,6 +74,7 @@ def rollouts(sm) -> None:
                          finish_reasons=dict(df["finish_reason"].value_counts().iter_rows()))
     io.write_parquet(df, sm.output[0], prov)
     clear_parts(sm.output[0])
+    backend.close()  # while the job's log is open: vLLM logs its engine's shutdown
     print(f"rollouts: {df.height} trajectories, accuracy {df['correct'].mean():.3f}, "
           f"mean T {df['T'].mean():.1f}, finish reasons {prov['finish_reasons']}")
 
@@ -104,6 +105,7 @@ def continuations(sm) -> None:
     roll, backend = _setup_continuations(sm)
     shared = pl.read_parquet(sm.input.original) if sm.input.get("original") else None
     _continue_variant(sm, backend, roll, sm.params.variant, sm.output[0], shared)
+    backend.close()
 
 
 @stage
@@ -113,6 +115,7 @@ def continuations_both_variants(sm) -> None:
     roll, backend = _setup_continuations(sm)
     original = _continue_variant(sm, backend, roll, "original", sm.output.original, None)
     _continue_variant(sm, backend, roll, "shuffled", sm.output.shuffled, original)
+    backend.close()
 
 
 def _continue_variant(sm, backend, roll, variant: str, output: str, shared_k0):
