@@ -146,7 +146,10 @@ def test_the_prefill_ledger_agrees_with_vllms_counters_and_checkpoints_hit_the_p
 def test_the_same_seed_gives_the_same_tokens_and_a_resumed_shard_equals_an_uninterrupted_one(engine, runs, tmp_path):
     again, _ = _rollouts(engine, DECODINGS["T0.7-p0.95"])
     assert again["token_ids"].to_list() == runs["T0.7-p0.95"]["token_ids"].to_list()
-    assert again["token_logprobs"].to_list() == runs["T0.7-p0.95"]["token_logprobs"].to_list()
+    # the same tokens; their log-probabilities to rounding (the prefix cache is warm now: cached and
+    # recomputed KV blocks differ in their last bits)
+    for x, y in zip(again["token_logprobs"].to_list(), runs["T0.7-p0.95"]["token_logprobs"].to_list()):
+        assert x == pytest.approx(y, abs=1e-4)
     roll = runs["T0.7-p0.95"].filter(pl.col("trajectory") < 2)
     kw = dict(stride=16, n_continuations=3, decoding=Decoding(0.7, 0.95, 64), seed=0, variant="original",
               extract=lambda s: s[-8:], part_prefixes=3)
