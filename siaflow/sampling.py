@@ -65,6 +65,15 @@ def token_confidence(logprobs: torch.Tensor, k: int) -> torch.Tensor:
     return -torch.where(finite, top, torch.zeros_like(top)).sum(-1) / finite.sum(-1).clamp(min=1)
 
 
+def distribution_stats(logprobs: torch.Tensor, top_p: float, k: int, nucleus=None):
+    """Per row of temperature-scaled log-probabilities: the distribution a token is drawn from
+    (renormalised over the top-p nucleus, ``nucleus_logprobs``), its entropy, the self-certainty of
+    the whole row (it needs every token: before top-p) and DeepConf's confidence of its top ``k``.
+    What the transformers backend records while sampling and the scoring pass records afterwards."""
+    sampled = nucleus_logprobs(logprobs, top_p, nucleus)
+    return sampled, token_entropy(sampled), self_certainty(logprobs), token_confidence(sampled, k)
+
+
 def sorted_nucleus(logprobs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities sorted in descending order with the tokens outside the nucleus (the smallest
     set of most probable tokens with mass >= top_p) set to zero, and the sort order. The one

@@ -27,15 +27,7 @@ from siaflow.backends.base import (
     local_revision,
     text_watch,
 )
-from siaflow.sampling import (
-    nucleus_logprobs,
-    sample_tokens,
-    self_certainty,
-    sorted_nucleus,
-    token_confidence,
-    token_entropy,
-    uniforms,
-)
+from siaflow.sampling import distribution_stats, sample_tokens, sorted_nucleus, uniforms
 
 
 class TransformersBackend(HFTokenizerBackend):
@@ -179,15 +171,8 @@ class TransformersBackend(HFTokenizerBackend):
         """One forward pass over the root rows (left-padded, so every row's next token sits at the
         end); without shared rows, each sample then gets a row of its own."""
         dev, rows_in = self.device, plan.rows_in
-        width = max(len(p) for p in rows_in)
-        ids = torch.full((len(rows_in), width), self.pad_id, dtype=torch.long)             # (roots, width)
-        att = torch.zeros((len(rows_in), width), dtype=torch.long)                         # (roots, width)
-        for i, p in enumerate(rows_in):
-            ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
-            att[i, width - len(p):] = 1
+        ids, att, pos = (x.to(dev) for x in left_padded(rows_in, self.pad_id))               # (roots, width)
         self.stats["prefill_tokens"] += sum(len(p) for p in rows_in)
-        ids, att = ids.to(dev), att.to(dev)
-        pos = (att.cumsum(-1) - 1).clamp_(min=0)
         out = self.model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=True)
         st = _State(cache=out.past_key_values, logits=out.logits[:, -1, :], att=att, next_pos=pos[:, -1] + 1,
                     srow=plan.srow, alive=torch.arange(len(plan.srow)), depth=torch.zeros(len(plan.srow), dtype=torch.long))
@@ -221,11 +206,10 @@ class TransformersBackend(HFTokenizerBackend):
         st.tok[fi] = f_tok
         out.toks[f_alive, f_t] = f_tok
         if token_stats:  # of the distribution the token was drawn from (temperature, then top-p)
-            sampled = nucleus_logprobs(lp_rows, decoding.top_p, rows_nucleus)               # (rows, vocab)
+            sampled, ents, certs, confs = distribution_stats(lp_rows, decoding.top_p, self.confidence_top_k,
+                                                             rows_nucleus)                   # (rows, vocab), (rows,)
             out.lps[f_alive, f_t] = sampled[f_row].gather(-1, f_tok[:, None]).squeeze(-1)
-            out.ents[f_alive, f_t] = token_entropy(sampled)[f_row]
-            out.certs[f_alive, f_t] = self_certainty(lp_rows)[f_row]  # needs every token: before top-p
-            out.confs[f_alive, f_t] = token_confidence(sampled, self.confidence_top_k)[f_row]
+            out.ents[f_alive, f_t], out.certs[f_alive, f_t], out.confs[f_alive, f_t] = ents[f_row], certs[f_row], confs[f_row]
         done[fi] = out.finish(f_alive, f_t, f_tok, stop_ids)
         return done
 
@@ -253,6 +237,18 @@ class TransformersBackend(HFTokenizerBackend):
     def _reorder(cache, index: torch.Tensor, dev) -> None:
         """Keep (and repeat) the cache rows ``index``, in that order."""
         cache.reorder_cache(index.to(dev))
+
+
+def left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Token rows left-padded to one width, so that every row ends at the last column: input ids,
+    attention mask and position ids counted from each row's own first token, each (rows, width)."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    att = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+        att[i, width - len(r):] = 1
+    return ids, att, (att.cumsum(-1) - 1).clamp_(min=0)
 
 
 @dataclass

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from siaflow.backends.base import Decoding
-from siaflow.sampling import nucleus_logprobs, self_certainty, sorted_nucleus, token_confidence, token_entropy
+from siaflow.backends.hf import left_padded
+from siaflow.sampling import distribution_stats
 
 
 @dataclass
@@ -75,15 +76,9 @@ def _score_batch(backend, prompts, responses, decoding: Decoding) -> list[Scored
     only the last ``max(T) + 1`` positions' logits are computed (``logits_to_keep``): the vocabulary
     projection of the prompts would cost more than the pass itself."""
     seqs = [list(p) + list(r) for p, r in zip(prompts, responses)]
-    width, keep = max(len(s) for s in seqs), max(len(r) for r in responses) + 1
-    ids = torch.full((len(seqs), width), backend.pad_id, dtype=torch.long)                # (batch, width)
-    att = torch.zeros((len(seqs), width), dtype=torch.long)
-    for b, s in enumerate(seqs):
-        ids[b, width - len(s):] = torch.tensor(s, dtype=torch.long)
-        att[b, width - len(s):] = 1
-    pos = (att.cumsum(-1) - 1).clamp(min=0)
-    dev = backend.device
-    args = dict(input_ids=ids.to(dev), attention_mask=att.to(dev), position_ids=pos.to(dev))
+    keep = max(len(r) for r in responses) + 1
+    ids, att, pos = (x.to(backend.device) for x in left_padded(seqs, backend.pad_id))     # (batch, width)
+    args = dict(input_ids=ids, attention_mask=att, position_ids=pos)
     try:
         logits = backend.model(**args, logits_to_keep=keep).logits                           # (batch, keep, vocab)
     except TypeError:  # a model class without logits_to_keep: every position's logits
@@ -97,11 +92,8 @@ def _score_batch(backend, prompts, responses, decoding: Decoding) -> list[Scored
         # column c predicts the token at column c + 1: the response's tokens are the last len(r)
         rows = logits[b, keep - 1 - len(r): keep - 1].float().cpu()                          # (T, vocab)
         lp = torch.log_softmax(rows / decoding.temperature, dim=-1)
-        nucleus = sorted_nucleus(lp, decoding.top_p) if decoding.top_p < 1 else None
-        sampled = nucleus_logprobs(lp, decoding.top_p, nucleus)
+        sampled, ents, certs, confs = distribution_stats(lp, decoding.top_p, backend.confidence_top_k)
         tok = torch.tensor(r, dtype=torch.long)[:, None]
-        out.append(Scored(logprobs=sampled.gather(-1, tok).squeeze(-1).tolist(),
-                          entropies=token_entropy(sampled).tolist(),
-                          self_certainty=self_certainty(lp).tolist(),
-                          confidence=token_confidence(sampled, backend.confidence_top_k).tolist()))
+        out.append(Scored(logprobs=sampled.gather(-1, tok).squeeze(-1).tolist(), entropies=ents.tolist(),
+                          self_certainty=certs.tolist(), confidence=confs.tolist()))
     return out
