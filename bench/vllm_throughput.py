@@ -36,27 +36,21 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", default="bench/results-vllm.json")
     args = ap.parse_args()
-    for k, v in {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}.items():
+    from vllm_support import ENGINE, ENGINE_ENV, smollm2_dir, smollm2_rollouts
+
+    for k, v in ENGINE_ENV.items():
         os.environ.setdefault(k, v)
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
-    from vllm_support import ENGINE, prompt, questions, smollm2_dir
 
-    from siaflow.answers import response_rules
     from siaflow.backends import Decoding, make_backend
-    from siaflow.datasets import build_prompts
-    from siaflow.rollouts import continuation_prefixes, continue_prefixes, run_rollouts
+    from siaflow.rollouts import continuation_prefixes, continue_prefixes
 
     t0 = time.perf_counter()
     engine = make_backend("vllm", smollm2_dir(), seed=0, **ENGINE)
     started = time.perf_counter() - t0
     decoding = Decoding(0.7, 0.95, 112)
-    qs, spec = questions("gsm8k-mini", args.questions)
-    tmpl = prompt("chat_math")
-    texts, ids = build_prompts(engine, tmpl, qs)
-    rules = response_rules(spec, tmpl, stop_at_answer=True, example_prompt=texts[0])
-    roll = run_rollouts(engine, qs, texts, decoding=decoding, n_trajectories=2, seed=0, extract=rules["extract"],
-                        prompt_ids=ids, answer_final=rules["answer_final"])
+    roll, rules = smollm2_rollouts(engine, decoding, n_q=args.questions, n=2)
     prefixes = list(continuation_prefixes(roll, stride=args.stride, seed=0, variant="original"))
 
     def plain():

@@ -11,13 +11,11 @@ import os
 
 import polars as pl
 import pytest
-from vllm_support import ENGINE, ENGINE_ENV, prompt, quantile, questions, reference_stats, require_vllm, smollm2_dir
+from vllm_support import ENGINE, ENGINE_ENV, quantile, reference_stats, require_vllm, smollm2_dir, smollm2_rollouts
 
-from siaflow.answers import response_rules
 from siaflow.backends import Decoding, make_backend
 from siaflow.backends.base import FINISH_REASONS, TextWatch
-from siaflow.datasets import build_prompts
-from siaflow.rollouts import continuation_prefixes, continue_prefixes, rescore_rollouts, run_continuations, run_rollouts
+from siaflow.rollouts import continuation_prefixes, continue_prefixes, rescore_rollouts, run_continuations
 
 pytestmark = pytest.mark.vllm
 DECODINGS = {"T0.7-p0.95": Decoding(0.7, 0.95, 64), "T1-p1": Decoding(1.0, 1.0, 64), "T0.5-p0.9": Decoding(0.5, 0.9, 64)}
@@ -41,20 +39,10 @@ def hf():
     return make_backend("transformers", smollm2_dir())
 
 
-def _rollouts(backend, decoding, *, dataset="gsm8k-mini", template="chat_math", n_q=4, n=3, seed=0):
-    qs, spec = questions(dataset, n_q)
-    tmpl = prompt(template)
-    texts, ids = build_prompts(backend, tmpl, qs)
-    rules = response_rules(spec, tmpl, stop_at_answer=True, example_prompt=texts[0])
-    df = run_rollouts(backend, qs, texts, decoding=decoding, n_trajectories=n, seed=seed, extract=rules["extract"],
-                      prompt_ids=ids, answer_final=rules["answer_final"], stop=rules["stop"])
-    return df, rules
-
-
 @pytest.fixture(scope="module")
 def runs(engine):
     """Rollouts of the chat prompt at each decoding, with vLLM's own top-k statistics."""
-    return {name: _rollouts(engine, d)[0] for name, d in DECODINGS.items()}
+    return {name: smollm2_rollouts(engine, d)[0] for name, d in DECODINGS.items()}
 
 
 @pytest.mark.parametrize("name", list(DECODINGS))
@@ -101,7 +89,7 @@ def test_every_rollout_ends_where_the_transformers_backend_would_end_it(engine, 
     tokens cut), "stop" at EOS, "length" at the budget; the watch the transformers backend applies
     token by token, replayed over the tokens vLLM returned, ends each one at the same token."""
     d = Decoding(0.7, 0.95, 96)
-    df, rules = _rollouts(engine, d, dataset=dataset, template=template, n_q=6, n=4)
+    df, rules = smollm2_rollouts(engine, d, dataset=dataset, template=template, n_q=6, n=4)
     reasons = df["finish_reason"].value_counts()
     print(dict(reasons.iter_rows()))
     assert set(df["finish_reason"]) <= set(FINISH_REASONS)
@@ -144,7 +132,7 @@ def test_the_prefill_ledger_agrees_with_vllms_counters_and_checkpoints_hit_the_p
 
 
 def test_the_same_seed_gives_the_same_tokens_and_a_resumed_shard_equals_an_uninterrupted_one(engine, runs, tmp_path):
-    again, _ = _rollouts(engine, DECODINGS["T0.7-p0.95"])
+    again, _ = smollm2_rollouts(engine, DECODINGS["T0.7-p0.95"])
     assert again["token_ids"].to_list() == runs["T0.7-p0.95"]["token_ids"].to_list()
     # the same tokens; their log-probabilities to rounding (the prefix cache is warm now: cached and
     # recomputed KV blocks differ in their last bits)

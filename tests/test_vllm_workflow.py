@@ -5,6 +5,7 @@ on a cluster). The SLURM run's tables and raw draws equal the local run's; the t
 recomputation from the raw draws; the rollouts carry exact token statistics from the scoring pass.
 SLURM: skipped without a cluster, except under SIAFLOW_REQUIRE_SLURM=1 (CI)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -40,8 +41,6 @@ def _config(tmp, name):
 
 
 def _env():
-    import os
-
     return {**os.environ, **ENGINE_ENV}
 
 

@@ -53,6 +53,22 @@ def prompt(name: str):
     return SMOLLM2["prompts"][name]
 
 
+def smollm2_rollouts(backend, decoding, *, dataset="gsm8k-mini", template="chat_math", n_q=4, n=3, seed=0):
+    """``n`` rollouts of each of the first ``n_q`` questions of ``dataset`` under one of
+    config/smollm2.yaml's prompts, ended as the workflow ends them; and the response rules."""
+    from siaflow.answers import response_rules
+    from siaflow.datasets import build_prompts
+    from siaflow.rollouts import run_rollouts
+
+    qs, spec = questions(dataset, n_q)
+    tmpl = prompt(template)
+    texts, ids = build_prompts(backend, tmpl, qs)
+    rules = response_rules(spec, tmpl, stop_at_answer=True, example_prompt=texts[0])
+    df = run_rollouts(backend, qs, texts, decoding=decoding, n_trajectories=n, seed=seed, extract=rules["extract"],
+                      prompt_ids=ids, answer_final=rules["answer_final"], stop=rules["stop"])
+    return df, rules
+
+
 def reference_stats(model, prompt_ids: list[int], tokens: list[int], temperature: float, top_p: float):
     """Per generated token, of the distribution it was drawn from (logits / temperature, kept to
     the smallest set of most probable tokens with mass >= top_p and renormalised): the token's

