@@ -73,7 +73,7 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	$(VBIN)/python -m pip install -q --disable-pip-version-check $(VLLM_SPEC)
 	$(VBIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec
 	$(VBIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
-	$(VBIN)/python -c "import vllm, siaflow.backends.vllm_backend; print('vllm', vllm.__version__)"
+	$(VBIN)/python -c "import vllm, siaflow.generation.backends.vllm_backend; print('vllm', vllm.__version__)"
 	touch $@
 
 dryrun: install
@@ -83,7 +83,7 @@ dryrun: install
 # Snakemake's own linter, and the size limits of modules, functions and rule files.
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/snakefmt --check workflow
+	$(BIN)/snakefmt --check Snakefile workflow
 	$(BIN)/snakemake --lint
 	$(BIN)/python .ci/sizes.py
 

@@ -10,7 +10,7 @@ MODULE_LINES, FUNCTION_LINES, RULE_FILE_LINES = 400, 60, 150
 
 
 def offenders():
-    for path in sorted([*ROOT.glob("siaflow/**/*.py"), *ROOT.glob("workflow/scripts/*.py"), *ROOT.glob("bench/*.py")]):
+    for path in sorted([*ROOT.glob("siaflow/**/*.py"), *ROOT.glob("scripts/*.py"), *ROOT.glob("bench/*.py")]):
         text = path.read_text()
         rel = path.relative_to(ROOT)
         if text.count("\n") > MODULE_LINES:
@@ -20,7 +20,7 @@ def offenders():
                 n = node.end_lineno - node.lineno + 1
                 if n > FUNCTION_LINES:
                     yield f"{rel}:{node.lineno}: function {node.name} has {n} lines (limit {FUNCTION_LINES})"
-    for path in sorted([*ROOT.glob("workflow/rules/*.smk"), ROOT / "workflow/Snakefile"]):
+    for path in sorted([*ROOT.glob("workflow/rules/*.smk"), ROOT / "Snakefile"]):
         n = path.read_text().count("\n")
         if n > RULE_FILE_LINES:
             yield f"{path.relative_to(ROOT)}: {n} lines (limit {RULE_FILE_LINES})"

@@ -24,15 +24,15 @@ PROMPTS = ["Q: Eve has 55, loses 8, gets 7, finds 9. How many?\nA: ", "Q: Bob ha
 
 
 def _requests(backend, n: int, tag: str):
-    from siaflow.backends import Request
-    from siaflow.sampling import stream_key
+    from siaflow.generation.backends import Request
+    from siaflow.generation.sampling import stream_key
 
     return [Request(tuple(backend.encode(p)), tuple(stream_key(tag, i, j) for j in range(n)))
             for i, p in enumerate(PROMPTS)]
 
 
 def transformers_throughput(model: str) -> dict:
-    from siaflow.backends import Decoding, make_backend
+    from siaflow.generation.backends import Decoding, make_backend
 
     backend = make_backend("transformers", model, device="cuda", batch_rows=512)
     dec = Decoding(temperature=0.7, top_p=0.95, max_new_tokens=128)
@@ -49,8 +49,8 @@ def vllm_checks(model: str) -> dict:
     """vLLM against the transformers backend on the same model."""
     import torch
 
-    from siaflow.backends import Decoding, Request, make_backend
-    from siaflow.sampling import nucleus_logprobs, token_entropy
+    from siaflow.generation.backends import Decoding, Request, make_backend
+    from siaflow.generation.sampling import nucleus_logprobs, token_entropy
 
     vl = make_backend("vllm", model, logprobs=20, gpu_memory_utilization=0.5)
     hf = make_backend("transformers", model, device="cuda")

@@ -44,9 +44,9 @@ def _setup(cfg: dict, model: str, n_questions: int, dataset: str):
     import polars as pl
 
     from siaflow.answers import response_rules
-    from siaflow.backends import Decoding, make_backend
-    from siaflow.datasets import build_prompts, load_dataset, prompt_for
-    from siaflow.rollouts import run_rollouts
+    from siaflow.generation.backends import Decoding, make_backend
+    from siaflow.generation.rollouts import run_rollouts
+    from siaflow.inputs.datasets import build_prompts, load_dataset, prompt_for
 
     dspec = cfg["datasets"][dataset]
     questions = load_dataset(dataset, {**dspec, "n_questions": n_questions})
@@ -64,8 +64,8 @@ def _setup(cfg: dict, model: str, n_questions: int, dataset: str):
 
 def _naive_prefixes(roll, step: int, variant: str, seed: int):
     """Every checkpoint prefix of every trajectory, k = 0 included, shuffled for that variant."""
-    from siaflow.estimators import checkpoint_positions
-    from siaflow.rollouts import shuffle_prefix
+    from siaflow.generation.rollouts import shuffle_prefix
+    from siaflow.keys import checkpoint_positions
 
     for q, j, prompt, toks in roll.select("question_id", "trajectory", "prompt_ids", "token_ids").iter_rows():
         for k in checkpoint_positions(len(toks), step):
@@ -78,7 +78,7 @@ def _naive_prefixes(roll, step: int, variant: str, seed: int):
 def _run_naive(backend, roll, cfg: dict, decoding, extract, stop):
     """The naive procedure, one model row per sample: both variants at the main stride and Table
     3's coarse grid on its own, every continuation to its end. Returns the draws and tokens."""
-    from siaflow.rollouts import continue_prefixes
+    from siaflow.generation.rollouts import continue_prefixes
 
     s, mc = cfg["sampling"], cfg["mc_ablation"]
     backend.share_rows = False
@@ -102,8 +102,8 @@ def bench_tokens(cfg: dict, n_questions: int, dataset: str) -> list[dict]:
     coarse grid run on its own). Same seeds: where both sample the same stream, answers must agree."""
     import polars as pl
 
-    from siaflow.metrics import subsample_continuations
-    from siaflow.rollouts import run_continuations
+    from siaflow.analysis.metrics import subsample_continuations
+    from siaflow.generation.rollouts import run_continuations
 
     s, mc = cfg["sampling"], cfg["mc_ablation"]
     K, stride, seed = s["n_continuations"], s["strides"][0], s["seed"]
@@ -150,9 +150,9 @@ def bench_throughput(cfg: dict, n_questions: int, dataset: str, n_prefixes: int 
     decoding (and the prompt's stop strings, which a plain generate loop cannot apply, are not used)."""
     import torch
 
-    from siaflow.backends import Request
-    from siaflow.rollouts import continuation_prefixes
-    from siaflow.sampling import stream_key
+    from siaflow.generation.backends import Request
+    from siaflow.generation.rollouts import continuation_prefixes
+    from siaflow.generation.sampling import stream_key
 
     s = cfg["sampling"]
     K = s["n_continuations"]
@@ -196,7 +196,7 @@ def bench_throughput(cfg: dict, n_questions: int, dataset: str, n_prefixes: int 
 ANALYSIS_CHILD = r"""
 import json, resource, sys, time
 import numpy as np, polars as pl
-from siaflow import fano, metrics
+from siaflow.analysis import fano, metrics
 
 path, n_boot = sys.argv[1], int(sys.argv[2])
 t0 = time.perf_counter()

@@ -43,8 +43,8 @@ def main() -> None:
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
-    from siaflow.backends import Decoding, make_backend
-    from siaflow.rollouts import continuation_prefixes, continue_prefixes
+    from siaflow.generation.backends import Decoding, make_backend
+    from siaflow.generation.rollouts import continuation_prefixes, continue_prefixes
 
     t0 = time.perf_counter()
     engine = make_backend("vllm", smollm2_dir(), seed=0, **ENGINE)

@@ -247,3 +247,11 @@ def generation_threads(config: dict, model: str, default: int = 2) -> int:
     with it), ``default`` on a CPU job."""
     res = model_spec(config, model).get("resources", {})
     return res.get("cpus_per_gpu", 8) * res["gpu"] if res.get("gpu") else default
+
+
+def mc_source_stride(strides: list[int], coarse_stride: int) -> int | None:
+    """Table 3's source: the finest configured stride that the coarse stride (``mc_ablation.stride``)
+    is a multiple of (its checkpoints are then a subset), or None when the coarse setting needs a
+    run of its own."""
+    fits = [s for s in strides if coarse_stride % s == 0]
+    return min(fits) if fits else None

@@ -48,7 +48,7 @@ def tiny_model_dir(tmp_path_factory):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from siaflow.toy_models import build_tokenizer
+    from siaflow.inputs.toy_models import build_tokenizer
 
     torch.manual_seed(0)
     tok = build_tokenizer()

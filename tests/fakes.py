@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from siaflow.backends.base import BackendInfo, Decoding, Generation, HFTokenizerBackend, Request, text_watch
+from siaflow.generation.backends.base import BackendInfo, Decoding, Generation, HFTokenizerBackend, Request, text_watch
 
 EOS = 2
 # the one response every scripted engine gives: a prompt whose text is a prefix of it continues it
@@ -259,7 +259,7 @@ class SeededLLM(FakeLLM):
 def vllm_backend(engine, *, logprobs: int = 5, eos: tuple[int, ...] = (EOS,)):
     """A ``VLLMBackend`` around a stand-in engine (``FakeLLM``), without starting vLLM: what
     ``VLLMBackend.__init__`` sets, with the double's ``SamplingParams`` and dict prompts."""
-    from siaflow.backends.vllm_backend import VLLMBackend
+    from siaflow.generation.backends.vllm_backend import VLLMBackend
 
     b = VLLMBackend.__new__(VLLMBackend)
     b.llm, b.eos_token_ids, b.logprobs, b.tokenizer = engine, tuple(eos), logprobs, engine.tokenizer

@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from siaflow.estimators import alignment_coefficient, checkpoint_positions, conditional_answer_entropy, gold_surprisal
+from siaflow.analysis.estimators import alignment_coefficient, conditional_answer_entropy, gold_surprisal
+from siaflow.keys import checkpoint_positions
 
 
 def draws_by_checkpoint(cont: pl.DataFrame) -> dict:

@@ -135,8 +135,8 @@ def test_rollouts_and_continuations_end_at_the_answer_line_on_any_backend():
     from fakes import SCRIPT, CharBackend
 
     from siaflow.answers import response_rules
-    from siaflow.backends import Decoding
-    from siaflow.rollouts import run_continuations, run_rollouts
+    from siaflow.generation.backends import Decoding
+    from siaflow.generation.rollouts import run_continuations, run_rollouts
 
     backend = CharBackend()
     questions = pl.DataFrame({"question_id": ["q"], "gold": ["7"]})

@@ -1,8 +1,8 @@
 import pytest
 
 from siaflow.answers import NULL, extract_answer, normalize_number
-from siaflow.datasets import DatasetError, normalise, render_prompt, shard_slice
-from siaflow.toy import make_dataset
+from siaflow.inputs.datasets import DatasetError, normalise, render_prompt, shard_slice
+from siaflow.inputs.toy import make_dataset
 
 
 @pytest.mark.parametrize("text,want", [
@@ -72,7 +72,7 @@ def test_option_prompts_from_a_prepared_table():
     import polars as pl
     from fakes import CharBackend
 
-    from siaflow.datasets import SCHEMA, build_prompts
+    from siaflow.inputs.datasets import SCHEMA, build_prompts
 
     table = pl.DataFrame([{"question_id": "q", "question": "Which is a liquid?", "options": ["iron", "water", "salt"],
                            "gold": "B", "answer_type": "option"}], schema=SCHEMA)

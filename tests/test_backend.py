@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from siaflow.backends import Decoding, Request, make_backend
-from siaflow.sampling import stream_key
+from siaflow.generation.backends import Decoding, Request, make_backend
+from siaflow.generation.sampling import stream_key
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_chat_prompts_use_the_model_template(tiny_model_dir, tmp_path):
     import polars as pl
     from transformers import AutoTokenizer
 
-    from siaflow.datasets import build_prompts
+    from siaflow.inputs.datasets import build_prompts
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     tok.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
@@ -179,7 +179,7 @@ def test_answer_watch_matches_a_full_decode(backend):
     import random
 
     from siaflow.answers import answer_is_final
-    from siaflow.backends.base import TextWatch
+    from siaflow.generation.backends.base import TextWatch
 
     rng = random.Random(0)
     pieces = ["12", "3", " ", "#", "##", "####", "\n", "x", ".", ",", "5"]
@@ -200,7 +200,7 @@ def test_stop_string_watch_cuts_exactly_the_stop_string(backend):
     never counts."""
     import random
 
-    from siaflow.backends.base import TextWatch
+    from siaflow.generation.backends.base import TextWatch
 
     rng = random.Random(1)
     pieces = ["12", "3", " ", "Q", "\n", "\n\n", "x", "Q:", "5"]
@@ -295,7 +295,7 @@ def test_a_request_budget_caps_its_samples(backend):
 
 def test_continuations_get_what_is_left_of_the_response_budget(backend):
     """The continuation of a k-token prefix is asked for max_new_tokens - k new tokens."""
-    from siaflow.rollouts import continue_prefixes
+    from siaflow.generation.rollouts import continue_prefixes
 
     prompt = backend.encode("Q: Eve has 5, gets 3. How many?\nA: ")
     dec = Decoding(temperature=1.0, top_p=1.0, max_new_tokens=12)

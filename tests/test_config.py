@@ -122,7 +122,7 @@ def test_a_misspelled_vllm_engine_setting_is_named(demo, tmp_path):
 
 
 def test_the_engine_takes_its_settings_and_its_gpus_from_the_model():
-    from siaflow.backends import vllm_options
+    from siaflow.generation.backends import vllm_options
 
     spec = {"path": "m", "resources": {"gpu": 4}, "vllm": {"max_model_len": 4096, "kv_cache_gib": None}}
     assert vllm_options(spec) == {"max_model_len": 4096, "tensor_parallel_size": 4}

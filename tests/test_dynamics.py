@@ -20,7 +20,7 @@ def _weights(path: Path) -> bytes:
 
 
 def test_checkpoints_reproduce_from_their_seed_and_end_at_the_trained_model(tmp_path):
-    from siaflow.toy_models import ToyTrainConfig, train_toy_checkpoints, train_toy_model
+    from siaflow.inputs.toy_models import ToyTrainConfig, train_toy_checkpoints, train_toy_model
 
     cfg = ToyTrainConfig(regime="informative", warmup=2, threads=1, **TINY_TRAINING)
     quiet = dict(log=lambda *a: None)
@@ -46,7 +46,7 @@ def test_rejection_sampling_trains_on_correct_traces_only_and_reproduces():
     with no right answer leaves the weights alone, and two runs give the same weights."""
     import tempfile
 
-    from siaflow.toy_models import ToyRLConfig, rejection_sampling_finetune
+    from siaflow.inputs.toy_models import ToyRLConfig, rejection_sampling_finetune
 
     init = Path(__file__).resolve().parents[1] / "resources/toy_models/informative"
     cfg = ToyRLConfig(steps=3, batch_size=16, threads=1)
@@ -115,7 +115,7 @@ def test_fig_training_dynamics_builds_by_name_and_matches_its_entropy_tables(tmp
     for name in ("informative", "noninformative"):
         (work / "resources/toy_models" / name).symlink_to(ROOT / "resources/toy_models" / name)
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "fig_training_dynamics", "--configfile", str(path),
-           "--snakefile", str(ROOT / "workflow/Snakefile"), "--directory", str(work)]
+           "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
@@ -156,7 +156,7 @@ def _entropy(n_correct: int, n_wrong: int) -> pl.DataFrame:
 
 
 def test_checkpoint_summary_by_hand():
-    from siaflow.dynamics import checkpoint_summary
+    from siaflow.analysis.dynamics import checkpoint_summary
 
     got = {r["metric"]: r for r in checkpoint_summary(_entropy(6, 5), h="H", early_position=0.5, n_boot=100,
                                                       ci=0.95, seed=0)}

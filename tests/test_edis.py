@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from siaflow.answers import NULL
-from siaflow.edis import (
+from siaflow.selection.edis import (
     EdisParams,
     best_of_n,
     burst_spikes,

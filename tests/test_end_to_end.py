@@ -11,8 +11,9 @@ import polars as pl
 import pytest
 from recompute import check_entropy_table, check_table1
 
-from siaflow.estimators import alignment_coefficient, checkpoint_positions, conditional_answer_entropy, gold_surprisal
+from siaflow.analysis.estimators import alignment_coefficient, conditional_answer_entropy, gold_surprisal
 from siaflow.io import read_provenance
+from siaflow.keys import checkpoint_positions
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +114,7 @@ def test_figure_data_follow_the_definitions(run):
     assert ((auc >= 0) & (auc <= 1)).all()
     assert set(fig2["axis"]) == {"absolute", "relative"}
     # AUC at k = 0 recomputed by hand: H_0 is shared by a question's trajectories
-    from siaflow.stats import roc_auc
+    from siaflow.analysis.stats import roc_auc
     for model in run["cfg"]["models"]:
         ent = pl.read_parquet(r / f"entropy/{model}/toy-arith/stride-8/original.parquet").filter(pl.col("k") == 0)
         got = fig2.filter((pl.col("model") == model) & (pl.col("axis") == "absolute") & (pl.col("x") == 0))["auc"][0]
@@ -196,7 +197,7 @@ def test_table3_is_an_exact_subsample(run):
 
 
 def test_fano_data(run):
-    from siaflow.fano import fano_lower_bound
+    from siaflow.analysis.fano import fano_lower_bound
     fano = pl.read_csv(run["results"] / "figures/fig_fano.data.csv")
     assert fano["fano_bound"].to_list() == pytest.approx(list(fano_lower_bound(fano["mean_H"].to_numpy(), 100)))
     assert ((fano["error"] >= 0) & (fano["error"] <= 1)).all()
@@ -206,7 +207,7 @@ def test_fano_data(run):
 def test_edis_scores_and_best_of_n(run):
     from collections import Counter
 
-    from siaflow.edis import EdisParams, edis_score
+    from siaflow.selection.edis import EdisParams, edis_score
 
     r, cfg = run["results"], run["cfg"]
     e = cfg["edis"]
@@ -254,7 +255,7 @@ def test_report_works_with_directory_and_config_overrides(run, tmp_path):
     r = run["results"]
     cfg_path = next(p for p in r.parent.glob("*.yaml"))
     before = (r / "report.html").stat().st_mtime
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow/Snakefile"), "--directory", str(ROOT),
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(ROOT),
            "--cores", "1", "--configfile", str(cfg_path),
            # an override no other rule reads (a prompt no model uses): only the report reruns
            "--config", "prompts={report_probe: 'Probe: {question}'}",
@@ -274,7 +275,7 @@ def test_every_selector_on_one_pool(run):
     """table_selection's pool is the first N trajectories; its DeepConf scores are recomputed from
     the rollouts' token confidences, its Certaindex from the entropy tables, and at N = pool size
     random and the best-confidence pick are recomputed by hand."""
-    from siaflow.selection import deepconf_scores
+    from siaflow.selection.selectors import deepconf_scores
 
     r, cfg = run["results"], run["cfg"]
     sel, n_traj = cfg["selection"], cfg["sampling"]["n_trajectories"]

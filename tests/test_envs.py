@@ -1,4 +1,4 @@
-"""The conda environments of the rules (workflow/envs/*.yaml) build on a cluster: conda-forge only,
+"""The conda environments of the rules (envs/*.yaml) build on a cluster: conda-forge only,
 pinned, siaflow taken from the checkout (no `-e ../`, which Snakemake would resolve against its own
 copy of the file), every third-party module a rule's code imports installed, and the pip section
 resolvable from PyPI (conda channels cannot be reached here; `pip install --dry-run` can)."""
@@ -16,9 +16,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
-ENVS = ROOT / "workflow/envs"
-# the engine each generation env loads through the backend registry (siaflow/backends/__init__.py)
-BACKEND_OF_ENV = {"torch": "siaflow.backends.hf", "vllm": "siaflow.backends.vllm_backend"}
+ENVS = ROOT / "envs"
+# the engine each generation env loads through the backend registry (siaflow/generation/backends/__init__.py)
+BACKEND_OF_ENV = {"torch": "siaflow.generation.backends.hf", "vllm": "siaflow.generation.backends.vllm_backend"}
 
 
 def _env(name: str) -> dict:

@@ -7,16 +7,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from siaflow.answers import NULL
-from siaflow.estimators import (
+from siaflow.analysis.estimators import (
     alignment_by_trajectory,
     alignment_coefficient,
-    checkpoint_positions,
     conditional_answer_entropy,
     entropy_table,
     gold_surprisal,
     split_sample,
 )
+from siaflow.answers import NULL
+from siaflow.keys import checkpoint_positions
 
 
 def test_entropy_hand_computed():

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import yaml
 
-from siaflow.datasets import DatasetError, hub_rows, normalise
+from siaflow.inputs.datasets import DatasetError, hub_rows, normalise
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = yaml.safe_load((ROOT / "config/paper.yaml").read_text())

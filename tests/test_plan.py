@@ -3,7 +3,7 @@
 import polars as pl
 import pytest
 
-from siaflow.plan import continuation_counts, cost_plan
+from siaflow.generation.plan import continuation_counts, cost_plan
 
 
 def test_continuation_counts_by_hand():
@@ -44,7 +44,7 @@ def test_cost_plan_by_hand():
 
 def test_plan_is_calibrated_by_the_continuation_ledgers(tmp_path):
     from siaflow import io
-    from siaflow.plan import ledger_calibration
+    from siaflow.generation.plan import ledger_calibration
 
     def shard(model, name, decoded, naive):
         path = tmp_path / "continuations" / model / "d" / "stride-10" / "original" / f"shard-{name}.parquet"
@@ -83,7 +83,7 @@ def test_pilot_calibration_measures_lengths_and_throughput(tmp_path):
     """The pilot's shards calibrate the plan: L from the rollouts' mean T per model and dataset,
     tokens per second from the continuation ledgers' generation time."""
     from siaflow import io
-    from siaflow.plan import calibration_from, cost_plan
+    from siaflow.generation.plan import calibration_from, cost_plan
 
     roll = tmp_path / "r.parquet"
     io.write_parquet(pl.DataFrame({"T": [30, 50]}), roll, io.provenance(model="a", dataset="d"))

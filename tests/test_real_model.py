@@ -18,7 +18,7 @@ from conftest import ROOT
 from recompute import check_entropy_table, check_table1
 
 from siaflow.answers import answer_is_final, extract_answer
-from siaflow.backends.base import FINISH_REASONS
+from siaflow.generation.backends.base import FINISH_REASONS
 from siaflow.io import read_provenance
 
 pytestmark = pytest.mark.slow

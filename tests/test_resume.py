@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import yaml
 
-from siaflow.estimators import checkpoint_positions
+from siaflow.keys import checkpoint_positions
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

@@ -1,10 +1,10 @@
-"""Resumable parts (siaflow.resume) without a model: a part that cannot be read is redone with a
+"""Resumable parts (siaflow.generation.resume) without a model: a part that cannot be read is redone with a
 log line, and parts made with another backend or backend setting are not reused."""
 
 import polars as pl
 
-from siaflow.backends.base import BackendInfo
-from siaflow.resume import parts_dir, run_in_parts
+from siaflow.generation.backends.base import BackendInfo
+from siaflow.generation.resume import parts_dir, run_in_parts
 
 
 def _work(calls):

@@ -3,7 +3,14 @@ import math
 import pytest
 import torch
 
-from siaflow.sampling import sample_tokens, self_certainty, stream_key, token_confidence, token_entropy, uniforms
+from siaflow.generation.sampling import (
+    sample_tokens,
+    self_certainty,
+    stream_key,
+    token_confidence,
+    token_entropy,
+    uniforms,
+)
 
 
 def test_stream_key_is_stable_and_distinct():

@@ -1,11 +1,11 @@
-"""The exact scoring pass (siaflow.backends.scoring) against the transformers backend's own
+"""The exact scoring pass (siaflow.generation.backends.scoring) against the transformers backend's own
 statistics: scoring the tokens it sampled gives back what it recorded while sampling, for
 responses of different lengths in one padded batch, and an empty response."""
 
 import pytest
 
-from siaflow.backends import Decoding, Request, make_backend
-from siaflow.backends.scoring import score_responses
+from siaflow.generation.backends import Decoding, Request, make_backend
+from siaflow.generation.backends.scoring import score_responses
 
 
 @pytest.mark.parametrize("decoding", [Decoding(1.0, 1.0, 12), Decoding(0.7, 0.9, 12)])

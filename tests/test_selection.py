@@ -1,4 +1,4 @@
-"""Every selector on one pool (siaflow.selection, siaflow.bestofn), against values worked by hand."""
+"""Every selector on one pool (siaflow.selection.selectors, siaflow.selection.bestofn), against values worked by hand."""
 
 import math
 
@@ -6,9 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from siaflow.bestofn import Selector, best_of_n, kept_by_score, select_accuracy
-from siaflow.edis import EdisParams
-from siaflow.selection import certaindex, deepconf_scores, group_confidences, methods, pool_scores
+from siaflow.selection.bestofn import Selector, best_of_n, kept_by_score, select_accuracy
+from siaflow.selection.edis import EdisParams
+from siaflow.selection.selectors import certaindex, deepconf_scores, group_confidences, methods, pool_scores
 
 
 def test_group_confidences_slide_one_token_at_a_time():

@@ -20,8 +20,8 @@ from fakes import (
     vllm_backend,
 )
 
-from siaflow.backends import Decoding, Request, make_backend
-from siaflow.backends.vllm_backend import (
+from siaflow.generation.backends import Decoding, Request, make_backend
+from siaflow.generation.backends.vllm_backend import (
     marker_stops,
     parse_completion,
     sampling_args,
@@ -86,7 +86,7 @@ def test_prompts_longer_than_the_context_are_reported_before_submitting():
     prompt first, and run_rollouts names the question."""
     import polars as pl
 
-    from siaflow.rollouts import run_rollouts
+    from siaflow.generation.rollouts import run_rollouts
 
     b = vllm_backend(SeededLLM(max_model_len=8))
     with pytest.raises(ValueError, match="prompt of 9 tokens.*context of 8"):
@@ -190,7 +190,7 @@ def test_vllm_pins_agree():
     root = Path(__file__).resolve().parents[1]
     extra = {r.name: r.specifier for r in map(Requirement, tomllib.loads(
         (root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"])}
-    env = yaml.safe_load((root / "workflow/envs/vllm.yaml").read_text())
+    env = yaml.safe_load((root / "envs/vllm.yaml").read_text())
     pins = {r.name: r.specifier for r in (Requirement(x.split("#")[0].strip()) for d in env["dependencies"]
                                          if isinstance(d, dict) for x in d["pip"] if not x.startswith("-"))}
     (vllm,) = [s.version for s in pins["vllm"] if s.operator == "=="]

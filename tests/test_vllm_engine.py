@@ -13,9 +13,9 @@ import polars as pl
 import pytest
 from vllm_support import ENGINE, ENGINE_ENV, quantile, reference_stats, require_vllm, smollm2_dir, smollm2_rollouts
 
-from siaflow.backends import Decoding, make_backend
-from siaflow.backends.base import FINISH_REASONS, TextWatch
-from siaflow.rollouts import continuation_prefixes, continue_prefixes, rescore_rollouts, run_continuations
+from siaflow.generation.backends import Decoding, make_backend
+from siaflow.generation.backends.base import FINISH_REASONS, TextWatch
+from siaflow.generation.rollouts import continuation_prefixes, continue_prefixes, rescore_rollouts, run_continuations
 
 pytestmark = pytest.mark.vllm
 DECODINGS = {"T0.7-p0.95": Decoding(0.7, 0.95, 64), "T1-p1": Decoding(1.0, 1.0, 64), "T0.5-p0.9": Decoding(0.5, 0.9, 64)}
@@ -166,7 +166,7 @@ def test_the_same_seed_gives_the_same_tokens_and_a_resumed_shard_equals_an_unint
 def test_a_samples_tokens_are_its_keys_whatever_it_is_grouped_with(engine):
     """Every sample is its own n = 1 request seeded by its stream key (vLLM would seed the children
     of an n-sample request seed + i): the same key draws the same tokens alone or among others."""
-    from siaflow.backends import Request
+    from siaflow.generation.backends import Request
 
     _, ids = engine.encode_chat([{"role": "user", "content": "Name three colours."}])
     d = Decoding(0.8, 0.95, 24)
@@ -200,7 +200,7 @@ def test_a_batch_larger_than_one_engine_step_samples_with_its_seeds(engine):
     """More prompt tokens than one engine step takes (vLLM's CPU default: 4096). Chunked, a seeded
     request's partial prefill makes the CPU engine fail ("CPU Generator does not use offset"); the
     backend prefills whole prompts there, and the samples keep their keys' tokens."""
-    from siaflow.backends import Request
+    from siaflow.generation.backends import Request
 
     reqs = [Request(tuple(1000 + (7 * i + 13 * t) % 20000 for t in range(150)), (i,)) for i in range(40)]
     d = Decoding(0.8, 0.95, 4)

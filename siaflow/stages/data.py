@@ -13,7 +13,7 @@ from siaflow.stages.common import stage
 @stage
 def download_dataset(sm) -> None:
     """Fetch a hub dataset's parquet files and keep them, with where they came from."""
-    from siaflow.datasets import fetch_hub_files
+    from siaflow.inputs.datasets import fetch_hub_files
 
     files, source = fetch_hub_files(sm.params.spec)
     out = Path(sm.output[0])
@@ -27,7 +27,7 @@ def download_dataset(sm) -> None:
 
 @stage
 def prepare_dataset(sm) -> None:
-    from siaflow.datasets import load_dataset, local_files
+    from siaflow.inputs.datasets import load_dataset, local_files
 
     name, spec = sm.wildcards.dataset, sm.params.spec
     raw_files, source = None, None

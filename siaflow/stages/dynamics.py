@@ -1,12 +1,13 @@
-"""Rule of ``workflow/rules/dynamics.smk``: SIA through training (``siaflow.dynamics``)."""
+"""Rule of ``workflow/rules/dynamics.smk``: SIA through training (``siaflow.analysis.dynamics``)."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from siaflow import dynamics, plots
+from siaflow.analysis import dynamics
+from siaflow.outputs import plots
+from siaflow.outputs.tables import write_table
 from siaflow.stages.common import analysis_provenance, figure_provenance, stage
-from siaflow.tables import write_table
 
 
 @stage

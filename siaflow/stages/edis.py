@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from siaflow import bestofn, edis, io, plots
+from siaflow import io
+from siaflow.outputs import plots
+from siaflow.outputs.tables import write_table
+from siaflow.selection import bestofn, edis
 from siaflow.stages.common import figure_provenance, params, stage, with_model_info
-from siaflow.tables import write_table
 
 # what the scores record of each rollout shard they read
 _ROLLOUT_PROVENANCE = ("model", "revision", "dataset", "shard", "decoding", "seed", "n_rollouts", "entropy_kind",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from siaflow import io
-from siaflow.estimators import entropy_table, sia_trajectories
+from siaflow.analysis.estimators import entropy_table, sia_trajectories
 from siaflow.stages.common import stage
 
 

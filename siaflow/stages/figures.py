@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from siaflow import fano, metrics, plots
+from siaflow.analysis import fano, metrics
+from siaflow.outputs import plots
 from siaflow.stages.common import analysis_provenance, figure_provenance, load_entropy, stage, with_model_info
 
 

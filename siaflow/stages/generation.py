@@ -3,25 +3,18 @@ stage that runs a language model (torch, and a backend chosen by ``models.<name>
 
 from __future__ import annotations
 
-import os
 import time
-
-# Every model is local by the time a generation job runs (download_model, build_model, a toy model,
-# or a directory of the user's): a compute node never waits on the hub, which it often cannot reach.
-# Set before the hub client is imported (it reads these once).
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import polars as pl
 import torch
 
 from siaflow import io
+from siaflow.analysis.estimators import sia_trajectories
 from siaflow.answers import response_rules
-from siaflow.backends import Decoding, backend_for, make_backend
-from siaflow.datasets import build_prompts, shard_slice
-from siaflow.estimators import sia_trajectories
-from siaflow.resume import clear_parts, run_in_parts
-from siaflow.rollouts import rescore_rollouts, run_continuations, run_rollouts
+from siaflow.generation.backends import Decoding, backend_for, make_backend
+from siaflow.generation.resume import clear_parts, run_in_parts
+from siaflow.generation.rollouts import rescore_rollouts, run_continuations, run_rollouts
+from siaflow.inputs.datasets import build_prompts, shard_slice
 from siaflow.stages.common import stage
 
 

@@ -9,7 +9,7 @@ from siaflow.stages.common import stage
 def build_model(sm) -> None:
     import torch
 
-    from siaflow.models import build_model as build
+    from siaflow.inputs.models import build_model as build
 
     torch.set_num_threads(max(1, int(sm.threads)))
     print(build(sm.params.spec, sm.output[0]))
@@ -17,7 +17,7 @@ def build_model(sm) -> None:
 
 @stage
 def download_model(sm) -> None:
-    from siaflow.models import download_model as download
+    from siaflow.inputs.models import download_model as download
 
     record = download(sm.params.repo, sm.params.revision, sm.output[0])
     print(f"{record['repo']} at commit {record['commit']}: {len(record['files'])} files")

@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 
 from siaflow import io
-from siaflow.plan import calibration_from, cost_plan, ledger_calibration
+from siaflow.generation.plan import calibration_from, cost_plan, ledger_calibration
+from siaflow.outputs.tables import to_markdown
 from siaflow.stages.common import stage
-from siaflow.tables import to_markdown
 
 
 def _write_plan(sm, calibration: dict, source: str) -> None:

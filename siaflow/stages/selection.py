@@ -1,14 +1,16 @@
 """Rules of ``workflow/rules/selection.smk``: one pool scored by every selector
-(``siaflow.selection``), its Best-of-N table and figure."""
+(``siaflow.selection.selectors``), its Best-of-N table and figure."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from siaflow import bestofn, io, plots, selection
-from siaflow.edis import EdisParams
+from siaflow import io
+from siaflow.outputs import plots
+from siaflow.outputs.tables import write_table
+from siaflow.selection import bestofn, selectors
+from siaflow.selection.edis import EdisParams
 from siaflow.stages.common import analysis_provenance, figure_provenance, load_entropy, params, stage, with_model_info
-from siaflow.tables import write_table
 
 
 @stage
@@ -18,14 +20,14 @@ def table_selection(sm) -> None:
     if "token_confidence" not in roll.columns:
         raise ValueError(f"{sm.input.rollouts[0]}: no token_confidence column (rollouts made before siaflow "
                          f"recorded DeepConf's confidence); rerun them with --forcerun rollouts")
-    scores = selection.pool_scores(roll, load_entropy(sm.input.entropy), n_trajectories=p.n_trajectories,
+    scores = selectors.pool_scores(roll, load_entropy(sm.input.entropy), n_trajectories=p.n_trajectories,
                                    edis_params=EdisParams.of(e),
                                    window=sel["window"], tail=sel["tail"], bottom_fraction=sel["bottom_fraction"],
                                    h=p.h)
     prov = analysis_provenance(sm, sm.input.entropy, rollouts=[str(f) for f in sm.input.rollouts],
-                               needs=selection.NEEDS)
+                               needs=selectors.NEEDS)
     io.write_parquet(scores, sm.output.scores, prov)
-    methods = selection.methods(sel["keep_fractions"])
+    methods = selectors.methods(sel["keep_fractions"])
     n_values = [n for n in sel["n_values"] if n <= p.n_trajectories]
     skipped = sorted(set(sel["n_values"]) - set(n_values))
     if skipped:

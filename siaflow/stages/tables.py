@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from siaflow import io, metrics
+from siaflow import io
+from siaflow.analysis import metrics
+from siaflow.outputs.tables import write_table
 from siaflow.stages.common import analysis_provenance, load_entropy, stage, with_model_info
-from siaflow.tables import write_table
 
 
 def _write(sm, df: pl.DataFrame, title: str, entropy_paths, **extra) -> None:

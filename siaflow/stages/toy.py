@@ -7,8 +7,8 @@ from siaflow.stages.common import stage
 
 @stage
 def train_toy_model(sm) -> None:
-    from siaflow.toy_models import ToyTrainConfig
-    from siaflow.toy_models import train_toy_model as train
+    from siaflow.inputs.toy_models import ToyTrainConfig
+    from siaflow.inputs.toy_models import train_toy_model as train
 
     toy = sm.params.toy
     cfg = ToyTrainConfig(regime=toy["regime"], seed=toy.get("seed", 0), threads=int(sm.threads), **sm.params.training)
@@ -17,8 +17,8 @@ def train_toy_model(sm) -> None:
 
 @stage
 def train_toy_checkpoints(sm) -> None:
-    from siaflow.toy_models import ToyTrainConfig
-    from siaflow.toy_models import train_toy_checkpoints as train
+    from siaflow.inputs.toy_models import ToyTrainConfig
+    from siaflow.inputs.toy_models import train_toy_checkpoints as train
 
     toy = sm.params.toy
     cfg = ToyTrainConfig(regime=toy["regime"], seed=toy.get("seed", 0), threads=int(sm.threads), **sm.params.training)
@@ -27,7 +27,7 @@ def train_toy_checkpoints(sm) -> None:
 
 @stage
 def train_toy_rl(sm) -> None:
-    from siaflow.toy_models import ToyRLConfig, checkpoint_dir, rejection_sampling_finetune
+    from siaflow.inputs.toy_models import ToyRLConfig, checkpoint_dir, rejection_sampling_finetune
 
     rl = dict(sm.params.rl)
     steps = rl.pop("steps")

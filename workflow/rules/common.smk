@@ -7,7 +7,7 @@ from pathlib import Path
 
 import siaflow.config
 from siaflow import layout
-from siaflow.metrics import mc_source_stride
+from siaflow.config import mc_source_stride
 from snakemake.utils import validate
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))

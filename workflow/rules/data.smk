@@ -9,7 +9,7 @@ rule download_dataset:
         "logs/download_dataset/{dataset}.log",
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -17,7 +17,7 @@ rule download_dataset:
     params:
         spec=lambda wc: config["datasets"][wc.dataset],
     script:
-        "../scripts/download_dataset.py"
+        "../../scripts/download_dataset.py"
 
 
 rule prepare_dataset:
@@ -29,7 +29,7 @@ rule prepare_dataset:
         log("prepare_dataset/{dataset}"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -37,4 +37,4 @@ rule prepare_dataset:
     params:
         spec=lambda wc: config["datasets"][wc.dataset],
     script:
-        "../scripts/prepare_dataset.py"
+        "../../scripts/prepare_dataset.py"

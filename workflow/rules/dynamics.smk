@@ -22,7 +22,7 @@ rule fig_training_dynamics:
         log("fig_training_dynamics"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -35,4 +35,4 @@ rule fig_training_dynamics:
             early_position=DYNAMICS.get("early_position", 0.25),
         ),
     script:
-        "../scripts/fig_training_dynamics.py"
+        "../../scripts/fig_training_dynamics.py"

@@ -1,6 +1,6 @@
 # EDIS (second paper): token-entropy instability of every sampled response, Best-of-N selection.
 # Scores come from the rollouts alone (no continuations); rollouts draw edis.pool_size responses.
-# Each rule: workflow/scripts/<rule>.py -> siaflow.stages.edis.<rule> -> siaflow.edis.
+# Each rule: workflow/scripts/<rule>.py -> siaflow.stages.edis.<rule> -> siaflow.selection.edis.
 
 
 rule edis_scores:
@@ -12,7 +12,7 @@ rule edis_scores:
         log("edis_scores"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -20,7 +20,7 @@ rule edis_scores:
     params:
         edis=config["edis"],
     script:
-        "../scripts/edis_scores.py"
+        "../../scripts/edis_scores.py"
 
 
 rule table_edis_bestofn:
@@ -33,7 +33,7 @@ rule table_edis_bestofn:
         log("table_edis_bestofn"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -43,7 +43,7 @@ rule table_edis_bestofn:
         models=MODEL_INFO,
         bootstrap=BOOTSTRAP,
     script:
-        "../scripts/table_edis_bestofn.py"
+        "../../scripts/table_edis_bestofn.py"
 
 
 rule fig_edis_trajectories:
@@ -55,7 +55,7 @@ rule fig_edis_trajectories:
         log("fig_edis_trajectories"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -63,7 +63,7 @@ rule fig_edis_trajectories:
     params:
         edis=config["edis"],
     script:
-        "../scripts/fig_edis_trajectories.py"
+        "../../scripts/fig_edis_trajectories.py"
 
 
 rule fig_edis_separation:
@@ -76,7 +76,7 @@ rule fig_edis_separation:
         log("fig_edis_separation"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -84,4 +84,4 @@ rule fig_edis_separation:
     params:
         edis=config["edis"],
     script:
-        "../scripts/fig_edis_separation.py"
+        "../../scripts/fig_edis_separation.py"

@@ -11,7 +11,7 @@ rule entropy:
         log("entropy/{model}/{dataset}/stride-{stride}/{variant}"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -20,4 +20,4 @@ rule entropy:
         alpha=config["estimation"]["alpha"],
         n_trajectories=config["sampling"]["n_trajectories"],
     script:
-        "../scripts/entropy.py"
+        "../../scripts/entropy.py"

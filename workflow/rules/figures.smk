@@ -1,6 +1,6 @@
 # The SIA paper's figures, each a named target (`snakemake --cores 2 fig2_auc`), each from
-# workflow/scripts/<rule>.py -> siaflow.stages.figures.<rule> -> siaflow.metrics, drawn by
-# siaflow.plots. Figs 4 and 5 are Figs 1 and 2 on the non-aligned models (`use rule`). The data
+# workflow/scripts/<rule>.py -> siaflow.stages.figures.<rule> -> siaflow.analysis.metrics, drawn by
+# siaflow.outputs.plots. Figs 4 and 5 are Figs 1 and 2 on the non-aligned models (`use rule`). The data
 # frame each figure draws is saved beside it as <figure>.data.csv.
 
 
@@ -14,7 +14,7 @@ rule fig1_cumulative_gain:
         log("fig1_cumulative_gain"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -22,7 +22,7 @@ rule fig1_cumulative_gain:
     params:
         **selection_params("aligned"),
     script:
-        "../scripts/fig1_cumulative_gain.py"
+        "../../scripts/fig1_cumulative_gain.py"
 
 
 use rule fig1_cumulative_gain as fig4_cumulative_gain_nonaligned with:
@@ -48,7 +48,7 @@ rule fig2_auc:
         log("fig2_auc"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -56,7 +56,7 @@ rule fig2_auc:
     params:
         **selection_params("aligned", stride=MAIN_STRIDE),
     script:
-        "../scripts/fig2_auc.py"
+        "../../scripts/fig2_auc.py"
 
 
 use rule fig2_auc as fig5_auc_nonaligned with:
@@ -78,7 +78,7 @@ rule fig3_saturation:
         log("fig3_saturation"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -89,7 +89,7 @@ rule fig3_saturation:
             saturation=config["analysis"]["saturation"],
         ),
     script:
-        "../scripts/fig3_saturation.py"
+        "../../scripts/fig3_saturation.py"
 
 
 rule fig_fano:
@@ -101,7 +101,7 @@ rule fig_fano:
         log("fig_fano"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -109,4 +109,4 @@ rule fig_fano:
     params:
         **figure_params(datasets=config["datasets"], fano_bins=config["analysis"]["fano_bins"]),
     script:
-        "../scripts/fig_fano.py"
+        "../../scripts/fig_fano.py"

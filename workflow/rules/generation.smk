@@ -19,7 +19,7 @@ rule rollouts:
     params:
         **generation_params(n_rollouts=siaflow.config.n_rollouts(config)),
     script:
-        "../scripts/rollouts.py"
+        "../../scripts/rollouts.py"
 
 
 rule continuations:
@@ -44,7 +44,7 @@ rule continuations:
     params:
         **generation_params(stride=lambda wc: int(wc.stride), variant=lambda wc: wc.variant),
     script:
-        "../scripts/continuations.py"
+        "../../scripts/continuations.py"
 
 
 # The main stride needs both variants (Table 2): one job, one engine start, and the shuffled
@@ -77,4 +77,4 @@ if config["sampling"]["variants_in_one_job"]:
         params:
             **generation_params(stride=MAIN_STRIDE),
         script:
-            "../scripts/continuations_both_variants.py"
+            "../../scripts/continuations_both_variants.py"

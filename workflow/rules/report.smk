@@ -10,7 +10,7 @@ rule plan:
         log("plan"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -18,7 +18,7 @@ rule plan:
     params:
         **plan_params(),
     script:
-        "../scripts/plan.py"
+        "../../scripts/plan.py"
 
 
 # The pilot: one shard of every model on every dataset (rollouts and the main stride's
@@ -43,7 +43,7 @@ rule pilot:
         log("pilot"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -51,7 +51,7 @@ rule pilot:
     params:
         **plan_params(),
     script:
-        "../scripts/pilot.py"
+        "../../scripts/pilot.py"
 
 
 # The report runs Snakemake itself (`snakemake --report`), on the submit host, on this very
@@ -66,7 +66,7 @@ rule report:
         log("report"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -77,4 +77,4 @@ rule report:
         effective_config=config,
         targets=ANALYSIS_TARGETS,
     script:
-        "../scripts/report.py"
+        "../../scripts/report.py"

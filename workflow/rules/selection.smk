@@ -1,7 +1,7 @@
 # One pool, every selector (docs/selection.md): each question's first sampling.n_trajectories
 # responses (those with continuations) scored by EDIS, mean entropy, self-certainty, DeepConf's
 # confidences and Certaindex, and Best-of-N accuracy of every rule with bootstrap CIs.
-# Each rule: workflow/scripts/<rule>.py -> siaflow.stages.selection.<rule> -> siaflow.selection.
+# Each rule: workflow/scripts/<rule>.py -> siaflow.stages.selection.<rule> -> siaflow.selection.selectors.
 
 
 rule table_selection:
@@ -16,7 +16,7 @@ rule table_selection:
         log("table_selection"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -29,7 +29,7 @@ rule table_selection:
         models=MODEL_INFO,
         bootstrap=BOOTSTRAP,
     script:
-        "../scripts/table_selection.py"
+        "../../scripts/table_selection.py"
 
 
 rule fig_selection:
@@ -41,7 +41,7 @@ rule fig_selection:
         log("fig_selection"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -49,4 +49,4 @@ rule fig_selection:
     params:
         models=MODEL_INFO,
     script:
-        "../scripts/fig_selection.py"
+        "../../scripts/fig_selection.py"

@@ -1,5 +1,5 @@
 # The SIA paper's tables, each a named target (`snakemake --cores 2 table2_shuffle`), each from
-# workflow/scripts/<rule>.py -> siaflow.stages.tables.<rule> -> siaflow.metrics:
+# workflow/scripts/<rule>.py -> siaflow.stages.tables.<rule> -> siaflow.analysis.metrics:
 #   table1_alignment    metrics.trajectory_alignment, metrics.table1_alignment
 #   table2_shuffle      metrics.shuffle_comparison
 #   table3_mc_ablation  metrics.mc_ablation_table (sub-samples the stored draws: no new generation)
@@ -15,7 +15,7 @@ rule table1_alignment:
         log("table1_alignment"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -27,7 +27,7 @@ rule table1_alignment:
         n_continuations=config["sampling"]["n_continuations"],
         alpha=config["estimation"]["alpha"],
     script:
-        "../scripts/table1_alignment.py"
+        "../../scripts/table1_alignment.py"
 
 
 rule table2_shuffle:
@@ -40,7 +40,7 @@ rule table2_shuffle:
         log("table2_shuffle"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -49,7 +49,7 @@ rule table2_shuffle:
         h=H,
         models=MODEL_INFO,
     script:
-        "../scripts/table2_shuffle.py"
+        "../../scripts/table2_shuffle.py"
 
 
 rule table3_mc_ablation:
@@ -63,7 +63,7 @@ rule table3_mc_ablation:
         log("table3_mc_ablation"),
     localrule: True
     conda:
-        "../envs/analysis.yaml"
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -80,4 +80,4 @@ rule table3_mc_ablation:
         ablated=MC,
         source=MC_SOURCE,
     script:
-        "../scripts/table3_mc_ablation.py"
+        "../../scripts/table3_mc_ablation.py"

@@ -9,7 +9,7 @@ rule train_toy_model:
     log:
         "logs/train_toy_model/{toy_model}.log",
     conda:
-        "../envs/torch.yaml"
+        "../../envs/torch.yaml"
     threads: 2
     resources:
         mem_mb=2000,
@@ -18,7 +18,7 @@ rule train_toy_model:
         toy=lambda wc: TOY_MODELS[wc.toy_model]["toy"],
         training=config.get("toy_training", {}),
     script:
-        "../scripts/train_toy_model.py"
+        "../../scripts/train_toy_model.py"
 
 
 # fig_training_dynamics (dynamics.smk): a toy run trained again and saved at
@@ -35,7 +35,7 @@ rule train_toy_checkpoints:
     wildcard_constraints:
         run="|".join(map(re.escape, TOY_MODELS)),
     conda:
-        "../envs/torch.yaml"
+        "../../envs/torch.yaml"
     threads: 2
     resources:
         mem_mb=2000,
@@ -45,7 +45,7 @@ rule train_toy_checkpoints:
         training=config.get("toy_training", {}),
         steps=DYNAMICS.get("steps", []),
     script:
-        "../scripts/train_toy_checkpoints.py"
+        "../../scripts/train_toy_checkpoints.py"
 
 
 rule train_toy_rl:
@@ -58,7 +58,7 @@ rule train_toy_rl:
     wildcard_constraints:
         run="|".join(map(re.escape, TOY_MODELS)),
     conda:
-        "../envs/torch.yaml"
+        "../../envs/torch.yaml"
     threads: 2
     resources:
         mem_mb=2000,
@@ -67,4 +67,4 @@ rule train_toy_rl:
         init_step=config.get("toy_training", {}).get("steps"),
         rl=DYNAMICS.get("rl", {}),
     script:
-        "../scripts/train_toy_rl.py"
+        "../../scripts/train_toy_rl.py"

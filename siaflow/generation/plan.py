@@ -1,0 +1,135 @@
+"""The cost plan: what a config will generate, before anything is submitted.
+
+Per (model, dataset), with Q questions, N trajectories with continuations, R = max(N, EDIS pool)
+rollouts per question, K continuations, stride s, and an expected trace length of L generated
+tokens (``plan.mean_trace_tokens``):
+
+* checkpoints per trajectory besides k = 0: m + 1 with m = floor((L - 1) / s)  (k = s..ms, and T)
+* prefixes per variant: Q * N * (m + 1) + Q   (k = 0 once per question)
+* generated tokens per continuation from checkpoint k: L - k + 1 (the rest of the trace and its
+  stop token), so per trajectory sum_{j=1..m} (L - j s + 1) + 1, and L + 1 from k = 0
+* two variants (original, shuffled) per stride; Table 3's stride only when it is not a sub-sample
+* rollouts: Q * R * (L + 1) tokens;  GPU-hours = tokens / plan.tokens_per_second / 3600.
+
+That counts every continuation run to its end, at the config's guess of L and throughput. Once
+some shards exist (the ``pilot`` target runs one per model and dataset), they calibrate it
+(``calibration_from``): L becomes the measured mean response length of each model on each dataset,
+a model's continuation tokens are multiplied by its measured ratio of decoded to naive tokens
+(early stop and shared rows; the ratio over all models for a model with no ledger yet), and the
+GPU-hours use its measured generation throughput where its shards timed it.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from siaflow.config import mc_source_stride
+
+
+def continuation_counts(Q: int, N: int, K: int, stride: int, L: int) -> dict:
+    m = (L - 1) // stride
+    per_traj_ckpts = m + 1
+    prefixes = Q * N * per_traj_ckpts + Q
+    tokens_per_traj = sum(L - j * stride + 1 for j in range(1, m + 1)) + 1
+    tokens = K * (Q * N * tokens_per_traj + Q * (L + 1))
+    return {"checkpoints": Q * N * per_traj_ckpts + Q, "prefixes": prefixes, "continuations": prefixes * K,
+            "continuation_tokens": tokens}
+
+
+def calibration_from(continuations, rollouts=()) -> dict[str, dict]:
+    """Per model (and ``"*"`` for all models): the summed ``decoded_tokens`` and
+    ``naive_generated_tokens`` of these continuation shards and their ratio; where every shard of a
+    model timed its generation, its measured ``tokens_per_second``. Under ``"trace_tokens"``: the
+    mean response length T of these rollout shards per ``"model/dataset"``."""
+    import polars as pl
+
+    from siaflow.io import read_provenance
+
+    sums: dict[str, dict] = {}
+    for path in sorted(map(str, continuations)):
+        prov = read_provenance(path)
+        ledger = prov.get("ledger") or {}
+        if not ledger.get("naive_generated_tokens") or "decoded_tokens" not in ledger:
+            continue  # a shard from before the ledger recorded decoded tokens
+        for key in (prov["model"], "*"):
+            acc = sums.setdefault(key, {"decoded_tokens": 0, "naive_generated_tokens": 0, "shards": 0,
+                                        "seconds": 0.0, "timed": 0})
+            acc["decoded_tokens"] += ledger["decoded_tokens"]
+            acc["naive_generated_tokens"] += ledger["naive_generated_tokens"]
+            acc["shards"] += 1
+            if ledger.get("seconds"):
+                acc["seconds"] += ledger["seconds"]
+                acc["timed"] += 1
+    for acc in sums.values():
+        acc["ratio"] = acc["decoded_tokens"] / acc["naive_generated_tokens"]
+        timed = acc.pop("timed") == acc["shards"] and acc["seconds"] > 0
+        seconds = acc.pop("seconds")
+        if timed:
+            acc["tokens_per_second"] = acc["decoded_tokens"] / seconds
+    lengths: dict[str, list] = {}
+    for path in sorted(map(str, rollouts)):
+        prov = read_provenance(path)
+        lengths.setdefault(f"{prov['model']}/{prov['dataset']}", []).extend(pl.read_parquet(path, columns=["T"])["T"])
+    if lengths:
+        sums["trace_tokens"] = {k: sum(v) / len(v) for k, v in lengths.items() if v}
+    return sums
+
+
+def ledger_calibration(results) -> dict[str, dict]:
+    """``calibration_from`` every continuation and rollout shard already under ``results``."""
+    from glob import glob
+
+    from siaflow import layout
+
+    return calibration_from(glob(layout.glob(layout.CONTINUATIONS, results=str(results))),
+                            glob(layout.glob(layout.ROLLOUTS, results=str(results))))
+
+
+def cost_plan(config: dict, calibration: dict[str, dict] | None = None) -> pl.DataFrame:
+    """The plan per model x dataset and in total; with ``calibration`` (``calibration_from``) also
+    the calibrated continuation tokens, their source, and the GPU-hours from them: at the measured
+    trace length and throughput where the calibration has them, else at the config's."""
+    s, plan = config["sampling"], config["plan"]
+    tps = plan["tokens_per_second"]
+    N, K = s["n_trajectories"], s["n_continuations"]
+    R = max(N, config.get("edis", {}).get("pool_size", 0))
+    strides = list(s["strides"])
+    mc = config.get("mc_ablation")
+    if mc and mc_source_stride(strides, mc["stride"]) is None:
+        strides.append(mc["stride"])
+    calibration = dict(calibration or {})
+    measured_T = calibration.pop("trace_tokens", {})
+    rows = []
+    for model in config["models"]:
+        for dataset, d in config["datasets"].items():
+            L = max(1, round(measured_T.get(f"{model}/{dataset}", plan["mean_trace_tokens"])))
+            Q = d["n_questions"]
+            row = {"model": model, "dataset": dataset, "questions": Q, "trajectories": Q * R,
+                   "sia_trajectories": Q * N, "trace_tokens": L, "checkpoints": 0, "continuations": 0,
+                   "rollout_tokens": Q * R * (L + 1), "continuation_tokens": 0}
+            for stride in strides:
+                c = continuation_counts(Q, N, K, stride, L)
+                row["checkpoints"] += c["checkpoints"]
+                row["continuations"] += 2 * c["continuations"]  # original and shuffled
+                row["continuation_tokens"] += 2 * c["continuation_tokens"]
+            row["generated_tokens"] = row["rollout_tokens"] + row["continuation_tokens"]
+            row["gpu_hours"] = row["generated_tokens"] / tps / 3600
+            if calibration:
+                key = model if model in calibration else "*"
+                ratio = calibration[key]["ratio"]
+                row["calibrated_from"] = f"ledger of {model}" if key == model else "ledger of all models"
+                row["ledger_ratio"] = ratio
+                row["calibrated_continuation_tokens"] = row["continuation_tokens"] * ratio
+                rate = calibration[key].get("tokens_per_second", tps)
+                row["tokens_per_second"] = rate
+                row["calibrated_gpu_hours"] = (row["rollout_tokens"] + row["calibrated_continuation_tokens"]) / rate / 3600
+            rows.append(row)
+    df = pl.DataFrame(rows)
+    text = ("model", "dataset", "calibrated_from")
+    total = df.select(pl.lit("TOTAL").alias("model"), pl.lit("").alias("dataset"),
+                      *[pl.lit("").alias(c) if c in text else
+                        (pl.col("calibrated_continuation_tokens").sum() / pl.col("continuation_tokens").sum()).alias(c)
+                        if c == "ledger_ratio" else pl.lit(None, dtype=pl.Float64).alias(c)
+                        if c in ("tokens_per_second", "trace_tokens") else pl.col(c).sum()
+                        for c in df.columns if c not in ("model", "dataset")])
+    return pl.concat([df, total], how="vertical_relaxed")

@@ -1,0 +1,234 @@
+"""Rollouts (N trajectories per question) and checkpoint continuations (K per prefix).
+
+Pure drivers over a ``Backend``: they build token-id requests with their random stream keys and
+turn generations into tables. The empty prefix (k = 0) is the same for all N trajectories of a
+question and is estimated once per question (stored with trajectory = -1).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+import polars as pl
+
+from siaflow.generation.backends.base import Backend, Decoding, Request
+from siaflow.generation.sampling import stream_key
+from siaflow.keys import checkpoint_positions
+
+SHARED_TRAJECTORY = -1
+VARIANTS = ("original", "shuffled")
+
+
+def run_rollouts(backend: Backend, questions: pl.DataFrame, prompts: list[str], *, decoding: Decoding,
+                 n_trajectories: int, seed: int, extract: Callable[[str], str],
+                 prompt_ids: list[list[int]] | None = None, answer_final: Callable[[str], bool] | None = None,
+                 stop: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Sample ``n_trajectories`` responses per question, with per-token log-prob and entropy.
+    ``prompt_ids`` default to ``backend.encode`` of each prompt text.
+
+    A response ends at its settled answer (``answer_final``: finish reason "answer"), at one of the
+    prompt's ``stop`` strings (cut, "stop_sequence"), at EOS ("stop") or at the token limit
+    ("length"): T is the response's own length, so every checkpoint lies inside the response."""
+    prompt_ids = [tuple(ids) for ids in prompt_ids] if prompt_ids is not None else [tuple(backend.encode(p)) for p in prompts]
+    qids = questions["question_id"].to_list()
+    too_long = [(q, len(ids)) for q, ids in zip(qids, prompt_ids) if len(ids) >= backend.max_context]
+    if too_long:
+        q, n = too_long[0]
+        raise ValueError(f"question {q}: its prompt has {n} tokens, which leaves no room in the model's context of "
+                         f"{backend.max_context} tokens ({len(too_long)} question(s) in all); shorten the prompt "
+                         f"template or the question, or use a model with a longer context")
+    requests = [Request(ids, tuple(stream_key(seed, "rollout", q, j) for j in range(n_trajectories)),
+                        answer_start=len(ids), stop=tuple(stop))
+                for q, ids in zip(qids, prompt_ids)]
+    gens = backend.generate(requests, decoding, token_stats=True, progress="rollouts", answer_final=answer_final)
+    rows = []
+    for q, gold, prompt, ids, gs in zip(qids, questions["gold"], prompts, prompt_ids, gens):
+        for j, g in enumerate(gs):
+            text = backend.decode(g.token_ids)
+            answer = extract(text)
+            rows.append({"question_id": q, "trajectory": j, "prompt": prompt, "prompt_ids": list(ids),
+                         "token_ids": g.token_ids, "token_logprobs": g.logprobs, "token_entropy": g.entropies,
+                         "token_self_certainty": g.self_certainty, "token_confidence": g.confidence,
+                         "T": len(g.token_ids), "finish_reason": g.finish_reason, "cut": g.cut, "text": text,
+                         "answer": answer, "gold": gold, "correct": answer == gold})
+    return pl.DataFrame(rows, schema_overrides={"prompt_ids": pl.List(pl.Int32), "token_ids": pl.List(pl.Int32),
+                                                "token_logprobs": pl.List(pl.Float32),
+                                                "token_entropy": pl.List(pl.Float32),
+                                                "token_self_certainty": pl.List(pl.Float32),
+                                                "token_confidence": pl.List(pl.Float32)})
+
+
+def rescore_rollouts(scorer: Backend, rollouts: pl.DataFrame, decoding: Decoding) -> tuple[pl.DataFrame, dict]:
+    """Rollouts with exact per-token entropy, self-certainty and confidence from one teacher-forced
+    pass of ``scorer`` (a transformers backend of the same weights: ``backends.scoring``), for
+    rollouts sampled by an engine that returns only top-k log-probabilities. The tokens and the
+    engine's own log-probabilities are kept; the returned check compares those with the scored
+    ones (they agree to rounding when both are the same model)."""
+    from siaflow.generation.backends.scoring import score_responses
+
+    prompts = [list(x) for x in rollouts["prompt_ids"]]
+    responses = [list(x) for x in rollouts["token_ids"]]
+    scored = score_responses(scorer, prompts, responses, decoding, progress="exact token statistics")
+    engine = [x for lps in rollouts["token_logprobs"].to_list() for x in (lps or [])]
+    exact = [x for s in scored for x in s.logprobs]
+    diffs = sorted(abs(a - b) for a, b in zip(engine, exact) if math.isfinite(b))
+    check = {"tokens": len(exact), "outside_scored_nucleus": sum(not math.isfinite(b) for b in exact),
+             "max_abs_logprob_diff": round(diffs[-1], 6) if diffs else 0.0,
+             "p99_abs_logprob_diff": round(diffs[int(0.99 * (len(diffs) - 1))], 6) if diffs else 0.0}
+    f32 = pl.List(pl.Float32)
+    df = rollouts.with_columns(pl.Series("token_entropy", [s.entropies for s in scored], dtype=f32),
+                               pl.Series("token_self_certainty", [s.self_certainty for s in scored], dtype=f32),
+                               pl.Series("token_confidence", [s.confidence for s in scored], dtype=f32))
+    return df, check
+
+
+def shuffle_prefix(ids: list[int], *, seed: int, question_id: str, trajectory: int, k: int) -> list[int]:
+    """Random permutation of the generated prefix tokens (length kept), seeded per trajectory and
+    checkpoint: the shuffle-prefix ablation. The prompt is never part of ``ids``."""
+    out = list(ids)
+    random.Random(stream_key(seed, "shuffle", question_id, trajectory, k)).shuffle(out)
+    return out
+
+
+def continuation_prefixes(rollouts: pl.DataFrame, *, stride: int, seed: int, variant: str):
+    """(question_id, trajectory, k, generated prefix ids, prompt ids) for every checkpoint;
+    k = 0 appears once per question with trajectory = -1."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    seen_q = set()
+    for r in rollouts.select("question_id", "trajectory", "prompt_ids", "token_ids").iter_rows(named=True):
+        q, j, prompt, toks = r["question_id"], r["trajectory"], list(r["prompt_ids"]), list(r["token_ids"])
+        if q not in seen_q:
+            seen_q.add(q)
+            yield q, SHARED_TRAJECTORY, 0, [], prompt
+        for k in checkpoint_positions(len(toks), stride):
+            if k == 0:
+                continue
+            prefix = toks[:k]
+            if variant == "shuffled":
+                prefix = shuffle_prefix(prefix, seed=seed, question_id=q, trajectory=j, k=k)
+            yield q, j, k, prefix, prompt
+
+
+CONTINUATION_SCHEMA = {"question_id": pl.String, "trajectory": pl.Int32, "k": pl.Int32, "sample": pl.Int16,
+                       "answer": pl.String, "n_generated": pl.Int32, "finish_reason": pl.String, "cut": pl.Int16}
+
+
+def continue_prefixes(backend: Backend, prefixes: list, *, n_continuations: int, decoding: Decoding, seed: int,
+                      variant: str, extract: Callable[[str], str],
+                      answer_final: Callable[[str], bool] | None = None,
+                      tails: dict | None = None, stop: tuple[str, ...] = ()) -> tuple[pl.DataFrame, dict]:
+    """K continuations of each given prefix (from ``continuation_prefixes``), one row per sample
+    in sample order, and the token ledger of this work.
+
+    With ``answer_final`` a continuation stops as soon as its answer (extracted from prefix +
+    continuation) can no longer change: the answers are those of running it to the end.
+    ``tails[(question, trajectory)]``: tokens a trajectory generated after its own answer settled,
+    the ledger's estimate of what an early-stopped continuation would have gone on to generate.
+    ``stop``: the prompt's stop strings, which end a continuation as they end a rollout."""
+    # a continuation completes a response of at most max_new_tokens: it may add max_new_tokens - k
+    requests = [Request(tuple(prompt + prefix),
+                        tuple(stream_key(seed, "continuation", q, j, k, s) for s in range(n_continuations)),
+                        answer_start=len(prompt), stop=tuple(stop), max_new_tokens=decoding.max_new_tokens - len(prefix))
+                for q, j, k, prefix, prompt in prefixes]
+    before = dict(getattr(backend, "stats", {}))
+    gens = backend.generate(requests, decoding, token_stats=False, progress=f"continuations ({variant})",
+                            answer_final=answer_final) if requests else []
+    work = {k: v - before.get(k, 0) for k, v in getattr(backend, "stats", {}).items()}
+    cols = {c: [] for c in CONTINUATION_SCHEMA}
+    generated = settled = naive = 0
+    tails = tails or {}
+    for (q, j, k, prefix, _), gs in zip(prefixes, gens):
+        for s, g in enumerate(gs):
+            cols["question_id"].append(q)
+            cols["trajectory"].append(j)
+            cols["k"].append(k)
+            cols["sample"].append(s)
+            cols["answer"].append(extract(backend.decode(prefix + g.token_ids)))
+            cols["n_generated"].append(len(g.token_ids))
+            cols["finish_reason"].append(g.finish_reason)
+            cols["cut"].append(g.cut)
+            generated += g.n_sampled
+            naive += g.n_sampled
+            if g.finish_reason == "answer":
+                settled += 1
+                naive += tails.get((q, j), 0)
+    prompt_tokens = sum(len(r.prompt_ids) for r in requests)
+    ledger = {"prefixes": len(requests), "continuations": len(requests) * n_continuations,
+              "prompt_tokens": prompt_tokens, "generated_tokens": generated,
+              "settled_at_answer": settled, "naive_generated_tokens": naive,
+              # what the engine computed: prompt tokens prefilled, and decode steps (one per distinct
+              # token history when the backend shares rows; else one per sample and token)
+              "prefill_tokens": work.get("prefill_tokens", prompt_tokens),
+              "decoded_tokens": work.get("decoded_tokens", generated)}
+    return pl.DataFrame(cols, schema=CONTINUATION_SCHEMA), ledger
+
+
+def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, n_continuations: int,
+                      decoding: Decoding, seed: int, variant: str, extract: Callable[[str], str],
+                      output=None, part_prefixes: int = 256, shared_k0: pl.DataFrame | None = None,
+                      answer_final: Callable[[str], bool] | None = None,
+                      stop: tuple[str, ...] = ()) -> tuple[pl.DataFrame, dict]:
+    """K continuations of every checkpoint prefix, one row per sample in sample order (so a
+    coarser K' <= K is an exact sub-sample), with each sample's extracted answer.
+
+    The answer is extracted from prefix + continuation: at k = T the prefix already holds it.
+    Sample j of (question, trajectory, k) uses the same random stream in every variant.
+    With ``output``, work is saved in parts of ``part_prefixes`` prefixes beside it and a rerun
+    after a kill resumes (``siaflow.generation.resume``). ``shared_k0``: the empty-prefix (k = 0) rows of
+    another variant of the same shard. The empty prefix is the same in every variant, so its draws
+    are reused instead of sampled again. ``answer_final``: stop each continuation once its answer
+    is settled (``continue_prefixes``). Returns the table and a token ledger, whose
+    ``naive_generated_tokens`` estimates what the naive procedure (every continuation run to its
+    end, the empty prefix sampled once per trajectory and per variant) would have generated."""
+    prefixes = list(continuation_prefixes(rollouts, stride=stride, seed=seed, variant=variant))
+    tails = answer_tails(backend, rollouts, answer_final) if answer_final is not None else {}
+    k0 = None
+    if shared_k0 is not None:
+        k0 = shared_k0.filter(pl.col("k") == 0).select(list(CONTINUATION_SCHEMA)).cast(CONTINUATION_SCHEMA)
+        wanted = {q for q, _, k, _, _ in prefixes if k == 0}
+        if set(k0["question_id"]) != wanted or k0.height != len(wanted) * n_continuations:
+            raise ValueError("shared_k0 does not hold the K empty-prefix draws of each of this shard's questions")
+        prefixes = [p for p in prefixes if p[2] != 0]
+
+    def work(chunk):
+        return continue_prefixes(backend, list(chunk), n_continuations=n_continuations, decoding=decoding, seed=seed,
+                                 variant=variant, extract=extract, answer_final=answer_final, tails=tails, stop=stop)
+
+    if output is None or not prefixes:
+        df, ledger = work(prefixes)
+    else:
+        from siaflow.generation.resume import run_in_parts
+
+        identity = {"stride": stride, "K": n_continuations, "seed": seed, "variant": variant, "shared_k0": k0 is not None,
+                    "stop_at_answer": answer_final is not None, "stop": list(stop),
+                    "decoding": decoding.as_dict(), **backend.info.identity()}
+        df, ledger = run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)
+    if k0 is not None:
+        df = pl.concat([k0, df]).sort("question_id", "trajectory", "k", "sample", maintain_order=True)
+        ledger = {**ledger, "shared_prefixes": k0.height // n_continuations}
+    # the naive procedure samples the empty prefix once per trajectory, in every variant
+    k0_rows = df.filter(pl.col("k") == 0)
+    k0_tokens = int(k0_rows["n_generated"].sum()) + int((k0_rows["finish_reason"] == "stop").sum()) + int(k0_rows["cut"].sum())
+    n_traj = rollouts.select("question_id", "trajectory").unique().height
+    n_q = rollouts["question_id"].n_unique()
+    copies = n_traj / n_q if n_q else 0
+    owned = 0 if k0 is not None else k0_tokens  # tokens of the empty prefix already counted above
+    ledger["naive_generated_tokens"] = int(round(ledger.get("naive_generated_tokens", 0) - owned + copies * k0_tokens))
+    return df, ledger
+
+
+def answer_tails(backend: Backend, rollouts: pl.DataFrame, answer_final: Callable[[str], bool]) -> dict:
+    """Per (question, trajectory): tokens the trajectory generated after its answer settled (0 when
+    it never settled before the end): the ledger's stand-in for what a continuation stopped at its
+    answer would have gone on to generate."""
+    from siaflow.generation.backends.base import TextWatch
+
+    tails = {}
+    for q, j, toks in rollouts.select("question_id", "trajectory", "token_ids").iter_rows():
+        watch = TextWatch(backend.decode, [], answer_final=answer_final)
+        toks = list(toks)
+        tails[(q, j)] = next((len(toks) - t - 1 for t, x in enumerate(toks) if watch.push(x)), 0)
+    return tails

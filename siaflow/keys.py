@@ -1,0 +1,15 @@
+"""What generation and analysis both name: the key columns of the results tables, and the
+checkpoints k of a trajectory at which the answer entropy H_k is measured (docs/design.md §2)."""
+
+from __future__ import annotations
+
+GROUP = ["model", "dataset"]  # one row of Tables 1-3 / one curve of a figure
+TRAJ = [*GROUP, "question_id", "trajectory"]  # one trajectory
+IN_SHARD = ["question_id", "trajectory"]  # one trajectory within a model x dataset table
+
+
+def checkpoint_positions(T: int, stride: int) -> list[int]:
+    """``{0, s, 2s, ...} ∪ {T}``: token positions in the generated part of a trajectory."""
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    return sorted(set(range(0, T, stride)) | {T})

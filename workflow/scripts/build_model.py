@@ -1,3 +1,0 @@
-from siaflow.stages.models import build_model
-
-build_model(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,3 +1,0 @@
-from siaflow.stages.data import download_dataset
-
-download_dataset(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,3 +1,0 @@
-from siaflow.stages.edis import edis_scores
-
-edis_scores(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,3 +1,0 @@
-from siaflow.stages.entropy import entropy
-
-entropy(snakemake)  # noqa: F821 (injected by Snakemake)

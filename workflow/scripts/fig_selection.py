@@ -1,3 +1,0 @@
-from siaflow.stages.selection import fig_selection
-
-fig_selection(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,3 +1,0 @@
-from siaflow.stages.report import pilot
-
-pilot(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,3 +1,0 @@
-from siaflow.stages.report import plan
-
-plan(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,3 +1,0 @@
-from siaflow.stages.toy import train_toy_checkpoints
-
-train_toy_checkpoints(snakemake)  # noqa: F821 (injected by Snakemake)

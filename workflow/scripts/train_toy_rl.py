@@ -1,3 +1,0 @@
-from siaflow.stages.toy import train_toy_rl
-
-train_toy_rl(snakemake)  # noqa: F821 (injected by Snakemake)
