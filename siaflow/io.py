@@ -39,8 +39,13 @@ def git_commit() -> str | None:
         res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
         if res.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return res.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -48,8 +53,13 @@ def git_commit() -> str | None:
 
 def provenance(**fields) -> dict:
     """Provenance record: the caller's fields plus software versions, git commit, host and time."""
-    return {**fields, "software": package_versions(), "siaflow_commit": git_commit(), "host": platform.node(),
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+    return {
+        **fields,
+        "software": package_versions(),
+        "siaflow_commit": git_commit(),
+        "host": platform.node(),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
 
 
 def _atomic_target(path: Path):

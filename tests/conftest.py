@@ -38,8 +38,12 @@ def local_run(tmp_path_factory):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     again = subprocess.run(cmd + ["-n"], capture_output=True, text=True, timeout=120)
-    return {"results": tmp / "results", "cfg": cfg, "rerun": again.stdout + again.stderr,
-            "only_fig2": only.stdout + only.stderr}
+    return {
+        "results": tmp / "results",
+        "cfg": cfg,
+        "rerun": again.stdout + again.stderr,
+        "only_fig2": only.stdout + only.stderr,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +56,16 @@ def tiny_model_dir(tmp_path_factory):
 
     torch.manual_seed(0)
     tok = build_tokenizer()
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=96, n_embd=32, n_layer=2, n_head=2,
-                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    cfg = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=96,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     model = GPT2LMHeadModel(cfg)
     with torch.no_grad():  # make EOS likely enough that some rows stop early
         model.lm_head.weight[tok.eos_token_id] *= 0
@@ -65,8 +77,14 @@ def tiny_model_dir(tmp_path_factory):
 
 
 # `--profile profiles/slurm` without slurmdbd: poll with squeue, submit without an account
-SLURM_FLAGS = ["--slurm-status-command", "squeue", "--slurm-no-account", "--slurm-init-seconds-before-status-checks", "5",
-               "--slurm-keep-successful-logs"]
+SLURM_FLAGS = [
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-no-account",
+    "--slurm-init-seconds-before-status-checks",
+    "5",
+    "--slurm-keep-successful-logs",
+]
 
 
 def require_slurm() -> None:

@@ -34,7 +34,7 @@ def script_rest(prompt_ids) -> list[int]:
     """The script's tokens after a prompt (which must be a prefix of it), then EOS."""
     text = "".join(map(chr, prompt_ids))
     assert SCRIPT.startswith(text), f"prompt {text!r} is not a prefix of the script"
-    return [ord(c) for c in SCRIPT[len(text):]] + [EOS]
+    return [ord(c) for c in SCRIPT[len(text) :]] + [EOS]
 
 
 class CharBackend(HFTokenizerBackend):
@@ -49,12 +49,20 @@ class CharBackend(HFTokenizerBackend):
         self.info = BackendInfo(name="chars", model="script", revision=None, entropy_kind="exact")
         self.max_context = 4096
 
-    def generate(self, requests: list[Request], decoding: Decoding, *, token_stats: bool = False,
-                 progress: str | None = None, answer_final=None) -> list[list[Generation]]:
+    def generate(
+        self,
+        requests: list[Request],
+        decoding: Decoding,
+        *,
+        token_stats: bool = False,
+        progress: str | None = None,
+        answer_final=None,
+    ) -> list[list[Generation]]:
         out = []
         for r in requests:
-            out.append([self._sample(r, decoding, token_stats, text_watch(self.decode, r, answer_final))
-                        for _ in r.keys])
+            out.append(
+                [self._sample(r, decoding, token_stats, text_watch(self.decode, r, answer_final)) for _ in r.keys]
+            )
         return out
 
     def _sample(self, r: Request, decoding: Decoding, token_stats: bool, watch) -> Generation:
@@ -62,7 +70,7 @@ class CharBackend(HFTokenizerBackend):
         if watch is not None and watch.done:
             return Generation(token_ids=[], finish_reason="answer")
         watch = watch.copy() if watch is not None else None
-        for t in script_rest(r.prompt_ids)[:r.budget(decoding)]:
+        for t in script_rest(r.prompt_ids)[: r.budget(decoding)]:
             self.stats["decoded_tokens"] += 1
             if t == EOS:
                 reason = "stop"
@@ -72,9 +80,12 @@ class CharBackend(HFTokenizerBackend):
             if why is not None:
                 reason, cut = why, watch.cut
                 break
-        ids = ids[:len(ids) - cut]
-        stats = {"logprobs": [-0.5] * len(ids), "entropies": [1.0] * len(ids),
-                 "self_certainty": [0.0] * len(ids)} if token_stats else {}
+        ids = ids[: len(ids) - cut]
+        stats = (
+            {"logprobs": [-0.5] * len(ids), "entropies": [1.0] * len(ids), "self_certainty": [0.0] * len(ids)}
+            if token_stats
+            else {}
+        )
         return Generation(token_ids=ids, finish_reason=reason, cut=cut, **stats)
 
 
@@ -97,8 +108,8 @@ class CompletionOutput:  # vllm/outputs.py: CompletionOutput (field order as the
     token_ids: list[int]
     cumulative_logprob: float | None
     logprobs: list[dict[int, Logprob]] | None
-    finish_reason: str | None = None       # "stop", "length" or "abort"
-    stop_reason: int | str | None = None   # None for EOS, the stop token id, or the stop string
+    finish_reason: str | None = None  # "stop", "length" or "abort"
+    stop_reason: int | str | None = None  # None for EOS, the stop token id, or the stop string
 
 
 @dataclass
@@ -109,7 +120,7 @@ class RequestOutput:  # vllm/outputs.py: RequestOutput (the fields the adapter m
     prompt_logprobs: list | None
     outputs: list[CompletionOutput]
     finished: bool
-    num_cached_tokens: int | None = None   # prompt tokens served from the prefix cache
+    num_cached_tokens: int | None = None  # prompt tokens served from the prefix cache
 
 
 @dataclass
@@ -131,7 +142,9 @@ class SamplingParams:  # vllm/sampling_params.py: SamplingParams, with its _veri
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {self.max_tokens}.")
         if self.stop and not self.detokenize:
-            raise ValueError("stop strings are only supported when detokenize is True. Set detokenize=True to use stop.")
+            raise ValueError(
+                "stop strings are only supported when detokenize is True. Set detokenize=True to use stop."
+            )
 
 
 def position_logprobs(logprobs: list[float], sampled: int, k: int) -> dict[int, Logprob]:
@@ -183,8 +196,10 @@ class FakeLLM:
         ids_list = [list(p["prompt_token_ids"]) for p in prompts]
         for ids in ids_list:
             if len(ids) > self.max_model_len:
-                raise ValueError(f"The decoder prompt (length {len(ids)}) is longer than the maximum model "
-                                 f"length of {self.max_model_len}.")
+                raise ValueError(
+                    f"The decoder prompt (length {len(ids)}) is longer than the maximum model "
+                    f"length of {self.max_model_len}."
+                )
         self.calls.append(list(zip(ids_list, sampling_params)))
         outs = []
         for n_req, (ids, sp) in enumerate(zip(ids_list, sampling_params)):
@@ -192,14 +207,23 @@ class FakeLLM:
             for i in range(sp.n):
                 cached = self._prefill(ids)
                 comps.append(self._sample(ids, sp, i, None if sp.seed is None else sp.seed + i))
-            outs.append(RequestOutput(request_id=str(n_req), prompt=None, prompt_token_ids=ids, prompt_logprobs=None,
-                                      outputs=comps, finished=True, num_cached_tokens=cached))
+            outs.append(
+                RequestOutput(
+                    request_id=str(n_req),
+                    prompt=None,
+                    prompt_token_ids=ids,
+                    prompt_logprobs=None,
+                    outputs=comps,
+                    finished=True,
+                    num_cached_tokens=cached,
+                )
+            )
         return outs
 
     def _prefill(self, ids: list[int]) -> int:
         b = self.block_size
         hit = 0
-        while hit + b <= len(ids) - 1 and tuple(ids[:hit + b]) in self.blocks:
+        while hit + b <= len(ids) - 1 and tuple(ids[: hit + b]) in self.blocks:
             hit += b
         self.blocks.update(tuple(ids[:end]) for end in range(b, len(ids) + 1, b))
         self.prefill_computed += len(ids) - hit
@@ -223,11 +247,17 @@ class FakeLLM:
                 hit = next((st for st in (sp.stop or []) if st in text), None)
                 if hit is not None:
                     reason, why = "stop", hit
-                    text = text[:text.index(hit) + (len(hit) if sp.include_stop_str_in_output else 0)]
+                    text = text[: text.index(hit) + (len(hit) if sp.include_stop_str_in_output else 0)]
                     break
-        return CompletionOutput(index=index, text=text if sp.detokenize else "", token_ids=gen, cumulative_logprob=None,
-                                logprobs=steps if sp.logprobs is not None else None, finish_reason=reason,
-                                stop_reason=why)
+        return CompletionOutput(
+            index=index,
+            text=text if sp.detokenize else "",
+            token_ids=gen,
+            cumulative_logprob=None,
+            logprobs=steps if sp.logprobs is not None else None,
+            finish_reason=reason,
+            stop_reason=why,
+        )
 
 
 class ScriptedLLM(FakeLLM):

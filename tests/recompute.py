@@ -20,7 +20,9 @@ def draws_by_checkpoint(cont: pl.DataFrame) -> dict:
     return draws
 
 
-def check_entropy_table(results: Path, cfg: dict, model: str, dataset: str, stride: int, variant: str = "original") -> None:
+def check_entropy_table(
+    results: Path, cfg: dict, model: str, dataset: str, stride: int, variant: str = "original"
+) -> None:
     """The entropy table of (model, dataset, stride, variant) equals H_k and S_k recomputed from the
     raw continuation draws, with one row per checkpoint of every trajectory and k = 0 drawn once
     per question."""

@@ -12,21 +12,21 @@ from siaflow.answers import answer_is_final, answer_line_open, extract_answer
 NUMERIC = [
     ("47+7=54. #### 54\n", True),
     ("#### 54 apples\n", True),
-    ("#### 54 apples", False),    # only a complete line is read ("#### 1. Find the cost" starts alike)
-    ("#### 54", False),           # 540 may follow
-    ("#### 54.", False),          # 54.5 may follow
-    ("#### 1,2", False),          # 1,234 may follow
+    ("#### 54 apples", False),  # only a complete line is read ("#### 1. Find the cost" starts alike)
+    ("#### 54", False),  # 540 may follow
+    ("#### 54.", False),  # 54.5 may follow
+    ("#### 1,2", False),  # 1,234 may follow
     ("#### 1,234 \n", True),
     ("#### $", False),
     ("#### ", False),
-    ("####\n", False),            # the number may be on the next line
+    ("####\n", False),  # the number may be on the next line
     ("####\n15\n", True),
-    ("#### x\n", False),          # a heading, not an answer line: a later one may come
+    ("#### x\n", False),  # a heading, not an answer line: a later one may come
     ("#### Step 1: add\n", False),
-    ("#### 1. Find the cost\n", False),   # an enumerated heading
+    ("#### 1. Find the cost\n", False),  # an enumerated heading
     ("#### Step 1: add\n3 + 4 = 7\n#### 7\n", True),
-    ("#### 5\n#### 6", True),     # the first answer line wins
-    ("<think>#### 5\n", False),   # inside a think section: never read while it is open
+    ("#### 5\n#### 6", True),  # the first answer line wins
+    ("<think>#### 5\n", False),  # inside a think section: never read while it is open
     ("<think>#### 5\n</think>", False),
     ("<think>x</think>#### 5\n", True),
     ("so the answer is 5. ", False),  # later text may override the phrase rule
@@ -35,12 +35,12 @@ NUMERIC = [
 ]
 OPTION = [
     ("#### B\n", True),
-    ("#### B", False),            # "Bx" would not be a letter answer
+    ("#### B", False),  # "Bx" would not be a letter answer
     ("#### (b)\n", True),
     ("#### (b", False),
     ("#### 3.\n", True),
     ("#### Bx\n", False),
-    ("#### A quick note\n", False),   # a heading
+    ("#### A quick note\n", False),  # a heading
     ("#### B) a balance\n", True),
     ("#### **B**\n", True),
     ("#### ", False),
@@ -79,7 +79,22 @@ def test_a_final_text_keeps_its_answer_whatever_follows(answer_type):
     """Random texts around a marker, each extended many ways: final means the answer never moves."""
     rng = random.Random(0)
     alphabet = list("0123456789,.$- \n\n\n()ABCabcx#*") + ["####", "answer is ", "\\boxed{7}", "<think>", "</think>"]
-    tails = ["", "0", "5", ".5", ",000", " 7", "\n#### 9", "x", ")", " and 3", "\\boxed{2}", "A", "b ", "</think>#### 3\n"]
+    tails = [
+        "",
+        "0",
+        "5",
+        ".5",
+        ",000",
+        " 7",
+        "\n#### 9",
+        "x",
+        ")",
+        " and 3",
+        "\\boxed{2}",
+        "A",
+        "b ",
+        "</think>#### 3\n",
+    ]
     checked = 0
     for _ in range(30000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
@@ -98,15 +113,35 @@ LETTERS = st.sampled_from(["B", "(C)", "**D**", "A) iron", "b", "3", "E."])
 
 
 def _lines(answer):
-    prose = st.sampled_from(["Tom has 3 + 12 = 15 apples.", "Let's think step by step.", "So 2 * 1.5 = 3.",
-                             "The answer is 7.", "I am not sure.", "Water is a liquid.", ""])
-    heading = st.sampled_from(["#### Step 1: Add the apples", "#### 1. Find the cost", "#### Final Answer",
-                               "#### Solution", "#### A quick check"])
+    prose = st.sampled_from(
+        [
+            "Tom has 3 + 12 = 15 apples.",
+            "Let's think step by step.",
+            "So 2 * 1.5 = 3.",
+            "The answer is 7.",
+            "I am not sure.",
+            "Water is a liquid.",
+            "",
+        ]
+    )
+    heading = st.sampled_from(
+        [
+            "#### Step 1: Add the apples",
+            "#### 1. Find the cost",
+            "#### Final Answer",
+            "#### Solution",
+            "#### A quick check",
+        ]
+    )
     return st.one_of(
-        prose, heading,
-        answer.map(lambda a: f"#### {a}"), answer.map(lambda a: f"#### **{a}** apples"),
-        answer.map(lambda a: f"#### \\boxed{{{a}}}"), answer.map(lambda a: f"The final answer is $\\boxed{{{a}}}$."),
-        answer.map(lambda a: f"**Answer:** {a}"), answer.map(lambda a: f"#### The answer is {a}"),
+        prose,
+        heading,
+        answer.map(lambda a: f"#### {a}"),
+        answer.map(lambda a: f"#### **{a}** apples"),
+        answer.map(lambda a: f"#### \\boxed{{{a}}}"),
+        answer.map(lambda a: f"The final answer is $\\boxed{{{a}}}$."),
+        answer.map(lambda a: f"**Answer:** {a}"),
+        answer.map(lambda a: f"#### The answer is {a}"),
         st.sampled_from(["<think>", "</think>", "Question: next one?\nAnswer:"]),
     )
 
@@ -140,18 +175,48 @@ def test_rollouts_and_continuations_end_at_the_answer_line_on_any_backend():
 
     backend = CharBackend()
     questions = pl.DataFrame({"question_id": ["q"], "gold": ["7"]})
-    rules = response_rules({"answer_type": "numeric"}, {"template": "{question}", "stop": ["that is"]},
-                           stop_at_answer=True, example_prompt="Q?\n")
+    rules = response_rules(
+        {"answer_type": "numeric"},
+        {"template": "{question}", "stop": ["that is"]},
+        stop_at_answer=True,
+        example_prompt="Q?\n",
+    )
     decoding = Decoding(max_new_tokens=200)
-    roll = run_rollouts(backend, questions, ["Q?\n"], decoding=decoding, n_trajectories=2, seed=0,
-                        extract=rules["extract"], answer_final=rules["answer_final"], stop=rules["stop"])
-    assert roll["text"].to_list() == [SCRIPT[3:SCRIPT.index("#### 7\n") + 7]] * 2
+    roll = run_rollouts(
+        backend,
+        questions,
+        ["Q?\n"],
+        decoding=decoding,
+        n_trajectories=2,
+        seed=0,
+        extract=rules["extract"],
+        answer_final=rules["answer_final"],
+        stop=rules["stop"],
+    )
+    assert roll["text"].to_list() == [SCRIPT[3 : SCRIPT.index("#### 7\n") + 7]] * 2
     assert roll["finish_reason"].to_list() == ["answer"] * 2 and roll["correct"].all()
-    free = run_rollouts(backend, questions, ["Q?\n"], decoding=decoding, n_trajectories=1, seed=0,
-                        extract=rules["extract"], stop=rules["stop"])
-    assert free["text"][0] == SCRIPT[3:SCRIPT.index("that is")] and free["finish_reason"][0] == "stop_sequence"
-    cont, _ = run_continuations(backend, roll, stride=8, n_continuations=2, decoding=decoding, seed=0,
-                                variant="original", extract=rules["extract"], answer_final=rules["answer_final"],
-                                stop=rules["stop"])
+    free = run_rollouts(
+        backend,
+        questions,
+        ["Q?\n"],
+        decoding=decoding,
+        n_trajectories=1,
+        seed=0,
+        extract=rules["extract"],
+        stop=rules["stop"],
+    )
+    assert free["text"][0] == SCRIPT[3 : SCRIPT.index("that is")] and free["finish_reason"][0] == "stop_sequence"
+    cont, _ = run_continuations(
+        backend,
+        roll,
+        stride=8,
+        n_continuations=2,
+        decoding=decoding,
+        seed=0,
+        variant="original",
+        extract=rules["extract"],
+        answer_final=rules["answer_final"],
+        stop=rules["stop"],
+    )
     at_end = cont.filter(pl.col("k") == roll["T"][0])
     assert at_end["n_generated"].to_list() == [0] * at_end.height and (cont["answer"] == "7").all()

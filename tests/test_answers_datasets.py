@@ -5,15 +5,18 @@ from siaflow.inputs.datasets import DatasetError, normalise, render_prompt, shar
 from siaflow.inputs.toy import make_dataset
 
 
-@pytest.mark.parametrize("text,want", [
-    ("55-8=47. 47+7=54. 54+9=63. #### 63", "63"),
-    ("#### 1,234", "1234"),
-    ("so the answer is $18.00.", "18"),
-    ("The answer is -3", "-3"),
-    ("#### 4 wait no #### 5", "4"),  # the first #### line is the answer
-    ("\\boxed{0.50}", "0.5"),
-    ("47+7=54. 54+9=", NULL),  # no marker and no fallback
-])
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ("55-8=47. 47+7=54. 54+9=63. #### 63", "63"),
+        ("#### 1,234", "1234"),
+        ("so the answer is $18.00.", "18"),
+        ("The answer is -3", "-3"),
+        ("#### 4 wait no #### 5", "4"),  # the first #### line is the answer
+        ("\\boxed{0.50}", "0.5"),
+        ("47+7=54. 54+9=", NULL),  # no marker and no fallback
+    ],
+)
 def test_numeric_extraction_toy_rule(text, want):
     assert extract_answer(text, "numeric", last_number_fallback=False) == want
 
@@ -23,7 +26,9 @@ def test_last_number_fallback():
     assert extract_answer("no numbers here", "numeric") == NULL
 
 
-@pytest.mark.parametrize("text,want", [("The answer is (B).", "B"), ("answer: c", "C"), ("I pick 3)", NULL), ("hmm", NULL)])
+@pytest.mark.parametrize(
+    "text,want", [("The answer is (B).", "B"), ("answer: c", "C"), ("I pick 3)", NULL), ("hmm", NULL)]
+)
 def test_option_extraction(text, want):
     assert extract_answer(text, "option") == want
 
@@ -54,7 +59,11 @@ def test_toy_dataset_is_seeded_and_correct():
     assert a == b and a != make_dataset(20, seed=6)
     for r in a:  # the gold is the arithmetic of the question
         nums = [int(t.strip(",.")) for t in r["question"].split() if t.strip(",.").isdigit()]
-        verbs = [w for w in r["question"].replace(",", "").split() if w in {"gets", "finds", "buys", "wins", "loses", "eats", "sells", "drops"}]
+        verbs = [
+            w
+            for w in r["question"].replace(",", "").split()
+            if w in {"gets", "finds", "buys", "wins", "loses", "eats", "sells", "drops"}
+        ]
         total = nums[0] + sum(n if v in {"gets", "finds", "buys", "wins"} else -n for v, n in zip(verbs, nums[1:]))
         assert str(total) == r["gold"]
 
@@ -74,7 +83,17 @@ def test_option_prompts_from_a_prepared_table():
 
     from siaflow.inputs.datasets import SCHEMA, build_prompts
 
-    table = pl.DataFrame([{"question_id": "q", "question": "Which is a liquid?", "options": ["iron", "water", "salt"],
-                           "gold": "B", "answer_type": "option"}], schema=SCHEMA)
+    table = pl.DataFrame(
+        [
+            {
+                "question_id": "q",
+                "question": "Which is a liquid?",
+                "options": ["iron", "water", "salt"],
+                "gold": "B",
+                "answer_type": "option",
+            }
+        ],
+        schema=SCHEMA,
+    )
     texts, ids = build_prompts(CharBackend(), "Q: {question}\n{options}\nA:", table)
     assert texts == ["Q: Which is a liquid?\nA) iron\nB) water\nC) salt\nA:"] and ids[0][0] == ord("Q")

@@ -17,7 +17,9 @@ def backend(tiny_model_dir):
 
 
 def _requests(backend, prompts, n, tag="t"):
-    return [Request(tuple(backend.encode(p)), tuple(stream_key(tag, i, j) for j in range(n))) for i, p in enumerate(prompts)]
+    return [
+        Request(tuple(backend.encode(p)), tuple(stream_key(tag, i, j) for j in range(n))) for i, p in enumerate(prompts)
+    ]
 
 
 PROMPTS = ["Q: Eve has 5, gets 2. How many?\nA: ", "Q: Bob has 12.\nA: ", "Q: x\nA: "]
@@ -51,7 +53,11 @@ def test_lengths_finish_reasons_and_stats(backend):
     assert all(len(g.token_ids) == len(g.logprobs) == len(g.entropies) for g in flat)
     assert all(len(g.token_ids) <= DEC.max_new_tokens for g in flat)
     for g in flat:
-        assert g.finish_reason == ("length" if len(g.token_ids) == DEC.max_new_tokens and backend.eos_token_ids[0] not in g.token_ids else g.finish_reason)
+        assert g.finish_reason == (
+            "length"
+            if len(g.token_ids) == DEC.max_new_tokens and backend.eos_token_ids[0] not in g.token_ids
+            else g.finish_reason
+        )
         assert backend.eos_token_ids[0] not in g.token_ids  # the stop token is not part of the text
     assert {g.finish_reason for g in flat} <= {"stop", "length"}
 
@@ -65,7 +71,7 @@ def test_entropy_and_logprob_are_exact(backend):
     prompt = backend.encode(PROMPTS[0])
     ids = torch.tensor([prompt + gen.token_ids])
     with torch.no_grad():
-        logits = backend.model(ids).logits[0, len(prompt) - 1: len(prompt) - 1 + len(gen.token_ids)]
+        logits = backend.model(ids).logits[0, len(prompt) - 1 : len(prompt) - 1 + len(gen.token_ids)]
     lp = torch.log_softmax(logits.float() / dec.temperature, -1)
     ents, chosen = [], []
     for row, tok in zip(lp.double(), gen.token_ids):
@@ -124,15 +130,20 @@ def test_chat_prompts_use_the_model_template(tiny_model_dir, tmp_path):
     from siaflow.inputs.datasets import build_prompts
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    tok.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
-                         "{% if add_generation_prompt %}<assistant>{% endif %}")
+    tok.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
     tok.save_pretrained(tmp_path)
     import shutil
+
     for f in ("config.json", "model.safetensors", "generation_config.json"):
         if (Path(tiny_model_dir) / f).exists():
             shutil.copy(Path(tiny_model_dir) / f, tmp_path / f)
     b = make_backend("transformers", str(tmp_path))
-    q = pl.DataFrame({"question": ["2+2?"], "options": [None]}, schema={"question": pl.String, "options": pl.List(pl.String)})
+    q = pl.DataFrame(
+        {"question": ["2+2?"], "options": [None]}, schema={"question": pl.String, "options": pl.List(pl.String)}
+    )
     texts, ids = build_prompts(b, {"template": "Solve: {question}", "chat": True, "system": "Be brief."}, q)
     assert texts[0] == "<system>Be brief.\n<user>Solve: 2+2?\n<assistant>"
     assert ids[0] == b.tokenizer(texts[0], add_special_tokens=False).input_ids  # no second BOS
@@ -151,17 +162,20 @@ def test_stopping_at_the_settled_answer_changes_no_answer(backend):
     prompt = backend.encode("Q: Eve has 5, gets 2. How many?\nA: ")
     # answer-bearing prefixes: none yet, a marker with a digit that may go on, an already settled one
     prefixes = [backend.encode(t) for t in ("5+2=7. ", "5+2=7. #### 1", "5+2=7. ####", "5+2=7. #### 7\n")]
-    reqs = [Request(tuple(prompt + p), tuple(stream_key("stop", i, j) for j in range(16)), answer_start=len(prompt))
-            for i, p in enumerate(prefixes)]
+    reqs = [
+        Request(tuple(prompt + p), tuple(stream_key("stop", i, j) for j in range(16)), answer_start=len(prompt))
+        for i, p in enumerate(prefixes)
+    ]
     dec = Decoding(temperature=1.0, top_p=1.0, max_new_tokens=40)
     full = backend.generate(reqs, dec)
     early = backend.generate(reqs, dec, answer_final=final)
     n_full = n_early = n_settled = 0
     for p, fs, es in zip(prefixes, full, early):
         for f, e in zip(fs, es):
-            assert extract_answer(backend.decode(p + e.token_ids), "numeric") == \
-                extract_answer(backend.decode(p + f.token_ids), "numeric")
-            assert f.token_ids[:len(e.token_ids)] == e.token_ids
+            assert extract_answer(backend.decode(p + e.token_ids), "numeric") == extract_answer(
+                backend.decode(p + f.token_ids), "numeric"
+            )
+            assert f.token_ids[: len(e.token_ids)] == e.token_ids
             if e.finish_reason == "answer":
                 n_settled += 1
                 assert final(backend.decode(p + e.token_ids))
@@ -215,12 +229,12 @@ def test_stop_string_watch_cuts_exactly_the_stop_string(backend):
         assert got == first
         if got is not None:
             checked += 1
-            kept = backend.decode(ids[:got - watch.cut])
+            kept = backend.decode(ids[: got - watch.cut])
             text = backend.decode(ids[:got])
             pos = text.rfind(stop)  # nothing of the stop string is kept, but the prefix is never cut
             assert text.startswith(kept) and len(kept) <= max(pos, len(backend.decode(ids[:2])))
-            if watch.cut and got - watch.cut > 2:                # and everything before it is
-                assert len(backend.decode(ids[:got - watch.cut + 1])) > pos
+            if watch.cut and got - watch.cut > 2:  # and everything before it is
+                assert len(backend.decode(ids[: got - watch.cut + 1])) > pos
     assert checked > 30
 
 
@@ -234,8 +248,10 @@ def test_shared_rows_give_the_same_samples_and_do_each_history_once(tiny_model_d
     plain = make_backend("transformers", tiny_model_dir, batch_rows=64, share_rows=False)
     # the first prompt twice (equal prefixes of two trajectories), with different keys
     prompts = PROMPTS + PROMPTS[:1]
-    reqs = [Request(tuple(shared.encode(p)), tuple(stream_key("share", i, j) for j in range(12)))
-            for i, p in enumerate(prompts)]
+    reqs = [
+        Request(tuple(shared.encode(p)), tuple(stream_key("share", i, j) for j in range(12)))
+        for i, p in enumerate(prompts)
+    ]
     a = shared.generate(reqs, dec, token_stats=True)
     b = plain.generate(reqs, dec, token_stats=True)
     for ga, gb in zip((g for gs in a for g in gs), (g for gs in b for g in gs)):
@@ -247,7 +263,7 @@ def test_shared_rows_give_the_same_samples_and_do_each_history_once(tiny_model_d
     assert plain.stats["prefill_tokens"] == sum(len(r.prompt_ids) for r in reqs)
     trie = {(r.prompt_ids, tuple(g.token_ids[:t])) for r, gs in zip(reqs, a) for g in gs for t in range(g.n_sampled)}
     assert shared.stats["decoded_tokens"] == len(trie) < per_sample
-    assert shared.stats["prefill_tokens"] == sum(len(r.prompt_ids) for r in reqs[:len(PROMPTS)])
+    assert shared.stats["prefill_tokens"] == sum(len(r.prompt_ids) for r in reqs[: len(PROMPTS)])
 
 
 def test_nested_prefixes_walk_one_path_and_give_the_same_samples(tiny_model_dir):
@@ -262,8 +278,12 @@ def test_nested_prefixes_walk_one_path_and_give_the_same_samples(tiny_model_dir)
     traj = [g.token_ids for g in plain.generate([Request(question, (stream_key("traj"),))], dec)[0]][0]
     traj = (traj * 3)[:9]
     plain.stats["decoded_tokens"] = 0
-    reqs = [Request(question + tuple(traj[:k]), tuple(stream_key("nested", k, j) for j in range(10)),
-                    answer_start=len(question)) for k in (0, 3, 7)]
+    reqs = [
+        Request(
+            question + tuple(traj[:k]), tuple(stream_key("nested", k, j) for j in range(10)), answer_start=len(question)
+        )
+        for k in (0, 3, 7)
+    ]
     reqs.append(Request(tuple(shared.encode(PROMPTS[1])), tuple(stream_key("other", j) for j in range(5))))
     a = shared.generate(reqs, dec, token_stats=True)
     b = plain.generate(reqs, dec, token_stats=True)
@@ -273,8 +293,8 @@ def test_nested_prefixes_walk_one_path_and_give_the_same_samples(tiny_model_dir)
     assert shared.stats["prefill_tokens"] == len(question) + len(reqs[3].prompt_ids)
     trie = set()
     for r, gs in zip(reqs, a):
-        root = r.prompt_ids[:r.answer_start] if r.answer_start is not None else r.prompt_ids
-        walk = r.prompt_ids[len(root):]
+        root = r.prompt_ids[: r.answer_start] if r.answer_start is not None else r.prompt_ids
+        walk = r.prompt_ids[len(root) :]
         trie |= {(root, walk[:d]) for d in range(len(walk))}
         trie |= {(root, walk + tuple(g.token_ids[:t])) for g in gs for t in range(g.n_sampled)}
     assert shared.stats["decoded_tokens"] == len(trie)
@@ -286,8 +306,15 @@ def test_a_request_budget_caps_its_samples(backend):
     what is left; none left means no sample at all (finish reason "length", no tokens)."""
     prompt = tuple(backend.encode("Q: Eve has 5, gets 3. How many?\nA: "))
     dec = Decoding(temperature=1.0, top_p=1.0, max_new_tokens=20)
-    out = backend.generate([Request(prompt, (1, 2, 3), max_new_tokens=3), Request(prompt, (4, 5), max_new_tokens=0),
-                            Request(prompt, (6,))], dec, token_stats=True)
+    out = backend.generate(
+        [
+            Request(prompt, (1, 2, 3), max_new_tokens=3),
+            Request(prompt, (4, 5), max_new_tokens=0),
+            Request(prompt, (6,)),
+        ],
+        dec,
+        token_stats=True,
+    )
     assert all(len(g.token_ids) <= 3 for g in out[0]) and any(g.finish_reason == "length" for g in out[0])
     assert [(g.token_ids, g.finish_reason, g.entropies) for g in out[1]] == [([], "length", [])] * 2
     assert Request(prompt, (1,), max_new_tokens=50).budget(dec) == 20 and Request(prompt, (1,)).budget(dec) == 20
@@ -300,8 +327,9 @@ def test_continuations_get_what_is_left_of_the_response_budget(backend):
     prompt = backend.encode("Q: Eve has 5, gets 3. How many?\nA: ")
     dec = Decoding(temperature=1.0, top_p=1.0, max_new_tokens=12)
     prefixes = [("q", 0, k, backend.encode("5+3=8. #### 8")[:k], prompt) for k in (0, 4, 12)]
-    df, _ = continue_prefixes(backend, prefixes, n_continuations=4, decoding=dec, seed=0, variant="original",
-                              extract=lambda t: t)
+    df, _ = continue_prefixes(
+        backend, prefixes, n_continuations=4, decoding=dec, seed=0, variant="original", extract=lambda t: t
+    )
     for k in (0, 4, 12):
         assert df.filter(df["k"] == k)["n_generated"].max() <= 12 - k
     assert set(df.filter(df["k"] == 12)["finish_reason"]) == {"length"}

@@ -13,8 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def dry_run(config: dict, tmp_path) -> subprocess.CompletedProcess:
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump(config))
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(cfg),
-                          "--directory", str(ROOT)], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(cfg), "--directory", str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     res.output = res.stdout + res.stderr  # Snakemake prints workflow errors on stdout
     return res
 
@@ -72,8 +76,7 @@ def test_generation_memory_grows_with_the_retry_attempt_and_runtime_does_not():
 
     from siaflow.config import generation_threads, model_resource
 
-    cfg = {"models": {"big": {"resources": {"gpu": 2, "mem_mb": 32000, "runtime": 240, "cpus_per_gpu": 6}},
-                      "toy": {}}}
+    cfg = {"models": {"big": {"resources": {"gpu": 2, "mem_mb": 32000, "runtime": 240, "cpus_per_gpu": 6}}, "toy": {}}}
     big, toy = SimpleNamespace(model="big"), SimpleNamespace(model="toy")
     mem = model_resource(cfg, "mem_mb", 4000, grow=True)
     assert [mem(big, a) for a in (1, 2, 3)] == [32000, 64000, 96000]
@@ -89,8 +92,13 @@ def test_generation_memory_grows_with_the_retry_attempt_and_runtime_does_not():
 def test_slurm_profile_dry_run_on_the_paper_grid():
     """The profile's resources reach the jobs: per-model GPU/memory/runtime and cpus_per_gpu.
     (Which rules stay local is checked on a real cluster in tests/test_slurm.py.)"""
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/slurm",
-                          "--configfile", "config/paper.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/slurm", "--configfile", "config/paper.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
     blocks = out.split("\n\n")
@@ -128,5 +136,6 @@ def test_the_engine_takes_its_settings_and_its_gpus_from_the_model():
     assert vllm_options(spec) == {"max_model_len": 4096, "tensor_parallel_size": 4}
     assert vllm_options({"path": "m"}) == {"tensor_parallel_size": 1}
     assert vllm_options({"path": "m", "resources": {"gpu": 0}}) == {"tensor_parallel_size": 1}
-    assert vllm_options({"path": "m", "resources": {"gpu": 8}, "vllm": {"tensor_parallel_size": 2}}) == \
-        {"tensor_parallel_size": 2}
+    assert vllm_options({"path": "m", "resources": {"gpu": 8}, "vllm": {"tensor_parallel_size": 2}}) == {
+        "tensor_parallel_size": 2
+    }

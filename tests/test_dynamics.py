@@ -84,12 +84,15 @@ def test_every_saved_step_is_a_model_outside_the_grid():
     assert not set(ckpt) & set(cfg["models"])
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"dataset": "gsm8k"}, "training_dynamics.dataset"),
-    ({"runs": ["toy-nope"]}, "training_dynamics.runs"),
-    ({"steps": [0, 5000]}, r"\[5000\] exceed toy_training.steps"),
-    ({"rl": {"from": "toy-base2", "steps": [10]}}, "training_dynamics.rl.from"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"dataset": "gsm8k"}, "training_dynamics.dataset"),
+        ({"runs": ["toy-nope"]}, "training_dynamics.runs"),
+        ({"steps": [0, 5000]}, r"\[5000\] exceed toy_training.steps"),
+        ({"rl": {"from": "toy-base2", "steps": [10]}}, "training_dynamics.rl.from"),
+    ],
+)
 def test_bad_training_dynamics_names_the_key(change, message):
     with pytest.raises(ConfigError, match=message):
         check_dynamics(_config(**change))
@@ -105,8 +108,12 @@ def test_fig_training_dynamics_builds_by_name_and_matches_its_entropy_tables(tmp
     cfg["datasets"]["toy-arith"]["n_questions"] = 3
     cfg["decoding"]["max_new_tokens"] = 24
     cfg["toy_training"] = TINY_TRAINING
-    cfg["training_dynamics"] = {"runs": ["toy-base", "toy-sft"], "steps": [0, 6], "dataset": "toy-arith",
-                                "rl": {"from": "toy-sft", "steps": [2], "batch_size": 8}}
+    cfg["training_dynamics"] = {
+        "runs": ["toy-base", "toy-sft"],
+        "steps": [0, 6],
+        "dataset": "toy-arith",
+        "rl": {"from": "toy-sft", "steps": [2], "batch_size": 8},
+    }
     path = tmp_path / "dyn.yaml"
     path.write_text(yaml.safe_dump(cfg))
     # run from a directory of its own, so the checkpoints are trained there and not into the checkout
@@ -114,8 +121,20 @@ def test_fig_training_dynamics_builds_by_name_and_matches_its_entropy_tables(tmp
     (work / "resources/toy_models").mkdir(parents=True)
     for name in ("informative", "noninformative"):
         (work / "resources/toy_models" / name).symlink_to(ROOT / "resources/toy_models" / name)
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "fig_training_dynamics", "--configfile", str(path),
-           "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "2",
+        "fig_training_dynamics",
+        "--configfile",
+        str(path),
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(work),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
@@ -126,8 +145,13 @@ def test_fig_training_dynamics_builds_by_name_and_matches_its_entropy_tables(tmp
     assert (work / "resources/toy_models/checkpoints/informative+rl/step-00002/model.safetensors").exists()
     results = Path(cfg["results"])
     data = pl.read_csv(results / "figures/fig_training_dynamics.data.csv")
-    assert sorted(set(data["model"])) == ["toy-base.step-0", "toy-base.step-6", "toy-sft+rl.step-2",
-                                          "toy-sft.step-0", "toy-sft.step-6"]
+    assert sorted(set(data["model"])) == [
+        "toy-base.step-0",
+        "toy-base.step-6",
+        "toy-sft+rl.step-2",
+        "toy-sft.step-0",
+        "toy-sft.step-6",
+    ]
     assert data.filter(pl.col("model") == "toy-sft+rl.step-2")["step"].unique().to_list() == [8]
     for model in set(data["model"]):
         ent = pl.read_parquet(results / f"entropy/{model}/toy-arith/stride-8/original.parquet")
@@ -150,16 +174,32 @@ def _entropy(n_correct: int, n_wrong: int) -> pl.DataFrame:
         right = q < n_correct
         for k, h in zip((0, 5, 10), (1.0, 0.2, 0.0) if right else (1.0, 0.9, 0.0)):
             s = h if right else 2 - h
-            rows.append({"model": "m", "dataset": "d", "question_id": f"q{q}", "trajectory": 0, "k": k, "T": 10,
-                         "rel_pos": k / 10, "H": h, "S": s, "H_a": h, "S_b": s, "correct": right})
+            rows.append(
+                {
+                    "model": "m",
+                    "dataset": "d",
+                    "question_id": f"q{q}",
+                    "trajectory": 0,
+                    "k": k,
+                    "T": 10,
+                    "rel_pos": k / 10,
+                    "H": h,
+                    "S": s,
+                    "H_a": h,
+                    "S_b": s,
+                    "correct": right,
+                }
+            )
     return pl.DataFrame(rows)
 
 
 def test_checkpoint_summary_by_hand():
     from siaflow.analysis.dynamics import checkpoint_summary
 
-    got = {r["metric"]: r for r in checkpoint_summary(_entropy(6, 5), h="H", early_position=0.5, n_boot=100,
-                                                      ci=0.95, seed=0)}
+    got = {
+        r["metric"]: r
+        for r in checkpoint_summary(_entropy(6, 5), h="H", early_position=0.5, n_boot=100, ci=0.95, seed=0)
+    }
     assert got["accuracy"]["value"] == pytest.approx(6 / 11) and got["accuracy"]["n"] == 11
     assert got["mean_rho_correct"]["value"] == pytest.approx(1.0)
     assert got["mean_rho_incorrect"]["value"] == pytest.approx(-1.0)
@@ -168,6 +208,8 @@ def test_checkpoint_summary_by_hand():
     assert got["early_auc"]["value"] == pytest.approx(1.0) and got["early_auc"]["n"] == 5
     assert got["H_0"]["value"] == pytest.approx(1.0) and got["H_0"]["n"] == 11
     # fewer than 5 trajectories in a class: no AUC
-    few = {r["metric"]: r for r in checkpoint_summary(_entropy(4, 7), h="H", early_position=0.5, n_boot=50,
-                                                      ci=0.95, seed=0)}
+    few = {
+        r["metric"]: r
+        for r in checkpoint_summary(_entropy(4, 7), h="H", early_position=0.5, n_boot=50, ci=0.95, seed=0)
+    }
     assert np.isnan(few["early_auc"]["value"]) and few["early_auc"]["n"] == 4

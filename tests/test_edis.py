@@ -106,11 +106,35 @@ def test_best_of_n_on_a_known_pool():
     # question a: 4 responses, only the lowest-EDIS one is right; question b: all right
     rows = []
     for j, (ans, edis) in enumerate([("1", 0.1), ("2", 3.0), ("2", 2.0), ("3", 1.0)]):
-        rows.append({"model": "m", "dataset": "d", "question_id": "a", "trajectory": j, "answer": ans, "gold": "1",
-                     "correct": ans == "1", "edis": edis, "mean_entropy": 1.0, "self_certainty": 1.0})
+        rows.append(
+            {
+                "model": "m",
+                "dataset": "d",
+                "question_id": "a",
+                "trajectory": j,
+                "answer": ans,
+                "gold": "1",
+                "correct": ans == "1",
+                "edis": edis,
+                "mean_entropy": 1.0,
+                "self_certainty": 1.0,
+            }
+        )
     for j in range(4):
-        rows.append({"model": "m", "dataset": "d", "question_id": "b", "trajectory": j, "answer": "5", "gold": "5",
-                     "correct": True, "edis": 1.0, "mean_entropy": 1.0, "self_certainty": 1.0})
+        rows.append(
+            {
+                "model": "m",
+                "dataset": "d",
+                "question_id": "b",
+                "trajectory": j,
+                "answer": "5",
+                "gold": "5",
+                "correct": True,
+                "edis": 1.0,
+                "mean_entropy": 1.0,
+                "self_certainty": 1.0,
+            }
+        )
     out = best_of_n(pl.DataFrame(rows), n_values=[4, 8], n_draws=5, seed=0, n_boot=50, ci=0.95)
     n4 = {r["method"]: r for r in out.filter(pl.col("N") == 4).iter_rows(named=True)}
     assert n4["edis"]["accuracy"] == 1.0  # picks the right response in a, anything in b
@@ -122,8 +146,18 @@ def test_best_of_n_on_a_known_pool():
 
 
 def test_trajectory_scores_from_rollouts():
-    roll = pl.DataFrame({"model": ["m"], "dataset": ["d"], "question_id": ["q"], "trajectory": [0], "answer": [NULL],
-                         "gold": ["3"], "correct": [False], "token_entropy": [[0.0, 2.0, 0.0]],
-                         "token_self_certainty": [[1.0, 2.0, 3.0]]})
+    roll = pl.DataFrame(
+        {
+            "model": ["m"],
+            "dataset": ["d"],
+            "question_id": ["q"],
+            "trajectory": [0],
+            "answer": [NULL],
+            "gold": ["3"],
+            "correct": [False],
+            "token_entropy": [[0.0, 2.0, 0.0]],
+            "token_self_certainty": [[1.0, 2.0, 3.0]],
+        }
+    )
     s = trajectory_scores(roll, P).row(0, named=True)
     assert s["self_certainty"] == 2.0 and s["T"] == 3 and s["n_rebound"] == 1

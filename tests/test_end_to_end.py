@@ -27,8 +27,14 @@ def run(local_run):
 def test_a_named_target_builds_only_what_it_needs(run):
     out = run["only_fig2"]
     assert "fig2_auc" in out and "table1_alignment" in out
-    for unrelated in ("table2_shuffle", "table3_mc_ablation", "fig_fano", "fig1_cumulative_gain", "report",
-                      "stride-8/shuffled.parquet"):
+    for unrelated in (
+        "table2_shuffle",
+        "table3_mc_ablation",
+        "fig_fano",
+        "fig1_cumulative_gain",
+        "report",
+        "stride-8/shuffled.parquet",
+    ):
         assert unrelated not in out, unrelated
     # the main stride's variants share a job (variants_in_one_job): its shuffled draws come along
     assert "rule continuations_both_variants" in out
@@ -47,9 +53,12 @@ def test_one_job_per_variant_when_asked(tmp_path):
     cfg["sampling"]["variants_in_one_job"] = False
     path = tmp_path / "one_per_variant.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "fig2_auc", "--configfile", str(path),
-                          "--directory", str(ROOT)],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "fig2_auc", "--configfile", str(path), "--directory", str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
     assert "rule continuations:" in out and "continuations_both_variants" not in out and "shuffled" not in out
@@ -60,22 +69,46 @@ def test_every_output_exists_and_rerun_is_a_no_op(run):
     for t in ("table1_alignment", "table2_shuffle", "table3_mc_ablation", "table_edis_bestofn", "table_selection"):
         for ext in ("csv", "md", "tex"):
             assert (r / f"tables/{t}.{ext}").stat().st_size > 0, (t, ext)
-    for f in ("fig1_cumulative_gain", "fig2_auc", "fig3_saturation", "fig4_cumulative_gain_nonaligned",
-              "fig5_auc_nonaligned", "fig_fano", "fig_edis_trajectories", "fig_edis_separation", "fig_selection"):
+    for f in (
+        "fig1_cumulative_gain",
+        "fig2_auc",
+        "fig3_saturation",
+        "fig4_cumulative_gain_nonaligned",
+        "fig5_auc_nonaligned",
+        "fig_fano",
+        "fig_edis_trajectories",
+        "fig_edis_separation",
+        "fig_selection",
+    ):
         for ext in ("png", "pdf", "data.csv"):
             assert (r / f"figures/{f}.{ext}").exists(), (f, ext)
     html = (r / "report.html").read_text(errors="ignore")
-    for name in ("table1_alignment", "table2_shuffle", "table3_mc_ablation", "fig1_cumulative_gain", "fig2_auc",
-                 "fig3_saturation", "fig4_cumulative_gain_nonaligned", "fig5_auc_nonaligned", "fig_fano",
-                 "table_edis_bestofn", "fig_edis_trajectories", "fig_edis_separation", "table_selection",
-                 "fig_selection"):
+    for name in (
+        "table1_alignment",
+        "table2_shuffle",
+        "table3_mc_ablation",
+        "fig1_cumulative_gain",
+        "fig2_auc",
+        "fig3_saturation",
+        "fig4_cumulative_gain_nonaligned",
+        "fig5_auc_nonaligned",
+        "fig_fano",
+        "table_edis_bestofn",
+        "fig_edis_trajectories",
+        "fig_edis_separation",
+        "table_selection",
+        "fig_selection",
+    ):
         assert name in html, name
     assert "Nothing to be done" in run["rerun"]
     for pdf in (r / "figures").glob("*.pdf"):  # TrueType fonts embedded (upload checkers reject Type 3)
         data = pdf.read_bytes()
         assert b"/FontFile2" in data and b"/Type3" not in data and b"/CreationDate" not in data, pdf.name
     # two shards of 3 questions: 5 questions = shards 0 and 1
-    assert sorted(p.name for p in (r / "rollouts/toy-sft/toy-arith").iterdir()) == ["shard-0.parquet", "shard-1.parquet"]
+    assert sorted(p.name for p in (r / "rollouts/toy-sft/toy-arith").iterdir()) == [
+        "shard-0.parquet",
+        "shard-1.parquet",
+    ]
 
 
 def test_entropy_table_recomputed_from_raw_samples(run):
@@ -98,23 +131,39 @@ def test_figure_data_follow_the_definitions(run):
     r = run["results"]
     # Figs 1 and 4 split the model x dataset pairs by Table 1's mean rho
     t1 = pl.read_csv(r / "tables/table1_alignment.csv")
-    f1, f4 = (pl.read_csv(r / f"figures/{n}.data.csv", infer_schema_length=None)
-              for n in ("fig1_cumulative_gain", "fig4_cumulative_gain_nonaligned"))
+    f1, f4 = (
+        pl.read_csv(r / f"figures/{n}.data.csv", infer_schema_length=None)
+        for n in ("fig1_cumulative_gain", "fig4_cumulative_gain_nonaligned")
+    )
     aligned = set(t1.filter(pl.col("mean_rho") >= 0.3)["model"])
     assert (set(f1["model"]) if f1.height else set()) == aligned
     assert (set(f4["model"]) if f4.height else set()) == set(t1["model"]) - aligned
     fig1 = pl.concat([f for f in (f1, f4) if f.height], how="vertical_relaxed")
     # normalised gain: 0 at k = 0 and 1 at k = T for every included trajectory, so the means are too
-    assert fig1.filter(pl.col("rel_pos") == 0)["mean"].to_list() == pytest.approx([0.0] * fig1.filter(pl.col("rel_pos") == 0).height)
-    assert fig1.filter(pl.col("rel_pos") == 1)["mean"].to_list() == pytest.approx([1.0] * fig1.filter(pl.col("rel_pos") == 1).height)
+    assert fig1.filter(pl.col("rel_pos") == 0)["mean"].to_list() == pytest.approx(
+        [0.0] * fig1.filter(pl.col("rel_pos") == 0).height
+    )
+    assert fig1.filter(pl.col("rel_pos") == 1)["mean"].to_list() == pytest.approx(
+        [1.0] * fig1.filter(pl.col("rel_pos") == 1).height
+    )
     assert (fig1["lo"] <= fig1["mean"] + 1e-9).all() and (fig1["mean"] <= fig1["hi"] + 1e-9).all()
-    fig2 = pl.concat([f for f in (pl.read_csv(r / f"figures/{n}.data.csv", infer_schema_length=None)
-                                  for n in ("fig2_auc", "fig5_auc_nonaligned")) if f.height], how="vertical_relaxed")
+    fig2 = pl.concat(
+        [
+            f
+            for f in (
+                pl.read_csv(r / f"figures/{n}.data.csv", infer_schema_length=None)
+                for n in ("fig2_auc", "fig5_auc_nonaligned")
+            )
+            if f.height
+        ],
+        how="vertical_relaxed",
+    )
     auc = fig2["auc"].drop_nans().drop_nulls()
     assert ((auc >= 0) & (auc <= 1)).all()
     assert set(fig2["axis"]) == {"absolute", "relative"}
     # AUC at k = 0 recomputed by hand: H_0 is shared by a question's trajectories
     from siaflow.analysis.stats import roc_auc
+
     for model in run["cfg"]["models"]:
         ent = pl.read_parquet(r / f"entropy/{model}/toy-arith/stride-8/original.parquet").filter(pl.col("k") == 0)
         got = fig2.filter((pl.col("model") == model) & (pl.col("axis") == "absolute") & (pl.col("x") == 0))["auc"][0]
@@ -129,8 +178,18 @@ def test_figure_data_follow_the_definitions(run):
 def test_provenance_is_recorded(run):
     r = run["results"]
     prov = read_provenance(next((r / "rollouts/toy-sft/toy-arith").glob("*.parquet")))
-    for key in ("model", "model_path", "revision", "prompt_template", "example_prompt", "decoding", "seed",
-                "n_trajectories", "software", "entropy_kind"):
+    for key in (
+        "model",
+        "model_path",
+        "revision",
+        "prompt_template",
+        "example_prompt",
+        "decoding",
+        "seed",
+        "n_trajectories",
+        "software",
+        "entropy_kind",
+    ):
         assert prov.get(key) is not None, key
     assert prov["revision"].startswith("sha256:")
     assert prov["decoding"] == run["cfg"]["decoding"]
@@ -178,8 +237,12 @@ def test_table3_is_an_exact_subsample(run):
         cont = pl.read_parquet(r / f"continuations/{model}/toy-arith/stride-8/original/*.parquet")
         gold = dict(zip(roll["question_id"], roll["gold"]))
         draws = defaultdict(list)
-        for q, j, k, a in cont.filter(pl.col("sample") < 3).sort("sample").select(
-                "question_id", "trajectory", "k", "answer").iter_rows():
+        for q, j, k, a in (
+            cont.filter(pl.col("sample") < 3)
+            .sort("sample")
+            .select("question_id", "trajectory", "k", "answer")
+            .iter_rows()
+        ):
             draws[(q, j, k)].append(a)
         rhos = []
         for q, j, T in roll.select("question_id", "trajectory", "T").iter_rows():
@@ -198,6 +261,7 @@ def test_table3_is_an_exact_subsample(run):
 
 def test_fano_data(run):
     from siaflow.analysis.fano import fano_lower_bound
+
     fano = pl.read_csv(run["results"] / "figures/fig_fano.data.csv")
     assert fano["fano_bound"].to_list() == pytest.approx(list(fano_lower_bound(fano["mean_H"].to_numpy(), 100)))
     assert ((fano["error"] >= 0) & (fano["error"] <= 1)).all()
@@ -255,11 +319,25 @@ def test_report_works_with_directory_and_config_overrides(run, tmp_path):
     r = run["results"]
     cfg_path = next(p for p in r.parent.glob("*.yaml"))
     before = (r / "report.html").stat().st_mtime
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(ROOT),
-           "--cores", "1", "--configfile", str(cfg_path),
-           # an override no other rule reads (a prompt no model uses): only the report reruns
-           "--config", "prompts={report_probe: 'Probe: {question}'}",
-           "--forcerun", "report", str(r / "report.html")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(ROOT),
+        "--cores",
+        "1",
+        "--configfile",
+        str(cfg_path),
+        # an override no other rule reads (a prompt no model uses): only the report reruns
+        "--config",
+        "prompts={report_probe: 'Probe: {question}'}",
+        "--forcerun",
+        "report",
+        str(r / "report.html"),
+    ]
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert (r / "report.html").stat().st_mtime > before
@@ -288,17 +366,23 @@ def test_every_selector_on_one_pool(run):
         assert mine.height == pool.height == 5 * n_traj
         ent = pl.read_parquet(r / f"entropy/{model}/toy-arith/stride-8/original.parquet")
         for row in pool.join(mine, on=["question_id", "trajectory"], suffix="_s").iter_rows(named=True):
-            want = deepconf_scores(row["token_confidence"], window=sel["window"], tail=sel["tail"],
-                                   bottom_fraction=sel["bottom_fraction"])
+            want = deepconf_scores(
+                row["token_confidence"], window=sel["window"], tail=sel["tail"], bottom_fraction=sel["bottom_fraction"]
+            )
             for k, v in want.items():
                 assert row[k] == pytest.approx(v, nan_ok=True), (k, row["question_id"], row["trajectory"])
-            probes = ent.filter((pl.col("question_id") == row["question_id"]) &
-                                (pl.col("trajectory") == row["trajectory"]) & (pl.col("k") < pl.col("T")))
+            probes = ent.filter(
+                (pl.col("question_id") == row["question_id"])
+                & (pl.col("trajectory") == row["trajectory"])
+                & (pl.col("k") < pl.col("T"))
+            )
             if probes.height:
                 assert row["certaindex"] == pytest.approx((1 - probes["H"] / math.log(probes["K"][0])).mean())
         at_pool = long.filter((pl.col("model") == model) & (pl.col("N") == n_traj))
         acc = dict(zip(at_pool["method"], at_pool["accuracy"]))
-        assert acc["random"] == pytest.approx(mine.group_by("question_id").agg(pl.col("correct").mean())["correct"].mean())
+        assert acc["random"] == pytest.approx(
+            mine.group_by("question_id").agg(pl.col("correct").mean())["correct"].mean()
+        )
         best = []
         for _, q in mine.group_by("question_id"):
             top = q.filter(pl.col("conf_lowest_group") == q["conf_lowest_group"].max())
@@ -306,5 +390,8 @@ def test_every_selector_on_one_pool(run):
         assert acc["deepconf_lowest"] == pytest.approx(np.mean(best))
     assert read_provenance(r / "selection/scores.parquet")["needs"]["self_certainty"].startswith("full vocabulary")
     data = pl.read_csv(r / "figures/fig_selection.data.csv")
-    assert data.select("model", "dataset", "N", "method", "accuracy").sort("model", "N", "method").equals(
-        long.select("model", "dataset", "N", "method", "accuracy").sort("model", "N", "method"))
+    assert (
+        data.select("model", "dataset", "N", "method", "accuracy")
+        .sort("model", "N", "method")
+        .equals(long.select("model", "dataset", "N", "method", "accuracy").sort("model", "N", "method"))
+    )

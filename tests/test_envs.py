@@ -53,8 +53,13 @@ def _imports(module: str, seen: set[str]) -> set[str]:
         path = ROOT / module.replace(".", "/") / "__init__.py"
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-            [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module]
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level
+            else []
+        )
         for name in names:
             if name.split(".")[0] == "siaflow":
                 out |= _imports(name, seen)
@@ -79,8 +84,9 @@ def test_env_is_conda_forge_only_pinned_and_does_not_install_siaflow(name):
     assert env["channels"] == ["conda-forge", "nodefaults"]
     for req in _pip(name):
         assert not req.startswith("-"), f"{name}.yaml: {req!r} (siaflow comes from the checkout via PYTHONPATH)"
-        assert len(Requirement(req).specifier) == 1 and "==" in str(Requirement(req).specifier), \
+        assert len(Requirement(req).specifier) == 1 and "==" in str(Requirement(req).specifier), (
             f"{name}.yaml: {req!r} is not pinned"
+        )
 
 
 def test_every_module_a_rule_imports_is_in_its_env():
@@ -97,8 +103,11 @@ def test_every_module_a_rule_imports_is_in_its_env():
             missing += [f"rule {rule} in {env}.yaml needs {d}" for d in sorted(_distributions(needed) - have)]
     assert not missing, "\n".join(missing)
     assert envs["rollouts"] == envs["continuations_both_variants"] == {"torch", "vllm"}
-    assert envs["fig2_auc"] == {"analysis"} and set(envs) >= set(rules) - {"all", "fig4_cumulative_gain_nonaligned",
-                                                                         "fig5_auc_nonaligned"}
+    assert envs["fig2_auc"] == {"analysis"} and set(envs) >= set(rules) - {
+        "all",
+        "fig4_cumulative_gain_nonaligned",
+        "fig5_auc_nonaligned",
+    }
 
 
 @pytest.mark.slow
@@ -108,11 +117,30 @@ def test_env_pip_section_resolves(name, tmp_path):
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("\n".join(_pip(name)) + "\n")
     report = tmp_path / "report.json"
-    res = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-                          "--report", str(report), "-r", str(reqs)], capture_output=True, text=True, timeout=1200)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            str(report),
+            "-r",
+            str(reqs),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     import json
 
-    got = {canonicalize_name(i["metadata"]["name"]): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
+    got = {
+        canonicalize_name(i["metadata"]["name"]): i["metadata"]["version"]
+        for i in json.loads(report.read_text())["install"]
+    }
     for req in map(Requirement, _pip(name)):
         assert got[canonicalize_name(req.name)].split("+")[0] in req.specifier, (req, got[canonicalize_name(req.name)])

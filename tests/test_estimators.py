@@ -71,11 +71,14 @@ def test_alignment_hand_computed():
     assert alignment_coefficient([3, 2, 1], [1, 2, 3]) == (pytest.approx(-1.0), "ok")
 
 
-@pytest.mark.parametrize("h,s,reason", [
-    ([0.5, 0.2], [1.0, 0.1], "too_few_checkpoints"),
-    ([0.0, 0.0, 0.0, 0.0], [1.0, 0.5, 0.2, 0.0], "constant_H"),
-    ([1.0, 0.5, 0.0], [0.3, 0.3, 0.3], "constant_S"),
-])
+@pytest.mark.parametrize(
+    "h,s,reason",
+    [
+        ([0.5, 0.2], [1.0, 0.1], "too_few_checkpoints"),
+        ([0.0, 0.0, 0.0, 0.0], [1.0, 0.5, 0.2, 0.0], "constant_H"),
+        ([1.0, 0.5, 0.0], [0.3, 0.3, 0.3], "constant_S"),
+    ],
+)
 def test_alignment_undefined_is_nan_with_reason(h, s, reason):
     rho, why = alignment_coefficient(h, s)
     assert math.isnan(rho) and why == reason
@@ -101,10 +104,19 @@ def _random_world(seed=0, n_q=5, n_traj=3, K=8, stride=3):
                 if k == 0:
                     continue
                 for smp in range(K):
-                    samples.append({"question_id": q, "trajectory": j, "k": k, "sample": smp,
-                                    "answer": rng.choice(["0", "1", "2", "3", NULL])})
+                    samples.append(
+                        {
+                            "question_id": q,
+                            "trajectory": j,
+                            "k": k,
+                            "sample": smp,
+                            "answer": rng.choice(["0", "1", "2", "3", NULL]),
+                        }
+                    )
         for smp in range(K):  # the shared empty prefix, once per question
-            samples.append({"question_id": q, "trajectory": -1, "k": 0, "sample": smp, "answer": rng.choice(["0", "1", NULL])})
+            samples.append(
+                {"question_id": q, "trajectory": -1, "k": 0, "sample": smp, "answer": rng.choice(["0", "1", NULL])}
+            )
     return pl.DataFrame(samples), pl.DataFrame(trajs)
 
 
@@ -117,8 +129,15 @@ def test_entropy_table_matches_scalar_definitions():
         assert ks.to_list() == checkpoint_positions(t["T"], 3)
     for row in table.iter_rows(named=True):
         src_traj = -1 if row["k"] == 0 else row["trajectory"]
-        draws = samples.filter((pl.col("question_id") == row["question_id"]) & (pl.col("trajectory") == src_traj)
-                               & (pl.col("k") == row["k"])).sort("sample")["answer"].to_list()
+        draws = (
+            samples.filter(
+                (pl.col("question_id") == row["question_id"])
+                & (pl.col("trajectory") == src_traj)
+                & (pl.col("k") == row["k"])
+            )
+            .sort("sample")["answer"]
+            .to_list()
+        )
         gold = trajs.filter(pl.col("question_id") == row["question_id"])["gold"][0]
         assert row["K"] == len(draws) == 8
         assert row["H"] == pytest.approx(conditional_answer_entropy(draws), abs=1e-12)
@@ -132,12 +151,17 @@ def test_entropy_table_matches_scalar_definitions():
 
 def test_alignment_by_trajectory_matches_scalar():
     samples, trajs = _random_world(seed=3, n_q=8)
-    table = entropy_table(samples.lazy(), trajs.lazy(), alpha=0.5).with_columns(
-        model=pl.lit("m"), dataset=pl.lit("d")).collect()
+    table = (
+        entropy_table(samples.lazy(), trajs.lazy(), alpha=0.5)
+        .with_columns(model=pl.lit("m"), dataset=pl.lit("d"))
+        .collect()
+    )
     got = alignment_by_trajectory(table.lazy()).collect()
     assert got.height == trajs.height
     for row in got.iter_rows(named=True):
-        part = table.filter((pl.col("question_id") == row["question_id"]) & (pl.col("trajectory") == row["trajectory"])).sort("k")
+        part = table.filter(
+            (pl.col("question_id") == row["question_id"]) & (pl.col("trajectory") == row["trajectory"])
+        ).sort("k")
         rho, reason = alignment_coefficient(part["H"], part["S"])
         assert row["rho_reason"] == reason
         if reason == "ok":

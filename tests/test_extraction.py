@@ -141,7 +141,7 @@ def test_enough_real_cases():
 
 # --- the shapes instruct and reasoning models write ---------------------------------------------
 SHAPES = [
-    ("#### Step 1: Add the apples\n3 + 12 = 15\n#### 15", "numeric", "15"),       # a heading is no marker
+    ("#### Step 1: Add the apples\n3 + 12 = 15\n#### 15", "numeric", "15"),  # a heading is no marker
     ("#### 1. Find the cost\n2 * 15 = 30\n#### 2. Add the hat\n30 + 7 = 37\n#### 37", "numeric", "37"),
     ("#### Final Answer\nThe final answer is 37.", "numeric", "37"),
     ("#### Final Answer: $\\boxed{37}$", "numeric", "37"),
@@ -159,7 +159,7 @@ SHAPES = [
     ("#### €1,250", "numeric", "1250"),
     ("<think>Maybe #### 12\nNo: 3 + 12 = 15.</think>\n#### 15", "numeric", "15"),
     ("<think>It is 15, so \\boxed{15}</think>The answer is 16.", "numeric", "16"),
-    ("<think>I get 3 + 12 = 15 and then", "numeric", "15"),                     # ran out while thinking
+    ("<think>I get 3 + 12 = 15 and then", "numeric", "15"),  # ran out while thinking
     ("#### 12\nTom has 3 + 12 = 15 apples.\n#### 15\nThe answer is: 15", "numeric", "12"),  # the first line wins
     ("#### Step 1: Identify the liquid\nWater is a liquid.\n#### B", "option", "B"),
     ("#### A quick check\nIron is solid.\n#### B) water", "option", "B"),

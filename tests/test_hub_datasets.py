@@ -17,25 +17,40 @@ from siaflow.inputs.datasets import DatasetError, hub_rows, normalise
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
 
-GSM8K = pl.DataFrame({
-    "question": ["Tom has 3 apples and buys 4 more. How many apples?", "A box holds 1,200 pins. How many in one box?",
-                 "The temperature is 2 degrees and drops 7. What is it now?"],
-    "answer": ["3 + 4 = 7\n#### 7", "One box holds 1,200.\n#### 1,200", "2 - 7 = -5\n#### -5"],
-})
-ARC = pl.DataFrame({
-    "id": ["arc-1", "arc-2", "arc-3"],
-    "question": ["Which is a liquid at room temperature?", "Which planet is closest to the Sun?", "What do plants need?"],
-    "choices": [{"text": ["iron", "water", "salt", "sand"], "label": ["A", "B", "C", "D"]},
-                {"text": ["Mars", "Venus", "Mercury", "Earth"], "label": ["1", "2", "3", "4"]},
-                {"text": ["light", "plastic", "noise"], "label": ["A", "B", "C"]}],
-    "answerKey": ["B", "3", "A"],
-})
-SVAMP = pl.DataFrame({
-    "ID": ["chal-1", "chal-2"],
-    "Body": ["Jack had 5 pens and got 3 more.", "A rope of 25 meters is cut in two equal parts."],
-    "Question": ["How many pens does Jack have?", "How long is each part?"],
-    "Answer": [8.0, 12.5],
-})
+GSM8K = pl.DataFrame(
+    {
+        "question": [
+            "Tom has 3 apples and buys 4 more. How many apples?",
+            "A box holds 1,200 pins. How many in one box?",
+            "The temperature is 2 degrees and drops 7. What is it now?",
+        ],
+        "answer": ["3 + 4 = 7\n#### 7", "One box holds 1,200.\n#### 1,200", "2 - 7 = -5\n#### -5"],
+    }
+)
+ARC = pl.DataFrame(
+    {
+        "id": ["arc-1", "arc-2", "arc-3"],
+        "question": [
+            "Which is a liquid at room temperature?",
+            "Which planet is closest to the Sun?",
+            "What do plants need?",
+        ],
+        "choices": [
+            {"text": ["iron", "water", "salt", "sand"], "label": ["A", "B", "C", "D"]},
+            {"text": ["Mars", "Venus", "Mercury", "Earth"], "label": ["1", "2", "3", "4"]},
+            {"text": ["light", "plastic", "noise"], "label": ["A", "B", "C"]},
+        ],
+        "answerKey": ["B", "3", "A"],
+    }
+)
+SVAMP = pl.DataFrame(
+    {
+        "ID": ["chal-1", "chal-2"],
+        "Body": ["Jack had 5 pens and got 3 more.", "A rope of 25 meters is cut in two equal parts."],
+        "Question": ["How many pens does Jack have?", "How long is each part?"],
+        "Answer": [8.0, 12.5],
+    }
+)
 
 
 def make_hub_cache(hf_home: Path, repo: str, files: dict[str, pl.DataFrame], commit: str) -> None:
@@ -63,27 +78,54 @@ def prepare_offline(tmp_path, datasets: dict, fixtures: dict):
     targets = [str(tmp_path / f"results/data/{d}.parquet") for d in datasets]
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"}
     # download_dataset writes resources/datasets/<name> in the repository; the callers remove it
-    res = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", *targets, "--configfile", str(cfg_path),
-                          "--directory", str(ROOT), "--forcerun", "download_dataset", "prepare_dataset"],
-                         capture_output=True, text=True, timeout=300, env=env)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--cores",
+            "1",
+            *targets,
+            "--configfile",
+            str(cfg_path),
+            "--directory",
+            str(ROOT),
+            "--forcerun",
+            "download_dataset",
+            "prepare_dataset",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     return res, tmp_path / "results"
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hub")
-    datasets = {name: {**PAPER["datasets"][name], "n_questions": n}
-                for name, n in (("gsm8k", 3), ("arc-challenge", 3), ("svamp", 2))}
-    fixtures = {"openai/gsm8k": ({"main/test-00000-of-00001.parquet": GSM8K}, "1111aaaa"),
-                "allenai/ai2_arc": ({"ARC-Challenge/test-00000-of-00001.parquet": ARC,
-                                     "ARC-Easy/test-00000-of-00001.parquet": ARC.head(1)}, "2222bbbb"),
-                "ChilleD/SVAMP": ({"data/test-00000-of-00001.parquet": SVAMP,
-                                   "data/train-00000-of-00001.parquet": SVAMP.head(1)}, "3333cccc")}
+    datasets = {
+        name: {**PAPER["datasets"][name], "n_questions": n}
+        for name, n in (("gsm8k", 3), ("arc-challenge", 3), ("svamp", 2))
+    }
+    fixtures = {
+        "openai/gsm8k": ({"main/test-00000-of-00001.parquet": GSM8K}, "1111aaaa"),
+        "allenai/ai2_arc": (
+            {"ARC-Challenge/test-00000-of-00001.parquet": ARC, "ARC-Easy/test-00000-of-00001.parquet": ARC.head(1)},
+            "2222bbbb",
+        ),
+        "ChilleD/SVAMP": (
+            {"data/test-00000-of-00001.parquet": SVAMP, "data/train-00000-of-00001.parquet": SVAMP.head(1)},
+            "3333cccc",
+        ),
+    }
     res, results = prepare_offline(tmp, datasets, fixtures)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     yield results
     for name in datasets:  # leave no fixture data in the repository's resources/
         import shutil
+
         shutil.rmtree(ROOT / "resources" / "datasets" / name, ignore_errors=True)
 
 
@@ -93,6 +135,7 @@ def test_gsm8k_offline(prepared):
     assert df["question"][0] == GSM8K["question"][0]
     assert df["question_id"].to_list() == ["gsm8k-00000", "gsm8k-00001", "gsm8k-00002"]
     from siaflow.io import read_provenance
+
     prov = read_provenance(prepared / "data/gsm8k.parquet")
     assert prov["source"]["commit"] == "1111aaaa" and prov["source"]["files"] == ["main/test-00000-of-00001.parquet"]
 
@@ -139,7 +182,9 @@ def test_bad_answer_key_is_named():
     bad = ARC.with_columns(pl.Series("answerKey", ["B", "3", "E"]))  # E: only 3 options
     with pytest.raises(DatasetError, match=r"arc-challenge.*row 2 .*arc-3.*answer key 'E'"):
         hub_rows(bad, _spec("arc-challenge"), "arc-challenge")
-    shuffled = ARC.with_columns(pl.Series("choices", [{"text": ["a", "b", "c", "d"], "label": ["A", "C", "B", "D"]}] * 3))
+    shuffled = ARC.with_columns(
+        pl.Series("choices", [{"text": ["a", "b", "c", "d"], "label": ["A", "C", "B", "D"]}] * 3)
+    )
     with pytest.raises(DatasetError, match=r"row 0 .*option labels"):
         hub_rows(shuffled, _spec("arc-challenge"), "arc-challenge")
 
@@ -154,6 +199,7 @@ def test_malformed_row_stops_the_workflow_with_its_name(tmp_path):
     datasets = {"gsm8k": {**PAPER["datasets"]["gsm8k"], "n_questions": 3}}
     res, _ = prepare_offline(tmp_path, datasets, {"openai/gsm8k": ({"main/test-00000-of-00001.parquet": bad}, "4444")})
     import shutil
+
     shutil.rmtree(ROOT / "resources/datasets/gsm8k", ignore_errors=True)
     assert res.returncode != 0
     log = (tmp_path / "results/logs/prepare_dataset/gsm8k.log").read_text()
@@ -162,8 +208,22 @@ def test_malformed_row_stops_the_workflow_with_its_name(tmp_path):
 
 def test_paper_grid_dry_run_offline():
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(ROOT / "config/paper.yaml"),
-                          "--directory", str(ROOT)], capture_output=True, text=True, timeout=300, env=env)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--configfile",
+            str(ROOT / "config/paper.yaml"),
+            "--directory",
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     stats = {}
     for line in res.stdout.split("Job stats:")[1].splitlines()[3:]:

@@ -51,23 +51,30 @@ def _traj_frame(rows):
 
 
 def test_interpolate_to_grid():
-    df = _traj_frame([
-        {"question_id": "q", "trajectory": 0, "rel_pos": 0.0, "H": 1.0},
-        {"question_id": "q", "trajectory": 0, "rel_pos": 0.4, "H": 0.6},
-        {"question_id": "q", "trajectory": 0, "rel_pos": 1.0, "H": 0.0},
-    ])
+    df = _traj_frame(
+        [
+            {"question_id": "q", "trajectory": 0, "rel_pos": 0.0, "H": 1.0},
+            {"question_id": "q", "trajectory": 0, "rel_pos": 0.4, "H": 0.6},
+            {"question_id": "q", "trajectory": 0, "rel_pos": 1.0, "H": 0.0},
+        ]
+    )
     out = metrics.interpolate_to_grid(df.lazy(), "H", np.array([0.0, 0.2, 0.4, 0.7, 1.0])).collect().sort("rel_pos")
     assert out["H"].to_list() == pytest.approx([1.0, 0.8, 0.6, 0.3, 0.0])
 
 
 def test_table1_counts_and_means():
-    traj = pl.DataFrame({
-        "model": ["m"] * 5, "dataset": ["d"] * 5, "question_id": list("abcde"), "trajectory": [0] * 5,
-        "rho": [0.9, 0.7, -0.5, float("nan"), float("nan")],
-        "rho_reason": ["ok", "ok", "ok", "constant_H", "too_few_checkpoints"],
-        "rho_split": [0.5, float("nan"), -0.1, 0.2, float("nan")],
-        "correct": [True, True, False, True, False],
-    })
+    traj = pl.DataFrame(
+        {
+            "model": ["m"] * 5,
+            "dataset": ["d"] * 5,
+            "question_id": list("abcde"),
+            "trajectory": [0] * 5,
+            "rho": [0.9, 0.7, -0.5, float("nan"), float("nan")],
+            "rho_reason": ["ok", "ok", "ok", "constant_H", "too_few_checkpoints"],
+            "rho_split": [0.5, float("nan"), -0.1, 0.2, float("nan")],
+            "correct": [True, True, False, True, False],
+        }
+    )
     t = metrics.table1_alignment(traj.lazy()).row(0, named=True)
     assert (t["n_total"], t["n_defined"]) == (5, 3)
     assert t["mean_rho"] == pytest.approx(1.1 / 3)
@@ -80,24 +87,28 @@ def test_table1_counts_and_means():
 
 
 def test_normalised_gain_and_exclusion():
-    df = _traj_frame([
-        {"question_id": "q", "trajectory": 0, "k": 0, "H": 1.0, "correct": True},
-        {"question_id": "q", "trajectory": 0, "k": 4, "H": 0.25, "correct": True},
-        {"question_id": "q", "trajectory": 0, "k": 8, "H": 0.0, "correct": True},
-        {"question_id": "q", "trajectory": 1, "k": 0, "H": 0.5, "correct": False},
-        {"question_id": "q", "trajectory": 1, "k": 4, "H": 0.7, "correct": False},
-    ])
+    df = _traj_frame(
+        [
+            {"question_id": "q", "trajectory": 0, "k": 0, "H": 1.0, "correct": True},
+            {"question_id": "q", "trajectory": 0, "k": 4, "H": 0.25, "correct": True},
+            {"question_id": "q", "trajectory": 0, "k": 8, "H": 0.0, "correct": True},
+            {"question_id": "q", "trajectory": 1, "k": 0, "H": 0.5, "correct": False},
+            {"question_id": "q", "trajectory": 1, "k": 4, "H": 0.7, "correct": False},
+        ]
+    )
     g = metrics.normalised_gain(df.lazy()).collect().sort("trajectory", "k")
     assert g["G_hat"].to_list()[:3] == pytest.approx([0.0, 0.75, 1.0])
     assert g.filter(pl.col("trajectory") == 1)["excluded"].all()  # G_T = -0.2 <= 0
 
 
 def test_values_at_absolute_k_carry_the_final_value():
-    df = _traj_frame([
-        {"question_id": "q", "trajectory": 0, "k": 0, "score": -1.0, "correct": True},
-        {"question_id": "q", "trajectory": 0, "k": 4, "score": -0.5, "correct": True},
-        {"question_id": "q", "trajectory": 0, "k": 6, "score": -0.1, "correct": True},
-    ])
+    df = _traj_frame(
+        [
+            {"question_id": "q", "trajectory": 0, "k": 0, "score": -1.0, "correct": True},
+            {"question_id": "q", "trajectory": 0, "k": 4, "score": -0.5, "correct": True},
+            {"question_id": "q", "trajectory": 0, "k": 6, "score": -0.1, "correct": True},
+        ]
+    )
     out = metrics.values_at_absolute_k(df.lazy(), "score", np.array([0, 4, 8, 12])).collect().sort("at_k")
     assert out["score"].to_list() == [-1.0, -0.5, -0.1, -0.1]
 
@@ -107,7 +118,11 @@ def test_rebound_flags():
     for j, hs in enumerate([[1.0, 0.5, 0.2, 0.6], [1.0, 0.8, 0.6, 0.5], [1.0, 0.1, 0.3, 0.0]]):
         for i, h in enumerate(hs):
             rows.append({"question_id": "q", "trajectory": j, "k": i, "rel_pos": i / 3, "H": h, "correct": True})
-    got = metrics.rebound_flags(_traj_frame(rows).lazy(), h="H", late_from=0.5, threshold=0.1).collect().sort("trajectory")
+    got = (
+        metrics.rebound_flags(_traj_frame(rows).lazy(), h="H", late_from=0.5, threshold=0.1)
+        .collect()
+        .sort("trajectory")
+    )
     # 0: rises 0.4 above its minimum 0.2 at rel 1.0; 1: monotone; 2: rises 0.2 at rel 0.67
     assert got["late_rebound"].to_list() == [True, False, True]
 
@@ -136,8 +151,14 @@ def test_mc_source_stride():
 
 
 def test_subsample_keeps_coarse_checkpoints_and_first_draws():
-    samples = pl.DataFrame([{"question_id": "q", "trajectory": j, "k": k, "sample": s, "answer": "1"}
-                            for j, ks in ((-1, [0]), (0, [4, 8, 10])) for k in ks for s in range(4)])
+    samples = pl.DataFrame(
+        [
+            {"question_id": "q", "trajectory": j, "k": k, "sample": s, "answer": "1"}
+            for j, ks in ((-1, [0]), (0, [4, 8, 10]))
+            for k in ks
+            for s in range(4)
+        ]
+    )
     traj = pl.DataFrame({"question_id": ["q"], "trajectory": [0], "T": [10]})
     out = metrics.subsample_continuations(samples.lazy(), traj.lazy(), stride=8, n_continuations=2).collect()
     # k = 0 (shared), 8 (multiple of 8) and T = 10; k = 4 dropped; samples 0 and 1 only
@@ -166,10 +187,23 @@ def _synthetic_entropy(n_q=12, n_traj=3, seed=0):
             correct = bool(rng.random() < 0.6)
             for k in (*range(0, T, 4), T):
                 h = float(rng.choice([0.0, 0.5, 1.0, 1.5])) * (1 - k / T)
-                rows.append({"model": "m", "dataset": "d", "question_id": f"q{q:02d}", "trajectory": t, "k": k,
-                             "T": T, "rel_pos": k / T, "H": h, "S": h + float(rng.random()), "H_a": h * float(rng.random()),
-                             "S_b": float(rng.random()), "correct": correct,
-                             "map_correct": bool(rng.random() < 0.5)})
+                rows.append(
+                    {
+                        "model": "m",
+                        "dataset": "d",
+                        "question_id": f"q{q:02d}",
+                        "trajectory": t,
+                        "k": k,
+                        "T": T,
+                        "rel_pos": k / T,
+                        "H": h,
+                        "S": h + float(rng.random()),
+                        "H_a": h * float(rng.random()),
+                        "S_b": float(rng.random()),
+                        "correct": correct,
+                        "map_correct": bool(rng.random() < 0.5),
+                    }
+                )
     return pl.DataFrame(rows)
 
 
@@ -187,8 +221,9 @@ def test_every_bootstrapped_result_ignores_the_input_row_order():
             fano.fano_data(lf, h="H", answer_space={"d": 100}, n_bins=4, **boot),
             metrics.cumulative_gain_curves(lf, h="H", grid=grid, **boot),
             *metrics.auc_curves(lf, h="H", stride=4, grid=grid, **boot),
-            *metrics.saturation_summary(lf, h="H", grid=grid, plateau_fraction=0.2, late_from=0.6,
-                                        rebound_threshold=0.2, **boot),
+            *metrics.saturation_summary(
+                lf, h="H", grid=grid, plateau_fraction=0.2, late_from=0.6, rebound_threshold=0.2, **boot
+            ),
             metrics.table1_alignment(metrics.trajectory_alignment(lf)),
         ]
 
@@ -224,8 +259,9 @@ def test_bootstrap_mean_ci_equals_nanmean_of_the_resampled_rows():
     mean, lo, hi = stats.bootstrap_mean_ci(values, n_boot=300, ci=0.9, seed=11, chunk=64)
     draws = np.random.default_rng(11)
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
-        boots = np.concatenate([np.nanmean(values[draws.integers(0, 30, size=(min(64, 300 - s), 30))], axis=1)
-                                for s in range(0, 300, 64)])
+        boots = np.concatenate(
+            [np.nanmean(values[draws.integers(0, 30, size=(min(64, 300 - s), 30))], axis=1) for s in range(0, 300, 64)]
+        )
         want_lo, want_hi = np.nanquantile(boots, 0.05, axis=0), np.nanquantile(boots, 0.95, axis=0)
     np.testing.assert_allclose(mean, np.nanmean(values[:, :3], axis=0).tolist() + [np.nan], equal_nan=True)
     np.testing.assert_allclose(lo, want_lo, rtol=1e-12, equal_nan=True)
@@ -236,12 +272,23 @@ def _random_trajectories(rng, n_traj=40):
     rows = []
     for t in range(n_traj):
         T = int(rng.integers(3, 40))
-        ks = np.unique(np.r_[0, rng.choice(np.arange(1, T), size=min(T - 1, int(rng.integers(0, 8))), replace=False), T])
+        ks = np.unique(
+            np.r_[0, rng.choice(np.arange(1, T), size=min(T - 1, int(rng.integers(0, 8))), replace=False), T]
+        )
         for k in ks:
-            rows.append({"question_id": f"q{t % 7}", "trajectory": t, "k": int(k), "T": T, "rel_pos": k / T,
-                         "H": float(rng.random()), "correct": bool(t % 3)})
+            rows.append(
+                {
+                    "question_id": f"q{t % 7}",
+                    "trajectory": t,
+                    "k": int(k),
+                    "T": T,
+                    "rel_pos": k / T,
+                    "H": float(rng.random()),
+                    "correct": bool(t % 3),
+                }
+            )
     df = _traj_frame(rows)
-    return df.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(1 << 30)))    # rows in no order
+    return df.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(1 << 30)))  # rows in no order
 
 
 def test_interpolation_and_lookup_equal_per_trajectory_numpy():
@@ -278,9 +325,21 @@ def test_tables_do_not_depend_on_the_order_of_their_rows():
                 correct = bool(rng.random() < 0.5)
                 for k in list(range(0, T, 8)) + [T]:
                     h = float(rng.random() * 2)
-                    rows.append({"model": m, "dataset": "d", "question_id": f"q{q}", "trajectory": j, "k": k, "T": T,
-                                 "H": h, "S": h + float(rng.random()), "H_a": float(rng.random()), "S_b": float(rng.random()),
-                                 "correct": correct})
+                    rows.append(
+                        {
+                            "model": m,
+                            "dataset": "d",
+                            "question_id": f"q{q}",
+                            "trajectory": j,
+                            "k": k,
+                            "T": T,
+                            "H": h,
+                            "S": h + float(rng.random()),
+                            "H_a": float(rng.random()),
+                            "S_b": float(rng.random()),
+                            "correct": correct,
+                        }
+                    )
     ent = pl.DataFrame(rows)
     shuffled = ent.with_columns(pl.col("H") * 1.1 + 0.01, pl.col("S") * 0.9)
     t1 = table1_alignment(trajectory_alignment(ent.lazy()).collect().lazy())

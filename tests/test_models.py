@@ -34,8 +34,14 @@ def build_offline(tmp_path, spec: dict, out: Path) -> subprocess.CompletedProces
     client reads its environment when it is imported)."""
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     code = "import json, sys; from siaflow.inputs.models import build_model; print(json.dumps(build_model(json.loads(sys.argv[1]), sys.argv[2])))"
-    return subprocess.run([sys.executable, "-c", code, json.dumps(spec), str(out)], env=env, capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", code, json.dumps(spec), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
 
 
 def test_build_from_the_hub_records_the_commit(tmp_path):
@@ -105,8 +111,10 @@ def test_download_model_records_the_commit_and_streamed_file_hashes(tmp_path):
     make_model_cache(tmp_path / "hf", "siaflow-test/hub-model", commit)
     out = tmp_path / "models" / "hub" / "siaflow-test--hub-model"
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    code = ("import json, sys; from siaflow.inputs.models import download_model; "
-            "print(json.dumps(download_model('siaflow-test/hub-model', None, sys.argv[1])))")
+    code = (
+        "import json, sys; from siaflow.inputs.models import download_model; "
+        "print(json.dumps(download_model('siaflow-test/hub-model', None, sys.argv[1])))"
+    )
     res = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     record = json.loads(res.stdout.strip().splitlines()[-1])
@@ -127,8 +135,9 @@ def test_download_model_of_a_gated_repo_without_a_token_names_the_fix(tmp_path, 
 
     def gated(*args, **kwargs):
         request = httpx2.Request("GET", "https://huggingface.co/api/models/meta-llama/Llama-3.2-3B")
-        raise GatedRepoError("Access to model meta-llama/Llama-3.2-3B is restricted.",
-                             response=httpx2.Response(401, request=request))
+        raise GatedRepoError(
+            "Access to model meta-llama/Llama-3.2-3B is restricted.", response=httpx2.Response(401, request=request)
+        )
 
     monkeypatch.setattr("huggingface_hub.snapshot_download", gated)
     with pytest.raises(ModelBuildError, match=r"meta-llama/Llama-3.2-3B.*gated.*licence.*HF_TOKEN"):
@@ -140,15 +149,33 @@ def test_hub_models_are_downloaded_then_loaded_from_their_directory():
     from siaflow.config import ConfigError, check_references, hub_models, local_model
 
     spec = {"path": "org/model-1.5B", "revision": "v1", "regime": "sft", "prompt": "p"}
-    cfg = {"models": {"a": spec, "toy": {"path": "resources/toy_models/informative", "toy": {"regime": "informative"},
-                                         "regime": "sft", "prompt": "p"}}}
+    cfg = {
+        "models": {
+            "a": spec,
+            "toy": {
+                "path": "resources/toy_models/informative",
+                "toy": {"regime": "informative"},
+                "regime": "sft",
+                "prompt": "p",
+            },
+        }
+    }
     assert hub_models(cfg) == {"org--model-1.5B@v1": {"repo": "org/model-1.5B", "revision": "v1"}}
-    assert local_model(spec) == {**spec, "path": "resources/models/hub/org--model-1.5B@v1", "hub": "org/model-1.5B",
-                                 "revision": None}
+    assert local_model(spec) == {
+        **spec,
+        "path": "resources/models/hub/org--model-1.5B@v1",
+        "hub": "org/model-1.5B",
+        "revision": None,
+    }
     assert local_model(cfg["models"]["toy"]) == cfg["models"]["toy"]
     assert hub_models({"models": {"b": {**spec, "revision": "refs/pr/1"}}}) == {
-        "org--model-1.5B@refs--pr--1": {"repo": "org/model-1.5B", "revision": "refs/pr/1"}}
-    bad = {"models": {"x": {"path": "no/such/dir/here", "regime": "sft", "prompt": "p"}}, "prompts": {"p": "{question}"},
-           "datasets": {}, "sampling": {"n_continuations": 4, "strides": [8]}}
+        "org--model-1.5B@refs--pr--1": {"repo": "org/model-1.5B", "revision": "refs/pr/1"}
+    }
+    bad = {
+        "models": {"x": {"path": "no/such/dir/here", "regime": "sft", "prompt": "p"}},
+        "prompts": {"p": "{question}"},
+        "datasets": {},
+        "sampling": {"n_continuations": 4, "strides": [8]},
+    }
     with pytest.raises(ConfigError, match="models.x.path.*neither a local model directory nor a hub id"):
         check_references(bad)

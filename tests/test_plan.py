@@ -48,8 +48,11 @@ def test_plan_is_calibrated_by_the_continuation_ledgers(tmp_path):
 
     def shard(model, name, decoded, naive):
         path = tmp_path / "continuations" / model / "d" / "stride-10" / "original" / f"shard-{name}.parquet"
-        io.write_parquet(pl.DataFrame({"x": [1]}), path,
-                         io.provenance(model=model, ledger={"decoded_tokens": decoded, "naive_generated_tokens": naive}))
+        io.write_parquet(
+            pl.DataFrame({"x": [1]}),
+            path,
+            io.provenance(model=model, ledger={"decoded_tokens": decoded, "naive_generated_tokens": naive}),
+        )
 
     shard("a", 0, 100, 400)
     shard("a", 1, 50, 200)
@@ -88,14 +91,20 @@ def test_pilot_calibration_measures_lengths_and_throughput(tmp_path):
     roll = tmp_path / "r.parquet"
     io.write_parquet(pl.DataFrame({"T": [30, 50]}), roll, io.provenance(model="a", dataset="d"))
     cont = tmp_path / "c.parquet"
-    io.write_parquet(pl.DataFrame({"x": [1]}), cont, io.provenance(
-        model="a", ledger={"decoded_tokens": 400, "naive_generated_tokens": 1000, "seconds": 8.0}))
+    io.write_parquet(
+        pl.DataFrame({"x": [1]}),
+        cont,
+        io.provenance(model="a", ledger={"decoded_tokens": 400, "naive_generated_tokens": 1000, "seconds": 8.0}),
+    )
     cal = calibration_from([cont], [roll])
     assert cal["trace_tokens"] == {"a/d": 40.0}
     assert cal["a"]["ratio"] == 0.4 and cal["a"]["tokens_per_second"] == 50.0
-    cfg = {"models": {"a": {}}, "datasets": {"d": {"n_questions": 10}},
-           "sampling": {"n_trajectories": 2, "n_continuations": 4, "strides": [10]},
-           "plan": {"mean_trace_tokens": 25, "tokens_per_second": 100}}
+    cfg = {
+        "models": {"a": {}},
+        "datasets": {"d": {"n_questions": 10}},
+        "sampling": {"n_trajectories": 2, "n_continuations": 4, "strides": [10]},
+        "plan": {"mean_trace_tokens": 25, "tokens_per_second": 100},
+    }
     row = cost_plan(cfg, cal).row(0, named=True)
     want = continuation_counts(10, 2, 4, 10, 40)["continuation_tokens"] * 2
     assert row["trace_tokens"] == 40 and row["continuation_tokens"] == want

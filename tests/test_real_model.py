@@ -57,12 +57,23 @@ def real(tmp_path_factory):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(ROOT / cfg["models"]["smollm2-chat"]["path"])
-    return {"tmp": tmp, "results": tmp / "first", "cfg": cfg, "decode": lambda ids: tok.decode(ids, skip_special_tokens=True)}
+    return {
+        "tmp": tmp,
+        "results": tmp / "first",
+        "cfg": cfg,
+        "decode": lambda ids: tok.decode(ids, skip_special_tokens=True),
+    }
 
 
 def rollouts(real):
-    return pl.concat([pl.read_parquet(real["results"] / f"rollouts/{m}/{d}/*.parquet")
-                      for m in real["cfg"]["models"] for d in DATASETS], how="diagonal_relaxed")
+    return pl.concat(
+        [
+            pl.read_parquet(real["results"] / f"rollouts/{m}/{d}/*.parquet")
+            for m in real["cfg"]["models"]
+            for d in DATASETS
+        ],
+        how="diagonal_relaxed",
+    )
 
 
 def test_the_model_was_built_from_the_wheel_and_recorded(real):
@@ -121,8 +132,9 @@ def test_tables_equal_a_recomputation_from_the_raw_draws(real):
 
 def test_a_rerun_is_identical(real):
     first, again = real["tmp"] / "first", real["tmp"] / "again"
-    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.suffix in (".parquet", ".csv")
-                   and "logs" not in p.parts)
+    files = sorted(
+        p.relative_to(first) for p in first.rglob("*") if p.suffix in (".parquet", ".csv") and "logs" not in p.parts
+    )
     assert len(files) > 30
     from polars.testing import assert_frame_equal
 

@@ -25,8 +25,9 @@ def _config(tmp: Path, name: str) -> Path:
     cfg["models"] = {"toy-sft": cfg["models"]["toy-sft"]}
     del cfg["training_dynamics"]  # it replays toy-base too
     cfg["datasets"]["toy-arith"]["n_questions"] = 6
-    cfg["sampling"].update(n_trajectories=3, n_continuations=6, strides=[4], shard_size=6,
-                           parts={"prefixes": 4, "questions": 2})
+    cfg["sampling"].update(
+        n_trajectories=3, n_continuations=6, strides=[4], shard_size=6, parts={"prefixes": 4, "questions": 2}
+    )
     cfg["edis"].update(pool_size=4, n_values=[2, 4])
     cfg["mc_ablation"] = {"stride": 8, "n_continuations": 3}
     path = tmp / f"{name}.yaml"
@@ -35,8 +36,20 @@ def _config(tmp: Path, name: str) -> Path:
 
 
 def _cmd(cfg: Path, target: Path, *extra):
-    return [sys.executable, "-m", "snakemake", "--cores", "2", str(target), "--rerun-incomplete", *extra,
-            "--configfile", str(cfg), "--directory", str(ROOT)]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "2",
+        str(target),
+        "--rerun-incomplete",
+        *extra,
+        "--configfile",
+        str(cfg),
+        "--directory",
+        str(ROOT),
+    ]
 
 
 def test_killed_continuation_job_resumes_exactly(tmp_path):
@@ -46,8 +59,9 @@ def test_killed_continuation_job_resumes_exactly(tmp_path):
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
 
     parts = cut_out.with_name(cut_out.name + ".parts")
-    proc = subprocess.Popen(_cmd(cut_cfg, cut_out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        _cmd(cut_cfg, cut_out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 300
     while not (parts / "part-00003.parquet").exists():
         assert proc.poll() is None and time.time() < deadline, "the job ended before it could be killed"
@@ -58,8 +72,12 @@ def test_killed_continuation_job_resumes_exactly(tmp_path):
     n_parts = len(list(parts.glob("part-*.parquet")))
     assert n_parts >= 4
 
-    subprocess.run([sys.executable, "-m", "snakemake", "--unlock", "--configfile", str(cut_cfg), "--directory", str(ROOT)],
-                   capture_output=True, text=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "--unlock", "--configfile", str(cut_cfg), "--directory", str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     res = subprocess.run(_cmd(cut_cfg, cut_out), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     # the main stride's variants run in one job (continuations_both_variants), the original first

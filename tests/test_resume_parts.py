@@ -11,6 +11,7 @@ def _work(calls):
     def work(chunk):
         calls.append(list(chunk))
         return pl.DataFrame({"x": list(chunk)}), {"n": len(chunk)}
+
     return work
 
 

@@ -65,4 +65,6 @@ def test_token_confidence_is_minus_mean_top_k_logprob():
     c = token_confidence(probs.log(), 2)
     assert c.tolist() == pytest.approx([-(math.log(0.5) + math.log(0.25)) / 2, -(math.log(0.75) + math.log(0.25)) / 2])
     assert token_confidence(probs.log(), 3)[1].item() == pytest.approx(c[1].item())
-    assert token_confidence(probs.log(), 10)[0].item() == pytest.approx(-sum(math.log(x) for x in (0.5, 0.25, 0.125, 0.125)) / 4)
+    assert token_confidence(probs.log(), 10)[0].item() == pytest.approx(
+        -sum(math.log(x) for x in (0.5, 0.25, 0.125, 0.125)) / 4
+    )

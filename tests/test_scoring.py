@@ -15,10 +15,14 @@ def test_scoring_the_sampled_tokens_gives_back_the_sampled_statistics(tiny_model
     gens = b.generate([Request(tuple(p), (i, 100 + i)) for i, p in enumerate(prompts)], decoding, token_stats=True)
     # prompts and responses of different lengths in one batch (a response's first n tokens have the
     # statistics of its first n): the padding is exercised on both sides
-    flat = [(p, g, max(1, len(g.token_ids) - 2 * i)) for i, (p, g) in enumerate((p, g) for p, gs in zip(prompts, gens) for g in gs)]
+    flat = [
+        (p, g, max(1, len(g.token_ids) - 2 * i))
+        for i, (p, g) in enumerate((p, g) for p, gs in zip(prompts, gens) for g in gs)
+    ]
     assert len({n for *_, n in flat}) > 2
-    scored = score_responses(b, [p for p, *_ in flat] + [prompts[0]], [g.token_ids[:n] for _, g, n in flat] + [[]],
-                             decoding, batch_tokens=60)
+    scored = score_responses(
+        b, [p for p, *_ in flat] + [prompts[0]], [g.token_ids[:n] for _, g, n in flat] + [[]], decoding, batch_tokens=60
+    )
     for (_, g, n), s in zip(flat, scored):
         assert s.logprobs == pytest.approx(g.logprobs[:n], abs=1e-4)
         assert s.entropies == pytest.approx(g.entropies[:n], abs=1e-4)

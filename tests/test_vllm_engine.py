@@ -18,7 +18,11 @@ from siaflow.generation.backends.base import FINISH_REASONS, TextWatch
 from siaflow.generation.rollouts import continuation_prefixes, continue_prefixes, rescore_rollouts, run_continuations
 
 pytestmark = pytest.mark.vllm
-DECODINGS = {"T0.7-p0.95": Decoding(0.7, 0.95, 64), "T1-p1": Decoding(1.0, 1.0, 64), "T0.5-p0.9": Decoding(0.5, 0.9, 64)}
+DECODINGS = {
+    "T0.7-p0.95": Decoding(0.7, 0.95, 64),
+    "T1-p1": Decoding(1.0, 1.0, 64),
+    "T0.5-p0.9": Decoding(0.5, 0.9, 64),
+}
 
 
 @pytest.fixture(scope="module")
@@ -70,19 +74,24 @@ def test_entropies_and_self_certainty_are_exact_after_the_scoring_pass(runs, hf,
     ent, cert, topk = [], [], []
     for raw, r in zip(runs[name].iter_rows(named=True), scored.iter_rows(named=True)):
         ref = reference_stats(hf.model, r["prompt_ids"], r["token_ids"], d.temperature, d.top_p)
-        for e_top, e, c, (_, e_ref, c_ref) in zip(raw["token_entropy"], r["token_entropy"], r["token_self_certainty"], ref):
+        for e_top, e, c, (_, e_ref, c_ref) in zip(
+            raw["token_entropy"], r["token_entropy"], r["token_self_certainty"], ref
+        ):
             ent.append(abs(e - e_ref))
             cert.append(abs(c - c_ref))
             topk.append(abs(e_top - e_ref))
-    print(f"{name}: scored entropy p99 error {quantile(ent, 0.99):.2e} (max {max(ent):.2e}), self-certainty p99 "
-          f"{quantile(cert, 0.99):.2e}; top-20 entropy p99 error {quantile(topk, 0.99):.3f} (max {max(topk):.3f}); {check}")
+    print(
+        f"{name}: scored entropy p99 error {quantile(ent, 0.99):.2e} (max {max(ent):.2e}), self-certainty p99 "
+        f"{quantile(cert, 0.99):.2e}; top-20 entropy p99 error {quantile(topk, 0.99):.3f} (max {max(topk):.3f}); {check}"
+    )
     assert quantile(ent, 0.99) <= 0.01 and quantile(cert, 0.99) <= 0.01
     assert scored["token_ids"].to_list() == runs[name]["token_ids"].to_list()
     assert check["tokens"] == len(ent) and check["max_abs_logprob_diff"] < 1e-2
 
 
-@pytest.mark.parametrize("dataset,template", [("gsm8k-mini", "chat_math"), ("gsm8k-mini", "fewshot_math"),
-                                              ("arc-mini", "fewshot_mc")])
+@pytest.mark.parametrize(
+    "dataset,template", [("gsm8k-mini", "chat_math"), ("gsm8k-mini", "fewshot_math"), ("arc-mini", "fewshot_mc")]
+)
 def test_every_rollout_ends_where_the_transformers_backend_would_end_it(engine, dataset, template):
     """T semantics on real outputs: an "answer" rollout ends at the token that settles its answer
     (no earlier token does), a "stop_sequence" one where the prompt's stop string begins (its
@@ -114,18 +123,34 @@ def test_the_prefill_ledger_agrees_with_vllms_counters_and_checkpoints_hit_the_p
     roll = runs["T0.7-p0.95"].filter(pl.col("trajectory") < 2)
     prefixes = list(continuation_prefixes(roll, stride=16, seed=0, variant="original"))
     before_stats, before = dict(engine.stats), engine.engine_counters()
-    df, ledger = continue_prefixes(engine, prefixes, n_continuations=4, decoding=Decoding(0.7, 0.95, 64), seed=0,
-                                   variant="original", extract=lambda s: s)
+    df, ledger = continue_prefixes(
+        engine,
+        prefixes,
+        n_continuations=4,
+        decoding=Decoding(0.7, 0.95, 64),
+        seed=0,
+        variant="original",
+        extract=lambda s: s,
+    )
     after = engine.engine_counters()
-    computed = (after["prompt_tokens"] - before["prompt_tokens"]) - (after["prefix_cache_hits"] - before["prefix_cache_hits"])
+    computed = (after["prompt_tokens"] - before["prompt_tokens"]) - (
+        after["prefix_cache_hits"] - before["prefix_cache_hits"]
+    )
     assert ledger["prefill_tokens"] == engine.stats["prefill_tokens"] - before_stats["prefill_tokens"] == computed
     assert ledger["decoded_tokens"] == after["generation_tokens"] - before["generation_tokens"]
     # the K continuations of one checkpoint share its prompt: after the first, each computes only
     # the part of its last, partial KV block (vLLM caches full blocks of 32 tokens here)
     for q, j, k, prefix, prompt_ids in prefixes[1:4]:
         n, was = len(prompt_ids) + len(prefix), engine.stats["prefill_tokens"]
-        continue_prefixes(engine, [(q, j, k, prefix, prompt_ids)], n_continuations=4, decoding=Decoding(0.7, 0.95, 8),
-                          seed=1, variant="original", extract=lambda s: s)
+        continue_prefixes(
+            engine,
+            [(q, j, k, prefix, prompt_ids)],
+            n_continuations=4,
+            decoding=Decoding(0.7, 0.95, 8),
+            seed=1,
+            variant="original",
+            extract=lambda s: s,
+        )
         tail = n - 32 * ((n - 1) // 32)
         assert engine.stats["prefill_tokens"] - was <= n + 3 * tail, (n, engine.stats["prefill_tokens"] - was)
     assert df.height == 4 * len(prefixes)
@@ -139,8 +164,15 @@ def test_the_same_seed_gives_the_same_tokens_and_a_resumed_shard_equals_an_unint
     for x, y in zip(again["token_logprobs"].to_list(), runs["T0.7-p0.95"]["token_logprobs"].to_list()):
         assert x == pytest.approx(y, abs=1e-4)
     roll = runs["T0.7-p0.95"].filter(pl.col("trajectory") < 2)
-    kw = dict(stride=16, n_continuations=3, decoding=Decoding(0.7, 0.95, 64), seed=0, variant="original",
-              extract=lambda s: s[-8:], part_prefixes=3)
+    kw = dict(
+        stride=16,
+        n_continuations=3,
+        decoding=Decoding(0.7, 0.95, 64),
+        seed=0,
+        variant="original",
+        extract=lambda s: s[-8:],
+        part_prefixes=3,
+    )
     whole, _ = run_continuations(engine, roll, output=tmp_path / "whole.parquet", **kw)
     calls = {"n": 0}
     generate = engine.generate

@@ -60,8 +60,20 @@ def slurm(tmp_path_factory, local):
     require_slurm()
     tmp = tmp_path_factory.mktemp("vllm_slurm")
     cfg, path = _config(tmp, "slurm")
-    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--configfile", str(path),
-           "--directory", str(ROOT), *SLURM_FLAGS, "--slurm-logdir", str(tmp / "slurm_logs")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "profiles/slurm",
+        "--configfile",
+        str(path),
+        "--directory",
+        str(ROOT),
+        *SLURM_FLAGS,
+        "--slurm-logdir",
+        str(tmp / "slurm_logs"),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT, env=_env())
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-5000:]
@@ -118,7 +130,8 @@ def test_slurm_tables_and_draws_equal_the_local_vllm_run(slurm, local):
         for rel in files:
             assert_frame_equal(pl.read_parquet(a / rel), pl.read_parquet(b / rel), check_exact=True)
     tables = sorted(p.relative_to(b) for p in b.glob("tables/*.csv")) + sorted(
-        p.relative_to(b) for p in b.glob("figures/*.data.csv"))
+        p.relative_to(b) for p in b.glob("figures/*.data.csv")
+    )
     assert len(tables) == 7 + 9
     exact = ("table1", "table2", "table3", "fig1", "fig2", "fig3", "fig4", "fig5", "fig_fano")
     for rel in tables:

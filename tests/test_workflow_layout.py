@@ -46,7 +46,7 @@ def test_every_rule_reaches_a_stage_function_of_its_own_name():
     rules = _rules()
     assert {"rollouts", "fig2_auc", "table2_shuffle", "fig_edis_separation", "fig5_auc_nonaligned"} <= set(rules)
     shell_rules: set[str] = set()  # a shell rule would have no Python of its own
-    plain_rules = {"all"}     # the default target: inputs only
+    plain_rules = {"all"}  # the default target: inputs only
     for name, (stem, parent) in rules.items():
         if name in shell_rules | plain_rules:
             continue
@@ -77,9 +77,12 @@ def test_stages_read_params_not_the_global_config():
 
 def test_analysis_stages_do_not_import_torch():
     analysis = ["data", "entropy", "tables", "figures", "edis", "report"]
-    code = ("import sys\n" + "".join(f"import siaflow.stages.{m}\n" for m in analysis)
-            + "heavy = sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules)\n"
-            + "assert not heavy, heavy\n")
+    code = (
+        "import sys\n"
+        + "".join(f"import siaflow.stages.{m}\n" for m in analysis)
+        + "heavy = sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules)\n"
+        + "assert not heavy, heavy\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
 
@@ -89,24 +92,42 @@ def test_only_generation_and_toy_training_are_cluster_jobs(tmp_path):
     included (they do not inherit it)."""
     probe = tmp_path / "Snakefile"
     probe.write_text(f'include: "{ROOT / "Snakefile"}"\nprint("LOCAL", sorted(workflow._localrules))\n')
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-s", str(probe), "-d", str(ROOT), "--cores", "1"],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-s", str(probe), "-d", str(ROOT), "--cores", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     line = next(x for x in res.stdout.splitlines() if x.startswith("LOCAL"))
     local = set(ast.literal_eval(line.split(" ", 1)[1]))
-    jobs = {"train_toy_model", "train_toy_checkpoints", "train_toy_rl", "rollouts", "continuations",
-                "continuations_both_variants"}
+    jobs = {
+        "train_toy_model",
+        "train_toy_checkpoints",
+        "train_toy_rl",
+        "rollouts",
+        "continuations",
+        "continuations_both_variants",
+    }
     assert local == set(_rules()) - jobs
 
 
 def test_a_rule_script_bounds_polars_to_the_rules_threads():
     """polars reads its thread limit once, at import, and would take every core of a login node:
     a rule's script calls job_setup before it imports its stage."""
-    code = ("import types\nsnakemake = types.SimpleNamespace(threads=1)\n"
-            "from siaflow.stages import job_setup\njob_setup(snakemake)\n"
-            "import siaflow.stages.tables\nimport polars as pl\nfrom siaflow.analysis.stats import _workers\n"
-            "print(pl.thread_pool_size(), _workers())\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                         env={k: v for k, v in __import__("os").environ.items() if k != "POLARS_MAX_THREADS"})
+    code = (
+        "import types\nsnakemake = types.SimpleNamespace(threads=1)\n"
+        "from siaflow.stages import job_setup\njob_setup(snakemake)\n"
+        "import siaflow.stages.tables\nimport polars as pl\nfrom siaflow.analysis.stats import _workers\n"
+        "print(pl.thread_pool_size(), _workers())\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={k: v for k, v in __import__("os").environ.items() if k != "POLARS_MAX_THREADS"},
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split() == ["1", "1"]
 
@@ -115,9 +136,11 @@ def test_importing_a_stage_module_changes_no_process_state():
     """No stage module sets environment variables when imported: job_setup, called by the rule's
     script, is the one place that does (thread pools, the hub offline)."""
     stages = sorted(p.stem for p in (ROOT / "siaflow/stages").glob("*.py") if p.stem != "__init__")
-    code = ("import importlib, os\nbefore = dict(os.environ)\n"
-            + "".join(f"importlib.import_module('siaflow.stages.{m}')\n" for m in stages)
-            + "print(sorted(k for k in {*before, *os.environ} if before.get(k) != os.environ.get(k)))\n")
+    code = (
+        "import importlib, os\nbefore = dict(os.environ)\n"
+        + "".join(f"importlib.import_module('siaflow.stages.{m}')\n" for m in stages)
+        + "print(sorted(k for k in {*before, *os.environ} if before.get(k) != os.environ.get(k)))\n"
+    )
     env = {k: v for k, v in __import__("os").environ.items() if "OFFLINE" not in k and "THREADS" not in k}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -152,8 +175,13 @@ def test_the_package_imports_point_one_way():
     for path in (ROOT / "siaflow").rglob("*.py"):
         own = _part(".".join(path.relative_to(ROOT).with_suffix("").parts))
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
-                     [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            names = (
+                [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
             for name in names:
                 if name.startswith("siaflow."):
                     # `from siaflow import io` names a core module; `from siaflow.analysis import x` a part

@@ -64,8 +64,18 @@ def smollm2_rollouts(backend, decoding, *, dataset="gsm8k-mini", template="chat_
     tmpl = prompt(template)
     texts, ids = build_prompts(backend, tmpl, qs)
     rules = response_rules(spec, tmpl, stop_at_answer=True, example_prompt=texts[0])
-    df = run_rollouts(backend, qs, texts, decoding=decoding, n_trajectories=n, seed=seed, extract=rules["extract"],
-                      prompt_ids=ids, answer_final=rules["answer_final"], stop=rules["stop"])
+    df = run_rollouts(
+        backend,
+        qs,
+        texts,
+        decoding=decoding,
+        n_trajectories=n,
+        seed=seed,
+        extract=rules["extract"],
+        prompt_ids=ids,
+        answer_final=rules["answer_final"],
+        stop=rules["stop"],
+    )
     return df, rules
 
 
@@ -78,7 +88,7 @@ def reference_stats(model, prompt_ids: list[int], tokens: list[int], temperature
 
     with torch.inference_mode():
         ids = torch.tensor([list(prompt_ids) + list(tokens)])
-        logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1: len(prompt_ids) + len(tokens) - 1].double()
+        logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : len(prompt_ids) + len(tokens) - 1].double()
     logp = torch.log_softmax(logits / temperature, dim=-1)
     out = []
     for t, tok in enumerate(tokens):

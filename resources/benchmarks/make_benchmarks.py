@@ -60,7 +60,11 @@ ARC = [
     ("Which of these is a renewable energy source?", ["coal", "oil", "wind", "natural gas"], "C"),
     ("What organ pumps blood through the body?", ["the lungs", "the heart", "the stomach", "the brain"], "B"),
     ("Which state of matter has a fixed shape?", ["solid", "liquid", "gas"], "A"),
-    ("What causes day and night on Earth?", ["the Moon's orbit", "the Earth's rotation", "the clouds", "the tides"], "B"),
+    (
+        "What causes day and night on Earth?",
+        ["the Moon's orbit", "the Earth's rotation", "the clouds", "the tides"],
+        "B",
+    ),
     ("Which of these is a young frog?", ["a tadpole", "a calf", "a cub", "a chick"], "A"),
     ("Which sense do we use to hear?", ["sight", "touch", "hearing", "smell"], "C"),
     ("What do bees collect from flowers?", ["nectar", "sand", "water", "leaves"], "A"),
@@ -70,23 +74,30 @@ NUMERIC_LABELS = {1, 8, 15}  # rows whose labels are 1, 2, 3, ... as some real A
 
 
 def gsm8k() -> pl.DataFrame:
-    return pl.DataFrame({"question": [q for q, _, _ in GSM8K],
-                         "answer": [f"{work}\n#### {a}" for _, work, a in GSM8K]})
+    return pl.DataFrame({"question": [q for q, _, _ in GSM8K], "answer": [f"{work}\n#### {a}" for _, work, a in GSM8K]})
 
 
 def arc() -> pl.DataFrame:
     rows = []
     for i, (q, options, key) in enumerate(ARC):
         labels = [str(n + 1) for n in range(len(options))] if i in NUMERIC_LABELS else list("ABCDE"[: len(options)])
-        rows.append({"id": f"siaflow-arc-{i:03d}", "question": q, "choices": {"text": options, "label": labels},
-                     "answerKey": labels["ABCDE".index(key)]})
+        rows.append(
+            {
+                "id": f"siaflow-arc-{i:03d}",
+                "question": q,
+                "choices": {"text": options, "label": labels},
+                "answerKey": labels["ABCDE".index(key)],
+            }
+        )
     return pl.DataFrame(rows)
 
 
 if __name__ == "__main__":
     here = Path(__file__).resolve().parent
-    for df, rel in [(gsm8k(), "gsm8k-mini/main/test-00000-of-00001.parquet"),
-                    (arc(), "arc-mini/ARC-Challenge/test-00000-of-00001.parquet")]:
+    for df, rel in [
+        (gsm8k(), "gsm8k-mini/main/test-00000-of-00001.parquet"),
+        (arc(), "arc-mini/ARC-Challenge/test-00000-of-00001.parquet"),
+    ]:
         out = here / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         df.write_parquet(out)

@@ -23,27 +23,45 @@ from siaflow.analysis.metrics import interpolate_to_grid, trajectory_alignment
 from siaflow.analysis.stats import auc_with_ci, bootstrap_cluster_mean_ci, bootstrap_mean_ci
 from siaflow.keys import IN_SHARD
 
-RHO_METRICS = {"mean_rho": ("rho", None), "mean_rho_correct": ("rho", True),
-               "mean_rho_incorrect": ("rho", False), "mean_rho_split": ("rho_split", None)}
+RHO_METRICS = {
+    "mean_rho": ("rho", None),
+    "mean_rho_correct": ("rho", True),
+    "mean_rho_incorrect": ("rho", False),
+    "mean_rho_split": ("rho_split", None),
+}
 METRICS = ["accuracy", *RHO_METRICS, "early_auc", "H_0"]
 MIN_CLASS = 5  # an AUC from fewer correct (or incorrect) trajectories is not reported
 
 
-def checkpoint_summary(entropy: pl.DataFrame, *, h: str, early_position: float, n_boot: int, ci: float,
-                       seed: int) -> list[dict]:
+def checkpoint_summary(
+    entropy: pl.DataFrame, *, h: str, early_position: float, n_boot: int, ci: float, seed: int
+) -> list[dict]:
     """The metrics of one checkpoint (one model x dataset entropy table), one row per metric:
     value, CI bounds and how many trajectories (questions for H_0) the value covers."""
     boot = dict(n_boot=n_boot, ci=ci, seed=seed)
     traj = trajectory_alignment(entropy.lazy(), h=h).collect()
-    rows = [_row("accuracy", *bootstrap_cluster_mean_ci(traj["correct"].cast(pl.Float64).to_numpy(),
-                                                        traj["question_id"].to_numpy(), **boot), traj.height)]
+    rows = [
+        _row(
+            "accuracy",
+            *bootstrap_cluster_mean_ci(
+                traj["correct"].cast(pl.Float64).to_numpy(), traj["question_id"].to_numpy(), **boot
+            ),
+            traj.height,
+        )
+    ]
     for name, (col, correct) in RHO_METRICS.items():
         part = traj if correct is None else traj.filter(pl.col("correct") == correct)
         values = part[col].to_numpy().astype(float)
-        rows.append(_row(name, *bootstrap_cluster_mean_ci(values, part["question_id"].to_numpy(), **boot),
-                         int(np.count_nonzero(~np.isnan(values)))))
-    early = interpolate_to_grid(entropy.lazy().with_columns(score=-pl.col(h)), "score",
-                                np.array([early_position])).collect()
+        rows.append(
+            _row(
+                name,
+                *bootstrap_cluster_mean_ci(values, part["question_id"].to_numpy(), **boot),
+                int(np.count_nonzero(~np.isnan(values))),
+            )
+        )
+    early = interpolate_to_grid(
+        entropy.lazy().with_columns(score=-pl.col(h)), "score", np.array([early_position])
+    ).collect()
     early = early.join(traj.select("question_id", "trajectory", "correct"), on=IN_SHARD)
     auc = auc_with_ci(early, "score", "rel_pos", **boot).row(0, named=True)
     smaller = min(auc["n_correct"], auc["n_trajectories"] - auc["n_correct"])
@@ -60,8 +78,16 @@ def _row(metric: str, value: float, lo: float, hi: float, n: int) -> dict:
     return {"metric": metric, "value": float(value), "lo": float(lo), "hi": float(hi), "n": int(n)}
 
 
-def training_dynamics(entropy: dict[str, pl.DataFrame], checkpoints: dict[str, dict], *, h: str,
-                      early_position: float, n_boot: int, ci: float, seed: int) -> pl.DataFrame:
+def training_dynamics(
+    entropy: dict[str, pl.DataFrame],
+    checkpoints: dict[str, dict],
+    *,
+    h: str,
+    early_position: float,
+    n_boot: int,
+    ci: float,
+    seed: int,
+) -> pl.DataFrame:
     """Long table of every checkpoint's metrics: model, regime, run, training step, metric, value,
     lo, hi, n. ``entropy`` maps a checkpoint model to its entropy table, ``checkpoints`` to its
     ``regime`` and ``training_step`` (an sft+rl step counts on from the sft run's last step)."""
@@ -69,6 +95,7 @@ def training_dynamics(entropy: dict[str, pl.DataFrame], checkpoints: dict[str, d
     for model, table in entropy.items():
         info = checkpoints[model]
         for r in checkpoint_summary(table, h=h, early_position=early_position, n_boot=n_boot, ci=ci, seed=seed):
-            rows.append({"model": model, "regime": info["regime"], "run": info["run"],
-                         "step": int(info["training_step"]), **r})
+            rows.append(
+                {"model": model, "regime": info["regime"], "run": info["run"], "step": int(info["training_step"]), **r}
+            )
     return pl.DataFrame(rows).sort("regime", "step", "metric")

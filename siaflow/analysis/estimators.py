@@ -103,8 +103,9 @@ def _entropy_of_count_profiles(profiles: pl.Series) -> pl.Series:
     return profiles.replace_strict(table, return_dtype=pl.Float64)
 
 
-def answer_distribution_stats(samples: pl.LazyFrame, keys: list[str], *, alpha: float,
-                              suffix: str = "") -> pl.LazyFrame:
+def answer_distribution_stats(
+    samples: pl.LazyFrame, keys: list[str], *, alpha: float, suffix: str = ""
+) -> pl.LazyFrame:
     """Per checkpoint (``keys``): K, distinct answers m, H (plug-in), H_mm (Miller-Madow),
     raw p(gold), smoothed S, and the MAP answer (ties broken by the smallest answer text).
 
@@ -119,15 +120,19 @@ def answer_distribution_stats(samples: pl.LazyFrame, keys: list[str], *, alpha: 
         map_answer=pl.col("answer").sort_by(["c", "answer"], descending=[True, False]).first(),
     )
     support = pl.col("m") + (pl.col("c_gold") == 0).cast(pl.Int64)
-    out = stats.with_columns(
-        H=pl.col("_profile").map_batches(_entropy_of_count_profiles, return_dtype=pl.Float64)
-    ).drop("_profile").with_columns(
-        H_mm=pl.col("H") + (pl.col("m") - 1) / (2 * pl.col("K")),
-        p_gold=pl.col("c_gold") / pl.col("K"),
-        S=-((pl.col("c_gold") + alpha) / (pl.col("K") + alpha * support)).log(),
+    out = (
+        stats.with_columns(H=pl.col("_profile").map_batches(_entropy_of_count_profiles, return_dtype=pl.Float64))
+        .drop("_profile")
+        .with_columns(
+            H_mm=pl.col("H") + (pl.col("m") - 1) / (2 * pl.col("K")),
+            p_gold=pl.col("c_gold") / pl.col("K"),
+            S=-((pl.col("c_gold") + alpha) / (pl.col("K") + alpha * support)).log(),
+        )
     )
     if suffix:
-        out = out.rename({col: f"{col}{suffix}" for col in ["K", "m", "H", "c_gold", "map_answer", "H_mm", "p_gold", "S"]})
+        out = out.rename(
+            {col: f"{col}{suffix}" for col in ["K", "m", "H", "c_gold", "map_answer", "H_mm", "p_gold", "S"]}
+        )
     return out
 
 
@@ -155,11 +160,13 @@ def entropy_table(samples: pl.LazyFrame, trajectories: pl.LazyFrame, *, alpha: f
     full = answer_distribution_stats(s, keys, alpha=alpha)
     a = answer_distribution_stats(s.filter(pl.col("sample") < half_k // 2), keys, alpha=alpha, suffix="_a")
     b = answer_distribution_stats(s.filter(pl.col("sample") >= half_k // 2), keys, alpha=alpha, suffix="_b")
-    stats = (full.join(a.select(*keys, "H_a"), on=keys, how="left")
-                 .join(b.select(*keys, "S_b"), on=keys, how="left"))
+    stats = full.join(a.select(*keys, "H_a"), on=keys, how="left").join(b.select(*keys, "S_b"), on=keys, how="left")
     traj = trajectories.select("question_id", "trajectory", "T", "correct", "gold")
-    shared = (stats.filter(pl.col("trajectory") == -1).drop("trajectory")
-                   .join(traj.select("question_id", "trajectory"), on="question_id", how="inner"))
+    shared = (
+        stats.filter(pl.col("trajectory") == -1)
+        .drop("trajectory")
+        .join(traj.select("question_id", "trajectory"), on="question_id", how="inner")
+    )
     own = stats.filter(pl.col("trajectory") != -1)
     cols = [*keys, "K", "m", "H", "H_mm", "c_gold", "p_gold", "S", "H_a", "S_b", "map_answer"]
     table = pl.concat([own.select(cols), shared.select(cols)]).join(traj, on=IN_SHARD, how="inner")
@@ -169,23 +176,35 @@ def entropy_table(samples: pl.LazyFrame, trajectories: pl.LazyFrame, *, alpha: f
     ).sort(keys)
 
 
-def alignment_by_trajectory(table: pl.LazyFrame, *, h: str = "H", s: str = "S", keys: list[str] | None = None,
-                            name: str = "rho") -> pl.LazyFrame:
+def alignment_by_trajectory(
+    table: pl.LazyFrame, *, h: str = "H", s: str = "S", keys: list[str] | None = None, name: str = "rho"
+) -> pl.LazyFrame:
     """Per trajectory: ``name`` = Pearson(h, s) across checkpoints, with ``{name}_reason`` saying
     why it is undefined (fewer than 3 checkpoints, constant H, constant S) when it is NaN."""
     keys = keys or TRAJ
     hc, sc = pl.col(h), pl.col(s)
-    agg = table.group_by(keys).agg(
-        n_checkpoints=pl.len(),
-        _h_range=hc.max() - hc.min(),
-        _s_range=sc.max() - sc.min(),
-        _r=pl.corr(hc.sort_by("k"), sc.sort_by("k")),  # in checkpoint order, whatever the row order
-        correct=pl.col("correct").first(),
-    ).sort(keys)  # group_by order varies between runs; every mean over these rows must not
-    reason = (pl.when(pl.col("n_checkpoints") < MIN_CHECKPOINTS).then(pl.lit("too_few_checkpoints"))
-                .when(pl.col("_h_range") <= _CONST_TOL).then(pl.lit("constant_H"))
-                .when(pl.col("_s_range") <= _CONST_TOL).then(pl.lit("constant_S"))
-                .otherwise(pl.lit("ok")))
-    return (agg.with_columns(reason.alias(f"{name}_reason"))
-               .with_columns(pl.when(pl.col(f"{name}_reason") == "ok").then(pl.col("_r")).otherwise(float("nan")).alias(name))
-               .drop("_h_range", "_s_range", "_r"))
+    agg = (
+        table.group_by(keys)
+        .agg(
+            n_checkpoints=pl.len(),
+            _h_range=hc.max() - hc.min(),
+            _s_range=sc.max() - sc.min(),
+            _r=pl.corr(hc.sort_by("k"), sc.sort_by("k")),  # in checkpoint order, whatever the row order
+            correct=pl.col("correct").first(),
+        )
+        .sort(keys)
+    )  # group_by order varies between runs; every mean over these rows must not
+    reason = (
+        pl.when(pl.col("n_checkpoints") < MIN_CHECKPOINTS)
+        .then(pl.lit("too_few_checkpoints"))
+        .when(pl.col("_h_range") <= _CONST_TOL)
+        .then(pl.lit("constant_H"))
+        .when(pl.col("_s_range") <= _CONST_TOL)
+        .then(pl.lit("constant_S"))
+        .otherwise(pl.lit("ok"))
+    )
+    return (
+        agg.with_columns(reason.alias(f"{name}_reason"))
+        .with_columns(pl.when(pl.col(f"{name}_reason") == "ok").then(pl.col("_r")).otherwise(float("nan")).alias(name))
+        .drop("_h_range", "_s_range", "_r")
+    )

@@ -29,8 +29,9 @@ def answer_space_size(spec: dict) -> int:
     raise ValueError("fig_fano needs datasets.<name>.answer_space_size for numeric datasets")
 
 
-def fano_data(entropy: pl.LazyFrame, *, h: str, answer_space: dict[str, int], n_bins: int, n_boot: int, ci: float,
-              seed: int) -> pl.DataFrame:
+def fano_data(
+    entropy: pl.LazyFrame, *, h: str, answer_space: dict[str, int], n_bins: int, n_boot: int, ci: float, seed: int
+) -> pl.DataFrame:
     """Per model x dataset and H_k bin: the empirical error of the MAP answer argmax p^_k (against
     gold), with a bootstrap CI over questions, and Fano's lower bound at the bin's mean H_k."""
     df = entropy.select(*TRAJ, h, "map_correct").collect()
@@ -44,9 +45,21 @@ def fano_data(entropy: pl.LazyFrame, *, h: str, answer_space: dict[str, int], n_
             per_q = sub.group_by("question_id").agg(pl.col("error").mean()).sort("question_id")["error"].to_numpy()
             mean, lo, hi = bootstrap_mean_ci(per_q, n_boot=n_boot, ci=ci, seed=seed)
             mean_h = float(sub[h].mean())
-            frames.append({"model": model, "dataset": dataset, "bin": int(b[0]), "h_lo": float(edges[b[0]]),
-                           "h_hi": float(edges[b[0] + 1]), "mean_H": mean_h, "error": float(sub["error"].mean()),
-                           "error_q_mean": float(mean[0]), "lo": float(lo[0]), "hi": float(hi[0]),
-                           "fano_bound": float(fano_lower_bound(mean_h, answer_space[dataset])),
-                           "answer_space": answer_space[dataset], "n_checkpoints": sub.height})
+            frames.append(
+                {
+                    "model": model,
+                    "dataset": dataset,
+                    "bin": int(b[0]),
+                    "h_lo": float(edges[b[0]]),
+                    "h_hi": float(edges[b[0] + 1]),
+                    "mean_H": mean_h,
+                    "error": float(sub["error"].mean()),
+                    "error_q_mean": float(mean[0]),
+                    "lo": float(lo[0]),
+                    "hi": float(hi[0]),
+                    "fano_bound": float(fano_lower_bound(mean_h, answer_space[dataset])),
+                    "answer_space": answer_space[dataset],
+                    "n_checkpoints": sub.height,
+                }
+            )
     return pl.DataFrame(frames).sort(*GROUP, "bin")

@@ -106,24 +106,24 @@ def bootstrap_roc_auc(scores, labels, groups, counts: np.ndarray, chunk: int = 3
         return out
     top = int(counts.max())
     # pair products are at most top * (top * rows) * 2 (ties doubled); int32 while that fits
-    counts = counts.astype(np.int32 if 2 * top * top * max(len(s), 1) < 2 ** 31 else np.int64)
+    counts = counts.astype(np.int32 if 2 * top * top * max(len(s), 1) < 2**31 else np.int64)
     neg_s, neg_g = s[~y], gi[~y]
     order = np.argsort(neg_s, kind="stable")
     neg_s, neg_g = neg_s[order], neg_g[order]
     pos_s, pos_g = s[y], gi[y]
-    lt = np.searchsorted(neg_s, pos_s, side="left")    # negatives strictly below each positive
-    le = np.searchsorted(neg_s, pos_s, side="right")   # ... at or below it (ties count one half)
+    lt = np.searchsorted(neg_s, pos_s, side="left")  # negatives strictly below each positive
+    le = np.searchsorted(neg_s, pos_s, side="right")  # ... at or below it (ties count one half)
     ties = bool((lt != le).any())
     pos_per_group = np.bincount(pos_g, minlength=counts.shape[1]).astype(np.float64)
     for b0 in range(0, counts.shape[0], chunk):
-        c = counts[b0:b0 + chunk]
+        c = counts[b0 : b0 + chunk]
         cum = np.zeros((c.shape[0], len(neg_g) + 1), dtype=c.dtype)
         np.cumsum(c[:, neg_g], axis=1, out=cum[:, 1:])
-        below = cum[:, lt] + cum[:, le] if ties else cum[:, lt]          # doubled when ties count half
+        below = cum[:, lt] + cum[:, le] if ties else cum[:, lt]  # doubled when ties count half
         num = (c[:, pos_g] * below).sum(axis=1, dtype=np.int64) * (0.5 if ties else 1.0)
         wp, wn = c @ pos_per_group, cum[:, -1].astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[b0:b0 + chunk] = np.where((wp > 0) & (wn > 0), num / (wp * wn), np.nan)
+            out[b0 : b0 + chunk] = np.where((wp > 0) & (wn > 0), num / (wp * wn), np.nan)
     return out
 
 
@@ -161,8 +161,14 @@ def auc_with_ci(df: pl.DataFrame, score: str, at: str, *, n_boot: int, ci: float
         boots = bootstrap_roc_auc(s, y, part["_qi"].to_numpy(), counts) if not math.isnan(auc) else np.array([np.nan])
         finite = boots[np.isfinite(boots)]
         lo, hi = (np.quantile(finite, a), np.quantile(finite, 1 - a)) if finite.size else (np.nan, np.nan)
-        return {at: float(x[0]), "auc": auc, "lo": float(lo), "hi": float(hi), "n_trajectories": part.height,
-                "n_correct": int(y.sum())}
+        return {
+            at: float(x[0]),
+            "auc": auc,
+            "lo": float(lo),
+            "hi": float(hi),
+            "n_trajectories": part.height,
+            "n_correct": int(y.sum()),
+        }
 
     points = list(df.sort(at).group_by(at, maintain_order=True))
     with ThreadPoolExecutor(max_workers=max(1, min(_workers(), len(points)))) as pool:

@@ -32,8 +32,12 @@ def continuation_counts(Q: int, N: int, K: int, stride: int, L: int) -> dict:
     prefixes = Q * N * per_traj_ckpts + Q
     tokens_per_traj = sum(L - j * stride + 1 for j in range(1, m + 1)) + 1
     tokens = K * (Q * N * tokens_per_traj + Q * (L + 1))
-    return {"checkpoints": Q * N * per_traj_ckpts + Q, "prefixes": prefixes, "continuations": prefixes * K,
-            "continuation_tokens": tokens}
+    return {
+        "checkpoints": Q * N * per_traj_ckpts + Q,
+        "prefixes": prefixes,
+        "continuations": prefixes * K,
+        "continuation_tokens": tokens,
+    }
 
 
 def calibration_from(continuations, rollouts=()) -> dict[str, dict]:
@@ -52,8 +56,9 @@ def calibration_from(continuations, rollouts=()) -> dict[str, dict]:
         if not ledger.get("naive_generated_tokens") or "decoded_tokens" not in ledger:
             continue  # a shard from before the ledger recorded decoded tokens
         for key in (prov["model"], "*"):
-            acc = sums.setdefault(key, {"decoded_tokens": 0, "naive_generated_tokens": 0, "shards": 0,
-                                        "seconds": 0.0, "timed": 0})
+            acc = sums.setdefault(
+                key, {"decoded_tokens": 0, "naive_generated_tokens": 0, "shards": 0, "seconds": 0.0, "timed": 0}
+            )
             acc["decoded_tokens"] += ledger["decoded_tokens"]
             acc["naive_generated_tokens"] += ledger["naive_generated_tokens"]
             acc["shards"] += 1
@@ -81,8 +86,10 @@ def ledger_calibration(results) -> dict[str, dict]:
 
     from siaflow import layout
 
-    return calibration_from(glob(layout.glob(layout.CONTINUATIONS, results=str(results))),
-                            glob(layout.glob(layout.ROLLOUTS, results=str(results))))
+    return calibration_from(
+        glob(layout.glob(layout.CONTINUATIONS, results=str(results))),
+        glob(layout.glob(layout.ROLLOUTS, results=str(results))),
+    )
 
 
 def cost_plan(config: dict, calibration: dict[str, dict] | None = None) -> pl.DataFrame:
@@ -104,9 +111,18 @@ def cost_plan(config: dict, calibration: dict[str, dict] | None = None) -> pl.Da
         for dataset, d in config["datasets"].items():
             L = max(1, round(measured_T.get(f"{model}/{dataset}", plan["mean_trace_tokens"])))
             Q = d["n_questions"]
-            row = {"model": model, "dataset": dataset, "questions": Q, "trajectories": Q * R,
-                   "sia_trajectories": Q * N, "trace_tokens": L, "checkpoints": 0, "continuations": 0,
-                   "rollout_tokens": Q * R * (L + 1), "continuation_tokens": 0}
+            row = {
+                "model": model,
+                "dataset": dataset,
+                "questions": Q,
+                "trajectories": Q * R,
+                "sia_trajectories": Q * N,
+                "trace_tokens": L,
+                "checkpoints": 0,
+                "continuations": 0,
+                "rollout_tokens": Q * R * (L + 1),
+                "continuation_tokens": 0,
+            }
             for stride in strides:
                 c = continuation_counts(Q, N, K, stride, L)
                 row["checkpoints"] += c["checkpoints"]
@@ -122,14 +138,25 @@ def cost_plan(config: dict, calibration: dict[str, dict] | None = None) -> pl.Da
                 row["calibrated_continuation_tokens"] = row["continuation_tokens"] * ratio
                 rate = calibration[key].get("tokens_per_second", tps)
                 row["tokens_per_second"] = rate
-                row["calibrated_gpu_hours"] = (row["rollout_tokens"] + row["calibrated_continuation_tokens"]) / rate / 3600
+                row["calibrated_gpu_hours"] = (
+                    (row["rollout_tokens"] + row["calibrated_continuation_tokens"]) / rate / 3600
+                )
             rows.append(row)
     df = pl.DataFrame(rows)
     text = ("model", "dataset", "calibrated_from")
-    total = df.select(pl.lit("TOTAL").alias("model"), pl.lit("").alias("dataset"),
-                      *[pl.lit("").alias(c) if c in text else
-                        (pl.col("calibrated_continuation_tokens").sum() / pl.col("continuation_tokens").sum()).alias(c)
-                        if c == "ledger_ratio" else pl.lit(None, dtype=pl.Float64).alias(c)
-                        if c in ("tokens_per_second", "trace_tokens") else pl.col(c).sum()
-                        for c in df.columns if c not in ("model", "dataset")])
+    total = df.select(
+        pl.lit("TOTAL").alias("model"),
+        pl.lit("").alias("dataset"),
+        *[
+            pl.lit("").alias(c)
+            if c in text
+            else (pl.col("calibrated_continuation_tokens").sum() / pl.col("continuation_tokens").sum()).alias(c)
+            if c == "ledger_ratio"
+            else pl.lit(None, dtype=pl.Float64).alias(c)
+            if c in ("tokens_per_second", "trace_tokens")
+            else pl.col(c).sum()
+            for c in df.columns
+            if c not in ("model", "dataset")
+        ],
+    )
     return pl.concat([df, total], how="vertical_relaxed")

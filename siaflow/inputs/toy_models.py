@@ -35,9 +35,11 @@ def build_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     tok.decoder = decoders.Fuse()
     tok.post_processor = processors.TemplateProcessing(
-        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", vocab["<bos>"])])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>",
-                                   eos_token="<eos>", unk_token="<unk>")
+        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", vocab["<bos>"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>", unk_token="<unk>"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,10 +109,19 @@ def train_toy_model(cfg: ToyTrainConfig, out_dir: str | Path, log=print, on_step
     torch.manual_seed(cfg.seed)
     rng = random.Random(f"toy-train-{cfg.regime}-{cfg.seed}")
     tokenizer = build_tokenizer()
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=cfg.n_positions, n_embd=cfg.n_embd,
-                        n_layer=cfg.n_layer, n_head=cfg.n_head, bos_token_id=tokenizer.bos_token_id,
-                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=cfg.n_positions,
+        n_embd=cfg.n_embd,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     model = GPT2LMHeadModel(config)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
 
@@ -143,9 +154,13 @@ def train_toy_model(cfg: ToyTrainConfig, out_dir: str | Path, log=print, on_step
     model.eval()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    summary = {"final_loss_ema": ema, "seconds": round(time.time() - t0, 1),
-               "n_parameters": sum(p.numel() for p in model.parameters()), "train_config": asdict(cfg),
-               "prompt_template": PROMPT_TEMPLATE}
+    summary = {
+        "final_loss_ema": ema,
+        "seconds": round(time.time() - t0, 1),
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "train_config": asdict(cfg),
+        "prompt_template": PROMPT_TEMPLATE,
+    }
     (out / "siaflow_training.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -186,8 +201,9 @@ def train_toy_checkpoints(cfg: ToyTrainConfig, root: str | Path, steps, log=prin
     ``root/step-NNNNN``; its last step is exactly the model ``train_toy_model(cfg)`` saves."""
     _check_steps(steps, cfg.steps)
     info = {"regime": cfg.regime, "train_config": asdict(cfg)}
-    return train_toy_model(cfg, checkpoint_dir(root, cfg.steps), log=log,
-                           on_step=snapshots(root, set(steps) - {cfg.steps}, info))
+    return train_toy_model(
+        cfg, checkpoint_dir(root, cfg.steps), log=log, on_step=snapshots(root, set(steps) - {cfg.steps}, info)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,13 +234,21 @@ def sample_responses(model, tokenizer, prompts: list[list[int]], cfg: ToyRLConfi
     ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
     att = torch.zeros_like(ids)
     for i, p in enumerate(prompts):  # left padding: every prompt ends where generation starts
-        ids[i, width - len(p):] = torch.tensor(p)
-        att[i, width - len(p):] = 1
+        ids[i, width - len(p) :] = torch.tensor(p)
+        att[i, width - len(p) :] = 1
     model.eval()
     with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=att, do_sample=True, temperature=cfg.temperature,
-                             top_k=0, top_p=1.0, max_new_tokens=cfg.max_new_tokens,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=att,
+            do_sample=True,
+            temperature=cfg.temperature,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=cfg.max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
     responses = []
     for row in out[:, width:].tolist():
         end = row.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in row else len(row)
@@ -252,8 +276,11 @@ def rejection_sampling_finetune(init_dir: str | Path, cfg: ToyRLConfig, root: st
         problems = [make_problem(rng, n_steps=cfg.n_steps_problem) for _ in range(cfg.batch_size)]
         prompts = [tokenizer(PROMPT_TEMPLATE.format(question=p.question)).input_ids for p in problems]
         responses = sample_responses(model, tokenizer, prompts, cfg)
-        correct = [extract_answer(tokenizer.decode(r, skip_special_tokens=True), "numeric",
-                                  last_number_fallback=False) == str(p.answer) for p, r in zip(problems, responses)]
+        correct = [
+            extract_answer(tokenizer.decode(r, skip_special_tokens=True), "numeric", last_number_fallback=False)
+            == str(p.answer)
+            for p, r in zip(problems, responses)
+        ]
         rewards.append(sum(correct) / len(correct))
         kept = [i for i, ok in enumerate(correct) if ok]
         if kept:  # a step with no correct sample leaves the model as it is
@@ -267,7 +294,12 @@ def rejection_sampling_finetune(init_dir: str | Path, cfg: ToyRLConfig, root: st
         on_step(step + 1, model, tokenizer)
         if step % 50 == 0 or step == cfg.steps - 1:
             log(f"[rl] step {step + 1}/{cfg.steps} reward {rewards[-1]:.3f} ({time.time() - t0:.0f}s)")
-    summary = {"seconds": round(time.time() - t0, 1), "reward": rewards, "rl_config": asdict(cfg), "init": str(init_dir)}
+    summary = {
+        "seconds": round(time.time() - t0, 1),
+        "reward": rewards,
+        "rl_config": asdict(cfg),
+        "init": str(init_dir),
+    }
     Path(root).mkdir(parents=True, exist_ok=True)
     (Path(root) / "siaflow_rl.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -22,12 +22,25 @@ PANEL = (3.4, 2.6)
 
 
 def apply_style() -> None:
-    sns.set_theme(context="paper", style="whitegrid", font_scale=1.0,
-                  rc={"figure.dpi": 150, "savefig.dpi": 150, "axes.titlesize": 9, "axes.labelsize": 9,
-                      "legend.fontsize": 7, "xtick.labelsize": 8, "ytick.labelsize": 8, "font.family": "DejaVu Sans",
-                      # TrueType (Type 42) fonts embedded in PDFs: conference upload checkers reject
-                      # matplotlib's default Type 3 fonts
-                      "pdf.fonttype": 42, "ps.fonttype": 42})
+    sns.set_theme(
+        context="paper",
+        style="whitegrid",
+        font_scale=1.0,
+        rc={
+            "figure.dpi": 150,
+            "savefig.dpi": 150,
+            "axes.titlesize": 9,
+            "axes.labelsize": 9,
+            "legend.fontsize": 7,
+            "xtick.labelsize": 8,
+            "ytick.labelsize": 8,
+            "font.family": "DejaVu Sans",
+            # TrueType (Type 42) fonts embedded in PDFs: conference upload checkers reject
+            # matplotlib's default Type 3 fonts
+            "pdf.fonttype": 42,
+            "ps.fonttype": 42,
+        },
+    )
 
 
 def save(fig, png: str | Path, pdf: str | Path) -> None:
@@ -76,18 +89,30 @@ def fig_cumulative_gain(data: pl.DataFrame, png, pdf, *, title: str = "Normalise
             c = part.filter(pl.col("correct") == correct).sort("rel_pos")
             if c.height:
                 n_traj = c["n_trajectories"][0]
-                _band(ax, c["rel_pos"], c["mean"], c["lo"], c["hi"], CORRECT_PALETTE[correct],
-                      f"{'correct' if correct else 'incorrect'} (n={n_traj})")
+                _band(
+                    ax,
+                    c["rel_pos"],
+                    c["mean"],
+                    c["lo"],
+                    c["hi"],
+                    CORRECT_PALETTE[correct],
+                    f"{'correct' if correct else 'incorrect'} (n={n_traj})",
+                )
         ax.plot([0, 1], [0, 1], ls=":", color="black", lw=0.8)
-        ax.set(title=f"{model} / {dataset}", xlabel="relative position k/T", ylabel="normalised gain G^_k",
-               xlim=(0, 1))
+        ax.set(title=f"{model} / {dataset}", xlabel="relative position k/T", ylabel="normalised gain G^_k", xlim=(0, 1))
         ax.legend(loc="lower right")
     fig.suptitle(title, fontsize=10)
     save(fig, png, pdf)
 
 
-def fig_auc(absolute: pl.DataFrame, relative: pl.DataFrame, png, pdf, *,
-            title: str = "Early separability: AUC of -H_k for correctness"):
+def fig_auc(
+    absolute: pl.DataFrame,
+    relative: pl.DataFrame,
+    png,
+    pdf,
+    *,
+    title: str = "Early separability: AUC of -H_k for correctness",
+):
     """Fig 2 / Fig 5: AUC vs absolute prefix length (left) and relative position (right)."""
     if absolute.height == 0:
         return empty_figure(png, pdf, title, "no model x dataset in this selection")
@@ -110,8 +135,15 @@ def fig_auc(absolute: pl.DataFrame, relative: pl.DataFrame, png, pdf, *,
     save(fig, png, pdf)
 
 
-def fig_saturation(curve: pl.DataFrame, summary: pl.DataFrame, regimes: dict[str, str], png, pdf, *,
-                   title: str = "Saturation: mean conditional answer entropy"):
+def fig_saturation(
+    curve: pl.DataFrame,
+    summary: pl.DataFrame,
+    regimes: dict[str, str],
+    png,
+    pdf,
+    *,
+    title: str = "Saturation: mean conditional answer entropy",
+):
     """Fig 3: mean H_k against k/T per model (colour = training regime), plateau level dashed."""
     apply_style()
     datasets = curve["dataset"].unique(maintain_order=True).to_list()
@@ -133,8 +165,13 @@ def fig_saturation(curve: pl.DataFrame, summary: pl.DataFrame, regimes: dict[str
                 ax.axhline(s["plateau_level"][0], color=color, ls=":", lw=0.8)
         top = float(part["hi"].fill_nan(None).max() or 0.0)
         # headroom above the curves for the legend, which covered curves and plateau lines before
-        ax.set(title=dataset, xlabel="relative position k/T", ylabel="mean H_k (nats)", xlim=(0, 1),
-               ylim=(-0.05 * max(top, 0.1), 1.6 * max(top, 0.1)))
+        ax.set(
+            title=dataset,
+            xlabel="relative position k/T",
+            ylabel="mean H_k (nats)",
+            xlim=(0, 1),
+            ylim=(-0.05 * max(top, 0.1), 1.6 * max(top, 0.1)),
+        )
         ax.legend(loc="upper center", framealpha=0.9)
     fig.suptitle(title, fontsize=10)
     save(fig, png, pdf)
@@ -154,11 +191,23 @@ def fig_fano(data: pl.DataFrame, png, pdf, *, title: str = "Fano's bound: MAP er
         for i, model in enumerate(part["model"].unique(maintain_order=True).to_list()):
             c = part.filter(pl.col("model") == model).sort("mean_H")
             color = palette[i % len(palette)]
-            ax.errorbar(c["mean_H"], c["error_q_mean"], yerr=[c["error_q_mean"] - c["lo"], c["hi"] - c["error_q_mean"]],
-                        fmt="o", ms=3, color=color, lw=0.8, label=f"{model}: empirical MAP error")
+            ax.errorbar(
+                c["mean_H"],
+                c["error_q_mean"],
+                yerr=[c["error_q_mean"] - c["lo"], c["hi"] - c["error_q_mean"]],
+                fmt="o",
+                ms=3,
+                color=color,
+                lw=0.8,
+                label=f"{model}: empirical MAP error",
+            )
             ax.plot(c["mean_H"], c["fano_bound"], color=color, ls="--", lw=1.0, label=f"{model}: Fano bound")
-        ax.set(title=f"{dataset} (|A| = {part['answer_space'][0]})", xlabel="H_k (nats)", ylabel="error of argmax p^_k",
-               ylim=(-0.02, 1.02))
+        ax.set(
+            title=f"{dataset} (|A| = {part['answer_space'][0]})",
+            xlabel="H_k (nats)",
+            ylabel="error of argmax p^_k",
+            ylim=(-0.02, 1.02),
+        )
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.suptitle(title, fontsize=10)
     save(fig, png, pdf)
@@ -169,30 +218,41 @@ def fig_edis_trajectories(data: pl.DataFrame, png, pdf, *, params, title: str = 
     with burst spikes (triangles) and peak-valley spikes (crosses) marked."""
     apply_style()
     keys = data.select("model", "dataset").unique(maintain_order=True).rows()
-    fig, axes = plt.subplots(2, max(1, len(keys)), figsize=(PANEL[0] * max(1, len(keys)), PANEL[1] * 2), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(
+        2, max(1, len(keys)), figsize=(PANEL[0] * max(1, len(keys)), PANEL[1] * 2), squeeze=False, sharey=True
+    )
     palette = sns.color_palette("tab10")
     for col, (model, dataset) in enumerate(keys):
         for row, correct in enumerate((True, False)):
             ax = axes[row, col]
-            part = data.filter((pl.col("model") == model) & (pl.col("dataset") == dataset) & (pl.col("correct") == correct))
+            part = data.filter(
+                (pl.col("model") == model) & (pl.col("dataset") == dataset) & (pl.col("correct") == correct)
+            )
             for i, (_, tr) in enumerate(part.group_by("question_id", "trajectory", maintain_order=True)):
                 color = palette[i % len(palette)]
                 ax.plot(tr["t"], tr["H"], color=color, lw=1.0, alpha=0.85)
                 b, r = tr.filter(pl.col("burst")), tr.filter(pl.col("rebound"))
                 ax.scatter(b["t"], b["H"], marker="^", color=color, s=22, zorder=3)
                 ax.scatter(r["t"], r["H"], marker="x", color=color, s=22, zorder=3)
-            ax.set(title=f"{model} / {dataset}: {'correct' if correct else 'incorrect'}", xlabel="token t",
-                   ylabel="H_t (nats)")
-    handles = [plt.Line2D([], [], marker="^", ls="", color="black", label=f"burst spike (w={params.window}, tau_b={params.tau_burst})"),
-               plt.Line2D([], [], marker="x", ls="", color="black", label=f"peak-valley spike (tau_r={params.tau_rebound})")]
+            ax.set(
+                title=f"{model} / {dataset}: {'correct' if correct else 'incorrect'}",
+                xlabel="token t",
+                ylabel="H_t (nats)",
+            )
+    handles = [
+        plt.Line2D(
+            [], [], marker="^", ls="", color="black", label=f"burst spike (w={params.window}, tau_b={params.tau_burst})"
+        ),
+        plt.Line2D([], [], marker="x", ls="", color="black", label=f"peak-valley spike (tau_r={params.tau_rebound})"),
+    ]
     axes[0, 0].legend(handles=handles, loc="upper right")
     fig.suptitle(title, fontsize=10)
     save(fig, png, pdf)
 
 
-def fig_edis_separation(data: pl.DataFrame, auc: pl.DataFrame, png, pdf,
-                        *, title: str = "Separation of correct and incorrect responses"):
+def fig_edis_separation(
+    data: pl.DataFrame, auc: pl.DataFrame, png, pdf, *, title: str = "Separation of correct and incorrect responses"
+):
     """Distributions of EDIS (left) and mean token entropy (right), correct vs incorrect, one row
     per model x dataset; each panel states the score's AUC for correctness (lower score = correct)."""
     apply_style()
@@ -205,9 +265,17 @@ def fig_edis_separation(data: pl.DataFrame, auc: pl.DataFrame, png, pdf,
             for correct in (True, False):
                 v = part.filter(pl.col("correct") == correct)[score].drop_nans().drop_nulls().to_numpy()
                 if v.size:
-                    ax.hist(v, bins=30, density=True, alpha=0.5, color=CORRECT_PALETTE[correct],
-                            label=f"{'correct' if correct else 'incorrect'} (n={v.size})")
-            a = auc.filter((pl.col("model") == model) & (pl.col("dataset") == dataset) & (pl.col("score") == score))["auc"]
+                    ax.hist(
+                        v,
+                        bins=30,
+                        density=True,
+                        alpha=0.5,
+                        color=CORRECT_PALETTE[correct],
+                        label=f"{'correct' if correct else 'incorrect'} (n={v.size})",
+                    )
+            a = auc.filter((pl.col("model") == model) & (pl.col("dataset") == dataset) & (pl.col("score") == score))[
+                "auc"
+            ]
             ax.set(title=f"{model} / {dataset}: {score} (AUC {a[0]:.2f})", xlabel=score, ylabel="density")
             ax.legend(loc="upper right")
     fig.suptitle(title, fontsize=10)
@@ -218,9 +286,15 @@ def fig_training_dynamics(data: pl.DataFrame, png, pdf, *, title: str = "SIA thr
     """fig_training_dynamics: accuracy, alignment, early AUC and H_0 of every saved step, one colour
     per regime (the sft+rl line starts at the sft run's last step), 95% CIs over questions."""
     apply_style()
-    panels = [("accuracy", {"accuracy": "-"}), ("alignment rho", {"mean_rho": "-", "mean_rho_correct": "--",
-                                                                "mean_rho_incorrect": ":", "mean_rho_split": "-."}),
-              ("early AUC of -H_k", {"early_auc": "-"}), ("H_0 (nats)", {"H_0": "-"})]
+    panels = [
+        ("accuracy", {"accuracy": "-"}),
+        (
+            "alignment rho",
+            {"mean_rho": "-", "mean_rho_correct": "--", "mean_rho_incorrect": ":", "mean_rho_split": "-."},
+        ),
+        ("early AUC of -H_k", {"early_auc": "-"}),
+        ("H_0 (nats)", {"H_0": "-"}),
+    ]
     fig, axes = plt.subplots(1, 4, figsize=(PANEL[0] * 4, PANEL[1] + 0.4))
     sft_end = data.filter(pl.col("regime") == "sft").sort("step").group_by("metric").last()
     for ax, (label, metrics) in zip(axes, panels):
@@ -231,10 +305,21 @@ def fig_training_dynamics(data: pl.DataFrame, png, pdf, *, title: str = "SIA thr
                 if regime == "sft+rl":  # continue the sft line
                     d = pl.concat([sft_end.filter(pl.col("metric") == metric).select(d.columns), d])
                 d = d.sort("step")
-                name = regime if len(metrics) == 1 else f"{regime} {metric.removeprefix('mean_rho').strip('_') or 'all'}"
-                ax.errorbar(d["step"], d["value"], yerr=[(d["value"] - d["lo"]).fill_nan(0).abs(),
-                                                         (d["hi"] - d["value"]).fill_nan(0).abs()],
-                            color=color, ls=ls, marker="o", ms=3, lw=1.2, capsize=2, label=name)
+                name = (
+                    regime if len(metrics) == 1 else f"{regime} {metric.removeprefix('mean_rho').strip('_') or 'all'}"
+                )
+                ax.errorbar(
+                    d["step"],
+                    d["value"],
+                    yerr=[(d["value"] - d["lo"]).fill_nan(0).abs(), (d["hi"] - d["value"]).fill_nan(0).abs()],
+                    color=color,
+                    ls=ls,
+                    marker="o",
+                    ms=3,
+                    lw=1.2,
+                    capsize=2,
+                    label=name,
+                )
         if label == "early AUC of -H_k":
             ax.axhline(0.5, color="#999999", ls=":", lw=0.8)
         ax.set(title=label, xlabel="training step")
@@ -253,16 +338,26 @@ def fig_selection(data: pl.DataFrame, png, pdf, *, title: str = "Best-of-N: ever
     pairs = data.select("model", "dataset").unique(maintain_order=True).rows()
     methods = data["method"].unique(maintain_order=True).to_list()
     ns = sorted(data["N"].unique().to_list())
-    fig, axes = plt.subplots(1, len(pairs), figsize=(PANEL[0] * len(pairs), 0.22 * len(methods) + 1.2),
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(pairs), figsize=(PANEL[0] * len(pairs), 0.22 * len(methods) + 1.2), squeeze=False, sharey=True
+    )
     colors = sns.color_palette("viridis", len(ns))
     for ax, (model, dataset) in zip(axes[0], pairs):
         part = data.filter((pl.col("model") == model) & (pl.col("dataset") == dataset))
         for i, n in enumerate(ns):
             d = part.filter(pl.col("N") == n)
             y = [methods.index(m) + (i - (len(ns) - 1) / 2) * 0.18 for m in d["method"]]
-            ax.errorbar(d["accuracy"], y, xerr=[(d["accuracy"] - d["lo"]).abs(), (d["hi"] - d["accuracy"]).abs()],
-                        fmt="o", ms=3, lw=1, capsize=1.5, color=colors[i], label=f"N = {n}")
+            ax.errorbar(
+                d["accuracy"],
+                y,
+                xerr=[(d["accuracy"] - d["lo"]).abs(), (d["hi"] - d["accuracy"]).abs()],
+                fmt="o",
+                ms=3,
+                lw=1,
+                capsize=1.5,
+                color=colors[i],
+                label=f"N = {n}",
+            )
         for ref, ls in (("majority", "--"), ("random", ":")):
             r = part.filter((pl.col("method") == ref) & (pl.col("N") == ns[-1]))
             if r.height:

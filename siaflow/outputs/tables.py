@@ -26,8 +26,16 @@ def to_markdown(df: pl.DataFrame, *, digits: int = 3) -> str:
 
 
 def _tex_escape(text: str) -> str:
-    for a, b in [("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}")]:
+    for a, b in [
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("$", r"\$"),
+        ("#", r"\#"),
+        ("_", r"\_"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+    ]:
         text = text.replace(a, b)
     return text
 
@@ -35,9 +43,16 @@ def _tex_escape(text: str) -> str:
 def to_latex(df: pl.DataFrame, *, caption: str, digits: int = 3) -> str:
     """A booktabs table (needs \\usepackage{booktabs})."""
     align = "".join("r" if df[c].dtype.is_numeric() else "l" for c in df.columns)
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_tex_escape(caption)}}}",
-             rf"\begin{{tabular}}{{{align}}}", r"\toprule",
-             " & ".join(_tex_escape(c) for c in df.columns) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\caption{{{_tex_escape(caption)}}}",
+        rf"\begin{{tabular}}{{{align}}}",
+        r"\toprule",
+        " & ".join(_tex_escape(c) for c in df.columns) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(_tex_escape(_fmt(v, digits)) for v in row) + r" \\" for row in df.iter_rows()]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"

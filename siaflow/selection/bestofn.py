@@ -20,9 +20,9 @@ from siaflow.answers import NULL
 
 
 class Selector(NamedTuple):
-    score: str | None      # the score column (None: random pick, or an unweighted majority vote)
+    score: str | None  # the score column (None: random pick, or an unweighted majority vote)
     direction: str | None  # "min" or "max": which end of the score is better
-    vote: bool             # vote weighted by the score (vote_weights) instead of picking the best
+    vote: bool  # vote weighted by the score (vote_weights) instead of picking the best
     keep: float | None = None  # vote among only this top fraction of the N by score (at least one)
 
 
@@ -48,8 +48,14 @@ def kept_by_score(s: np.ndarray, direction: str, keep: float) -> np.ndarray:
     return (better >= threshold) & scored
 
 
-def select_accuracy(correct: np.ndarray, codes: np.ndarray, gold_code: int, scores: np.ndarray | None,
-                    selector: Selector, idx: np.ndarray) -> np.ndarray:
+def select_accuracy(
+    correct: np.ndarray,
+    codes: np.ndarray,
+    gold_code: int,
+    scores: np.ndarray | None,
+    selector: Selector,
+    idx: np.ndarray,
+) -> np.ndarray:
     """Expected accuracy of ``selector`` on each row of ``idx`` (draws x N indices into one
     question's pool). ``codes`` are integer answer codes (-1 = NULL, never voted for)."""
     c = correct[idx].astype(float)
@@ -81,15 +87,25 @@ def select_accuracy(correct: np.ndarray, codes: np.ndarray, gold_code: int, scor
     return np.where(n_tied > 0, hit / np.maximum(n_tied, 1), 0.0)
 
 
-def best_of_n(scores: pl.DataFrame, methods: dict[str, Selector], *, n_values: list[int], n_draws: int, seed: int,
-              n_boot: int, ci: float) -> pl.DataFrame:
+def best_of_n(
+    scores: pl.DataFrame,
+    methods: dict[str, Selector],
+    *,
+    n_values: list[int],
+    n_draws: int,
+    seed: int,
+    n_boot: int,
+    ci: float,
+) -> pl.DataFrame:
     """Accuracy of every selection rule per model x dataset x N: the mean over questions of each
     question's accuracy averaged over ``n_draws`` random N-subsets of its pool, with a bootstrap CI
     over questions. A question whose pool is smaller than N is skipped and counted."""
     from siaflow.analysis.stats import bootstrap_mean_ci
 
     out = []
-    for (model, dataset), part in scores.sort("question_id", "trajectory").group_by("model", "dataset", maintain_order=True):
+    for (model, dataset), part in scores.sort("question_id", "trajectory").group_by(
+        "model", "dataset", maintain_order=True
+    ):
         for n in n_values:
             per_q = {m: [] for m in methods}
             skipped = 0
@@ -110,14 +126,27 @@ def best_of_n(scores: pl.DataFrame, methods: dict[str, Selector], *, n_values: l
                     per_q[m].append(select_accuracy(correct, codes, gold_code, sc, sel, idx).mean())
             for m, vals in per_q.items():
                 vals = np.array(vals, dtype=float)
-                mean, lo, hi = bootstrap_mean_ci(vals, n_boot=n_boot, ci=ci, seed=seed) if vals.size else ([np.nan],) * 3
-                out.append({"model": model, "dataset": dataset, "N": n, "method": m, "accuracy": float(mean[0]),
-                            "lo": float(lo[0]), "hi": float(hi[0]), "n_questions": int(vals.size),
-                            "n_questions_skipped": skipped})
+                mean, lo, hi = (
+                    bootstrap_mean_ci(vals, n_boot=n_boot, ci=ci, seed=seed) if vals.size else ([np.nan],) * 3
+                )
+                out.append(
+                    {
+                        "model": model,
+                        "dataset": dataset,
+                        "N": n,
+                        "method": m,
+                        "accuracy": float(mean[0]),
+                        "lo": float(lo[0]),
+                        "hi": float(hi[0]),
+                        "n_questions": int(vals.size),
+                        "n_questions_skipped": skipped,
+                    }
+                )
     return pl.DataFrame(out)
 
 
 def wide_table(long: pl.DataFrame, methods) -> pl.DataFrame:
     """``best_of_n``'s long table as one row per model x dataset x N, one accuracy column per rule."""
     return long.pivot(on="method", index=["model", "dataset", "N", "n_questions"], values="accuracy").select(
-        "model", "dataset", "N", "n_questions", *methods)
+        "model", "dataset", "N", "n_questions", *methods
+    )

@@ -35,8 +35,9 @@ class EdisParams:
     @classmethod
     def of(cls, edis_config: dict) -> EdisParams:
         """The parameters from the config's ``edis`` block."""
-        return cls(window=edis_config["window"], tau_burst=edis_config["tau_burst"],
-                   tau_rebound=edis_config["tau_rebound"])
+        return cls(
+            window=edis_config["window"], tau_burst=edis_config["tau_burst"], tau_rebound=edis_config["tau_rebound"]
+        )
 
 
 def burst_spikes(h, window: int, tau: float) -> int:
@@ -65,8 +66,14 @@ def edis_score(h, params: EdisParams = EdisParams()) -> dict:
     nb, nr = burst_spikes(h, params.window, params.tau_burst), rebound_spikes(h, params.tau_rebound)
     s = (nb + nr) / 2
     var = float(h.var())
-    return {"n_burst": nb, "n_rebound": nr, "spike_score": s, "var_entropy": var, "edis": s * (1 + var),
-            "mean_entropy": float(h.mean())}
+    return {
+        "n_burst": nb,
+        "n_rebound": nr,
+        "spike_score": s,
+        "var_entropy": var,
+        "edis": s * (1 + var),
+        "mean_entropy": float(h.mean()),
+    }
 
 
 def spike_positions(h, params: EdisParams = EdisParams()) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +82,11 @@ def spike_positions(h, params: EdisParams = EdisParams()) -> tuple[np.ndarray, n
     h = np.asarray(h, dtype=float)
     w = params.window
     burst = np.nonzero(h[w:] - h[:-w] > params.tau_burst)[0] + w if len(h) > w else np.array([], dtype=int)
-    rebound = np.nonzero(h[1:] - np.minimum.accumulate(h)[:-1] > params.tau_rebound)[0] + 1 if len(h) > 1 else np.array([], dtype=int)
+    rebound = (
+        np.nonzero(h[1:] - np.minimum.accumulate(h)[:-1] > params.tau_rebound)[0] + 1
+        if len(h) > 1
+        else np.array([], dtype=int)
+    )
     return burst, rebound
 
 
@@ -87,10 +98,20 @@ def trajectory_scores(rollouts: pl.DataFrame, params: EdisParams) -> pl.DataFram
     for r in rollouts.iter_rows(named=True):
         h = r["token_entropy"] or []
         sc = r["token_self_certainty"] if has_sc else None
-        rows.append({"model": r["model"], "dataset": r["dataset"], "question_id": r["question_id"],
-                     "trajectory": r["trajectory"], "answer": r["answer"], "gold": r["gold"], "correct": r["correct"],
-                     "T": len(h), **edis_score(h, params),
-                     "self_certainty": float(np.mean(sc)) if sc else math.nan})
+        rows.append(
+            {
+                "model": r["model"],
+                "dataset": r["dataset"],
+                "question_id": r["question_id"],
+                "trajectory": r["trajectory"],
+                "answer": r["answer"],
+                "gold": r["gold"],
+                "correct": r["correct"],
+                "T": len(h),
+                **edis_score(h, params),
+                "self_certainty": float(np.mean(sc)) if sc else math.nan,
+            }
+        )
     return pl.DataFrame(rows)
 
 
@@ -103,8 +124,14 @@ def example_trajectories(rollouts: pl.DataFrame, params: EdisParams, per_class: 
     for (model, dataset), part in rollouts.group_by("model", "dataset", maintain_order=True):
         for correct in (True, False):
             cand = part.filter(pl.col("correct") == correct)
-            ranked = sorted(cand.iter_rows(named=True), key=lambda r: (
-                -sum(map(len, spike_positions(r["token_entropy"] or [], params))), r["question_id"], r["trajectory"]))
+            ranked = sorted(
+                cand.iter_rows(named=True),
+                key=lambda r: (
+                    -sum(map(len, spike_positions(r["token_entropy"] or [], params))),
+                    r["question_id"],
+                    r["trajectory"],
+                ),
+            )
             chosen, seen = [], set()
             for r in ranked:
                 if r["question_id"] not in seen and len(chosen) < per_class:
@@ -113,9 +140,20 @@ def example_trajectories(rollouts: pl.DataFrame, params: EdisParams, per_class: 
             for r in chosen:
                 h = r["token_entropy"] or []
                 burst, rebound = (set(p.tolist()) for p in spike_positions(h, params))
-                rows += [{"model": model, "dataset": dataset, "question_id": r["question_id"],
-                          "trajectory": r["trajectory"], "correct": correct, "t": t, "H": float(v),
-                          "burst": t in burst, "rebound": t in rebound} for t, v in enumerate(h)]
+                rows += [
+                    {
+                        "model": model,
+                        "dataset": dataset,
+                        "question_id": r["question_id"],
+                        "trajectory": r["trajectory"],
+                        "correct": correct,
+                        "t": t,
+                        "H": float(v),
+                        "burst": t in burst,
+                        "rebound": t in rebound,
+                    }
+                    for t, v in enumerate(h)
+                ]
     return pl.DataFrame(rows)
 
 
@@ -130,9 +168,16 @@ def separation_aucs(scores: pl.DataFrame) -> pl.DataFrame:
     rows = []
     for (model, dataset), part in scores.group_by("model", "dataset", maintain_order=True):
         for score, sign in SEPARATION_SCORES.items():
-            rows.append({"model": model, "dataset": dataset, "score": score,
-                         "auc": roc_auc(sign * part[score].to_numpy(), part["correct"].to_numpy()),
-                         "n_correct": int(part["correct"].sum()), "n_incorrect": int((~part["correct"]).sum())})
+            rows.append(
+                {
+                    "model": model,
+                    "dataset": dataset,
+                    "score": score,
+                    "auc": roc_auc(sign * part[score].to_numpy(), part["correct"].to_numpy()),
+                    "n_correct": int(part["correct"].sum()),
+                    "n_incorrect": int((~part["correct"]).sum()),
+                }
+            )
     return pl.DataFrame(rows)
 
 
@@ -152,8 +197,9 @@ METHODS = {
 }
 
 
-def select_accuracy(correct: np.ndarray, codes: np.ndarray, gold_code: int, scores: np.ndarray | None,
-                    method: str, idx: np.ndarray) -> np.ndarray:
+def select_accuracy(
+    correct: np.ndarray, codes: np.ndarray, gold_code: int, scores: np.ndarray | None, method: str, idx: np.ndarray
+) -> np.ndarray:
     """``bestofn.select_accuracy`` of the EDIS method named ``method``."""
     return bestofn.select_accuracy(correct, codes, gold_code, scores, METHODS[method], idx)
 

@@ -14,8 +14,13 @@ every core of a shared login node whatever the rule asked for.
 
 import os
 
-THREAD_VARIABLES = ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                    "SIAFLOW_THREADS")
+THREAD_VARIABLES = (
+    "POLARS_MAX_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "SIAFLOW_THREADS",
+)
 
 
 def job_setup(sm, *, hub_offline: bool = False) -> None:

@@ -14,9 +14,25 @@ import polars as pl
 from siaflow import io
 
 # what an analysis output records of each entropy table it read
-_ENTROPY_PROVENANCE = ("model", "model_path", "revision", "regime", "dataset", "prompt_template", "decoding", "seed",
-                       "n_trajectories", "n_continuations", "stride", "variant", "alpha", "entropy_kind", "software",
-                       "siaflow_commit", "ledger_total")
+_ENTROPY_PROVENANCE = (
+    "model",
+    "model_path",
+    "revision",
+    "regime",
+    "dataset",
+    "prompt_template",
+    "decoding",
+    "seed",
+    "n_trajectories",
+    "n_continuations",
+    "stride",
+    "variant",
+    "alpha",
+    "entropy_kind",
+    "software",
+    "siaflow_commit",
+    "ledger_total",
+)
 
 
 @contextlib.contextmanager
@@ -77,7 +93,13 @@ def figure_provenance(sm, prov: dict) -> None:
 
 def with_model_info(df: pl.DataFrame, models: dict[str, dict]) -> pl.DataFrame:
     """``df`` with each model's regime and family after its name, models in config order."""
-    info = pl.DataFrame({"model": list(models), "regime": [m["regime"] for m in models.values()],
-                         "family": [m.get("family", "") for m in models.values()]})
+    info = pl.DataFrame(
+        {
+            "model": list(models),
+            "regime": [m["regime"] for m in models.values()],
+            "family": [m.get("family", "") for m in models.values()],
+        }
+    )
     return info.join(df, on="model", how="inner", maintain_order="right").select(
-        "model", "regime", "family", *[c for c in df.columns if c != "model"])
+        "model", "regime", "family", *[c for c in df.columns if c != "model"]
+    )

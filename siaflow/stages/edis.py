@@ -12,8 +12,17 @@ from siaflow.selection import bestofn, edis
 from siaflow.stages.common import figure_provenance, params, stage, with_model_info
 
 # what the scores record of each rollout shard they read
-_ROLLOUT_PROVENANCE = ("model", "revision", "dataset", "shard", "decoding", "seed", "n_rollouts", "entropy_kind",
-                       "prompt_template")
+_ROLLOUT_PROVENANCE = (
+    "model",
+    "revision",
+    "dataset",
+    "shard",
+    "decoding",
+    "seed",
+    "n_rollouts",
+    "entropy_kind",
+    "prompt_template",
+)
 
 
 def _edis_params(sm) -> edis.EdisParams:
@@ -30,9 +39,12 @@ def edis_scores(sm) -> None:
     provs = [io.read_provenance(p) for p in sm.input.rollouts]
     kinds = {p.get("entropy_kind", "exact") for p in provs}
     scores = scores.with_columns(approximate=pl.lit(kinds != {"exact"}))
-    prov = io.provenance(step="edis_scores", edis=sm.params.edis, entropy_kinds=sorted(kinds),
-                         inputs={str(p): {k: v.get(k) for k in _ROLLOUT_PROVENANCE}
-                                 for p, v in zip(sm.input.rollouts, provs)})
+    prov = io.provenance(
+        step="edis_scores",
+        edis=sm.params.edis,
+        entropy_kinds=sorted(kinds),
+        inputs={str(p): {k: v.get(k) for k in _ROLLOUT_PROVENANCE} for p, v in zip(sm.input.rollouts, provs)},
+    )
     io.write_parquet(scores, sm.output[0], prov)
     print(f"scored {scores.height} responses; approximate: {kinds != {'exact'}}")
 
@@ -41,22 +53,32 @@ def edis_scores(sm) -> None:
 def table_edis_bestofn(sm) -> None:
     e, boot = sm.params.edis, sm.params.bootstrap
     scores = pl.read_parquet(sm.input.scores)
-    long = edis.best_of_n(scores, n_values=e["n_values"], n_draws=e["n_draws"], seed=boot["seed"],
-                          n_boot=boot["n_boot"], ci=boot["ci"])
+    long = edis.best_of_n(
+        scores, n_values=e["n_values"], n_draws=e["n_draws"], seed=boot["seed"], n_boot=boot["n_boot"], ci=boot["ci"]
+    )
     long.write_csv(sm.output.long)
     wide = bestofn.wide_table(long, edis.METHODS)
     wide = with_model_info(wide, sm.params.models)
-    write_table(wide, csv=sm.output.csv, md=sm.output.md, tex=sm.output.tex,
-                prov=io.provenance(step="table_edis_bestofn", params=params(sm),
-                                   scores=io.read_provenance(sm.input.scores)),
-                title="Best-of-N accuracy by selection rule (mean over random N-subsets of each question's pool)")
+    write_table(
+        wide,
+        csv=sm.output.csv,
+        md=sm.output.md,
+        tex=sm.output.tex,
+        prov=io.provenance(step="table_edis_bestofn", params=params(sm), scores=io.read_provenance(sm.input.scores)),
+        title="Best-of-N accuracy by selection rule (mean over random N-subsets of each question's pool)",
+    )
     print(wide)
 
 
 @stage
 def fig_edis_trajectories(sm) -> None:
-    roll = pl.concat([pl.read_parquet(p).select("model", "dataset", "question_id", "trajectory", "correct",
-                                                "token_entropy") for p in sm.input.rollouts], how="vertical_relaxed")
+    roll = pl.concat(
+        [
+            pl.read_parquet(p).select("model", "dataset", "question_id", "trajectory", "correct", "token_entropy")
+            for p in sm.input.rollouts
+        ],
+        how="vertical_relaxed",
+    )
     ep = _edis_params(sm)
     data = edis.example_trajectories(roll, ep, sm.params.edis["example_trajectories"])
     data.write_csv(sm.output.data)
@@ -66,8 +88,9 @@ def fig_edis_trajectories(sm) -> None:
 
 @stage
 def fig_edis_separation(sm) -> None:
-    scores = pl.read_parquet(sm.input.scores).select("model", "dataset", "question_id", "trajectory", "correct",
-                                                     "edis", "mean_entropy", "self_certainty")
+    scores = pl.read_parquet(sm.input.scores).select(
+        "model", "dataset", "question_id", "trajectory", "correct", "edis", "mean_entropy", "self_certainty"
+    )
     auc = edis.separation_aucs(scores)
     scores.write_csv(sm.output.data)
     auc.write_csv(sm.output.auc)

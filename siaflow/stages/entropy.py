@@ -22,13 +22,27 @@ def entropy(sm) -> None:
     """H_k, p^_k(gold), S_k and the split-sample halves at every checkpoint of every trajectory."""
     wc, alpha = sm.wildcards, sm.params.alpha
     roll = sia_trajectories(pl.scan_parquet(list(sm.input.rollouts)), sm.params.n_trajectories).select(
-        "question_id", "trajectory", "T", "correct", "gold")
+        "question_id", "trajectory", "T", "correct", "gold"
+    )
     samples = pl.scan_parquet(list(sm.input.continuations)).select("question_id", "trajectory", "k", "sample", "answer")
-    table = entropy_table(samples, roll, alpha=alpha).with_columns(
-        model=pl.lit(wc.model), dataset=pl.lit(wc.dataset), stride=pl.lit(int(wc.stride)),
-        variant=pl.lit(wc.variant)).collect()
-    prov = {**io.read_provenance(sm.input.continuations[0]),
-            **io.provenance(step="entropy", alpha=alpha, shards=[str(p) for p in sm.input.continuations],
-                            ledger_total=_sum_ledgers(sm.input.continuations))}
+    table = (
+        entropy_table(samples, roll, alpha=alpha)
+        .with_columns(
+            model=pl.lit(wc.model),
+            dataset=pl.lit(wc.dataset),
+            stride=pl.lit(int(wc.stride)),
+            variant=pl.lit(wc.variant),
+        )
+        .collect()
+    )
+    prov = {
+        **io.read_provenance(sm.input.continuations[0]),
+        **io.provenance(
+            step="entropy",
+            alpha=alpha,
+            shards=[str(p) for p in sm.input.continuations],
+            ledger_total=_sum_ledgers(sm.input.continuations),
+        ),
+    }
     io.write_parquet(table, sm.output[0], prov)
     print(f"entropy table: {table.height} checkpoints")

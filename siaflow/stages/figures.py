@@ -23,9 +23,15 @@ def _selection_figure(sm, what: str, columns: list[str], draw) -> None:
         draw(metrics.restrict(load_entropy(sm.input.entropy), pairs), title)
     else:
         pl.DataFrame(schema={c: pl.String for c in columns}).write_csv(sm.output.data)
-        plots.empty_figure(sm.output.png, sm.output.pdf, title,
-                           f"No model x dataset has {label} in Table 1\n(analysis.aligned_threshold)")
-    figure_provenance(sm, analysis_provenance(sm, sm.input.entropy, selection=label, **({} if pairs else {"empty": True})))
+        plots.empty_figure(
+            sm.output.png,
+            sm.output.pdf,
+            title,
+            f"No model x dataset has {label} in Table 1\n(analysis.aligned_threshold)",
+        )
+    figure_provenance(
+        sm, analysis_provenance(sm, sm.input.entropy, selection=label, **({} if pairs else {"empty": True}))
+    )
 
 
 @stage
@@ -39,8 +45,12 @@ def fig1_cumulative_gain(sm) -> None:
         data.write_csv(sm.output.data)
         plots.fig_cumulative_gain(data, sm.output.png, sm.output.pdf, title=title)
 
-    _selection_figure(sm, "Normalised cumulative information gain",
-                      ["model", "dataset", "correct", "rel_pos", "mean", "lo", "hi"], draw)
+    _selection_figure(
+        sm,
+        "Normalised cumulative information gain",
+        ["model", "dataset", "correct", "rel_pos", "mean", "lo", "hi"],
+        draw,
+    )
 
 
 @stage
@@ -49,25 +59,38 @@ def fig2_auc(sm) -> None:
     p = sm.params
 
     def draw(entropy, title):
-        absolute, relative = metrics.auc_curves(entropy, h=p.h, stride=p.stride,
-                                                grid=metrics.relative_grid(p.grid_points), **p.bootstrap)
-        data = pl.concat([
-            absolute.with_columns(axis=pl.lit("absolute"), x=pl.col("at_k").cast(pl.Float64)).drop("at_k"),
-            relative.with_columns(axis=pl.lit("relative"), x=pl.col("rel_pos")).drop("rel_pos")])
+        absolute, relative = metrics.auc_curves(
+            entropy, h=p.h, stride=p.stride, grid=metrics.relative_grid(p.grid_points), **p.bootstrap
+        )
+        data = pl.concat(
+            [
+                absolute.with_columns(axis=pl.lit("absolute"), x=pl.col("at_k").cast(pl.Float64)).drop("at_k"),
+                relative.with_columns(axis=pl.lit("relative"), x=pl.col("rel_pos")).drop("rel_pos"),
+            ]
+        )
         with_model_info(data, p.models).write_csv(sm.output.data)
         plots.fig_auc(absolute, relative, sm.output.png, sm.output.pdf, title=title)
 
-    _selection_figure(sm, "Early separability: AUC of -H_k for correctness",
-                      ["model", "dataset", "axis", "x", "auc", "lo", "hi"], draw)
+    _selection_figure(
+        sm,
+        "Early separability: AUC of -H_k for correctness",
+        ["model", "dataset", "axis", "x", "auc", "lo", "hi"],
+        draw,
+    )
 
 
 @stage
 def fig3_saturation(sm) -> None:
     p, sat = sm.params, sm.params.saturation
     curve, summary = metrics.saturation_summary(
-        load_entropy(sm.input.entropy), h=p.h, grid=metrics.relative_grid(p.grid_points),
-        plateau_fraction=sat["plateau_fraction"], late_from=sat["late_from"],
-        rebound_threshold=sat["rebound_threshold"], **p.bootstrap)
+        load_entropy(sm.input.entropy),
+        h=p.h,
+        grid=metrics.relative_grid(p.grid_points),
+        plateau_fraction=sat["plateau_fraction"],
+        late_from=sat["late_from"],
+        rebound_threshold=sat["rebound_threshold"],
+        **p.bootstrap,
+    )
     data = curve.join(summary, on=["model", "dataset"], how="left")
     with_model_info(data, p.models).write_csv(sm.output.data)
     regimes = {m: info["regime"] for m, info in p.models.items()}
@@ -79,8 +102,7 @@ def fig3_saturation(sm) -> None:
 def fig_fano(sm) -> None:
     p = sm.params
     space = {d: fano.answer_space_size(spec) for d, spec in p.datasets.items()}
-    data = fano.fano_data(load_entropy(sm.input.entropy), h=p.h, answer_space=space, n_bins=p.fano_bins,
-                             **p.bootstrap)
+    data = fano.fano_data(load_entropy(sm.input.entropy), h=p.h, answer_space=space, n_bins=p.fano_bins, **p.bootstrap)
     with_model_info(data, p.models).write_csv(sm.output.data)
     plots.fig_fano(data, sm.output.png, sm.output.pdf)
     figure_provenance(sm, analysis_provenance(sm, sm.input.entropy))

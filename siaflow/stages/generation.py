@@ -25,8 +25,12 @@ def _shard_questions(sm) -> tuple[pl.DataFrame, tuple[int, int]]:
 
 
 def _rules(sm, example_prompt: str) -> dict:
-    return response_rules(sm.params.dataset, sm.params.prompt, stop_at_answer=sm.params.sampling["stop_at_answer"],
-                          example_prompt=example_prompt)
+    return response_rules(
+        sm.params.dataset,
+        sm.params.prompt,
+        stop_at_answer=sm.params.sampling["stop_at_answer"],
+        example_prompt=example_prompt,
+    )
 
 
 @stage
@@ -42,34 +46,67 @@ def rollouts(sm) -> None:
 
     def work(idx):
         idx = list(idx)
-        df = run_rollouts(backend, questions[idx], [prompts[i] for i in idx], decoding=decoding,
-                          n_trajectories=p.n_rollouts, seed=s["seed"], extract=rules["extract"],
-                          prompt_ids=[prompt_ids[i] for i in idx], answer_final=rules["answer_final"], stop=rules["stop"])
+        df = run_rollouts(
+            backend,
+            questions[idx],
+            [prompts[i] for i in idx],
+            decoding=decoding,
+            n_trajectories=p.n_rollouts,
+            seed=s["seed"],
+            extract=rules["extract"],
+            prompt_ids=[prompt_ids[i] for i in idx],
+            answer_final=rules["answer_final"],
+            stop=rules["stop"],
+        )
         return df, {"trajectories": df.height}
 
-    identity = {"questions": questions["question_id"].to_list(), "prompts": prompts, "decoding": decoding.as_dict(),
-                "seed": s["seed"], "n_rollouts": p.n_rollouts, **backend.info.identity(),
-                "stop_at_answer": s["stop_at_answer"], "stop": list(rules["stop"])}
-    df, _ = run_in_parts(list(range(questions.height)), work, output=sm.output[0],
-                         chunk=s["parts"]["questions"], identity=identity)
+    identity = {
+        "questions": questions["question_id"].to_list(),
+        "prompts": prompts,
+        "decoding": decoding.as_dict(),
+        "seed": s["seed"],
+        "n_rollouts": p.n_rollouts,
+        **backend.info.identity(),
+        "stop_at_answer": s["stop_at_answer"],
+        "stop": list(rules["stop"]),
+    }
+    df, _ = run_in_parts(
+        list(range(questions.height)), work, output=sm.output[0], chunk=s["parts"]["questions"], identity=identity
+    )
     token_stats = {"source": backend.info.name, "entropy_kind": backend.info.entropy_kind}
     if backend.info.entropy_kind != "exact" and s["exact_token_stats"]:
         df, token_stats = _exact_token_stats(backend, df, p.model, decoding)
     df = df.with_columns(model=pl.lit(sm.wildcards.model), dataset=pl.lit(sm.wildcards.dataset))
-    prov = io.provenance(step="rollouts", model=sm.wildcards.model, model_path=p.model["path"],
-                         revision=backend.info.revision, backend=vars(backend.info), regime=p.model["regime"],
-                         dataset=sm.wildcards.dataset, shard=int(sm.wildcards.shard), question_range=list(qrange),
-                         prompt_template=p.prompt, example_prompt=prompts[0], decoding=decoding.as_dict(),
-                         seed=s["seed"], n_trajectories=s["n_trajectories"], n_rollouts=p.n_rollouts,
-                         stop_at_answer=s["stop_at_answer"], stop=list(rules["stop"]),
-                         response_preamble=rules["preamble"], entropy_kind=token_stats["entropy_kind"],
-                         token_stats=token_stats,
-                         finish_reasons=dict(df["finish_reason"].value_counts().iter_rows()))
+    prov = io.provenance(
+        step="rollouts",
+        model=sm.wildcards.model,
+        model_path=p.model["path"],
+        revision=backend.info.revision,
+        backend=vars(backend.info),
+        regime=p.model["regime"],
+        dataset=sm.wildcards.dataset,
+        shard=int(sm.wildcards.shard),
+        question_range=list(qrange),
+        prompt_template=p.prompt,
+        example_prompt=prompts[0],
+        decoding=decoding.as_dict(),
+        seed=s["seed"],
+        n_trajectories=s["n_trajectories"],
+        n_rollouts=p.n_rollouts,
+        stop_at_answer=s["stop_at_answer"],
+        stop=list(rules["stop"]),
+        response_preamble=rules["preamble"],
+        entropy_kind=token_stats["entropy_kind"],
+        token_stats=token_stats,
+        finish_reasons=dict(df["finish_reason"].value_counts().iter_rows()),
+    )
     io.write_parquet(df, sm.output[0], prov)
     clear_parts(sm.output[0])
     backend.close()  # while the job's log is open: vLLM logs its engine's shutdown
-    print(f"rollouts: {df.height} trajectories, accuracy {df['correct'].mean():.3f}, "
-          f"mean T {df['T'].mean():.1f}, finish reasons {prov['finish_reasons']}")
+    print(
+        f"rollouts: {df.height} trajectories, accuracy {df['correct'].mean():.3f}, "
+        f"mean T {df['T'].mean():.1f}, finish reasons {prov['finish_reasons']}"
+    )
 
 
 def _exact_token_stats(backend, df: pl.DataFrame, model: dict, decoding: Decoding):
@@ -77,12 +114,21 @@ def _exact_token_stats(backend, df: pl.DataFrame, model: dict, decoding: Decodin
     dtype the engine ran in, DeepConf's k = the engine's top k): ``rollouts.rescore_rollouts``."""
     backend.close()
     dtype = str(backend.info.settings.get("dtype", model.get("dtype", "auto"))).removeprefix("torch.")
-    scorer = make_backend("transformers", model["path"], revision=model.get("revision"), dtype=dtype,
-                          confidence_top_k=getattr(backend, "logprobs", 20))
+    scorer = make_backend(
+        "transformers",
+        model["path"],
+        revision=model.get("revision"),
+        dtype=dtype,
+        confidence_top_k=getattr(backend, "logprobs", 20),
+    )
     df, check = rescore_rollouts(scorer, df, decoding)
     print(f"exact token statistics: {check}")
-    return df, {"source": f"{backend.info.name} tokens, scored by transformers", "entropy_kind": "exact",
-                "scorer": scorer.info.identity(), "check": check}
+    return df, {
+        "source": f"{backend.info.name} tokens, scored by transformers",
+        "entropy_kind": "exact",
+        "scorer": scorer.info.identity(),
+        "check": check,
+    }
 
 
 def _setup_continuations(sm):
@@ -115,13 +161,28 @@ def _continue_variant(sm, backend, roll, variant: str, output: str, shared_k0):
     p, s = sm.params, sm.params.sampling
     rules = _rules(sm, roll["prompt"][0] if roll.height else "")
     t0 = time.perf_counter()
-    df, ledger = run_continuations(backend, roll, stride=p.stride, n_continuations=s["n_continuations"],
-                                   decoding=Decoding(**p.decoding), seed=s["seed"], variant=variant,
-                                   extract=rules["extract"], output=output, part_prefixes=s["parts"]["prefixes"],
-                                   shared_k0=shared_k0, answer_final=rules["answer_final"], stop=rules["stop"])
+    df, ledger = run_continuations(
+        backend,
+        roll,
+        stride=p.stride,
+        n_continuations=s["n_continuations"],
+        decoding=Decoding(**p.decoding),
+        seed=s["seed"],
+        variant=variant,
+        extract=rules["extract"],
+        output=output,
+        part_prefixes=s["parts"]["prefixes"],
+        shared_k0=shared_k0,
+        answer_final=rules["answer_final"],
+        stop=rules["stop"],
+    )
     ledger["seconds"] = round(time.perf_counter() - t0, 3)  # generation time: the cost plan's throughput
-    prov = {**io.read_provenance(sm.input.rollouts), **io.provenance(
-        step="continuations", stride=p.stride, variant=variant, n_continuations=s["n_continuations"], ledger=ledger)}
+    prov = {
+        **io.read_provenance(sm.input.rollouts),
+        **io.provenance(
+            step="continuations", stride=p.stride, variant=variant, n_continuations=s["n_continuations"], ledger=ledger
+        ),
+    }
     io.write_parquet(df, output, prov)
     clear_parts(output)
     print(f"continuations ({variant}): {ledger}")

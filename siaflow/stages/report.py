@@ -18,15 +18,25 @@ def _write_plan(sm, calibration: dict, source: str) -> None:
     """The plan of the configured grid (params), calibrated where ``calibration`` says, as CSV and
     Markdown, and printed to the terminal (it is what a user reads before submitting)."""
     p = sm.params
-    config = {"models": p.models, "datasets": p.datasets, "sampling": p.sampling, "plan": p.plan, "edis": p.edis,
-              "mc_ablation": p.mc_ablation}
+    config = {
+        "models": p.models,
+        "datasets": p.datasets,
+        "sampling": p.sampling,
+        "plan": p.plan,
+        "edis": p.edis,
+        "mc_ablation": p.mc_ablation,
+    }
     df = cost_plan(config, calibration)
     io.write_text(df.write_csv(), sm.output.csv)
-    md = ("**Cost plan** (assumes {mean_trace_tokens} generated tokens per trace and {tokens_per_second} "
-          "generated tokens per GPU-second)").format(**p.plan)
+    md = (
+        "**Cost plan** (assumes {mean_trace_tokens} generated tokens per trace and {tokens_per_second} "
+        "generated tokens per GPU-second)"
+    ).format(**p.plan)
     if calibration.get("*"):
-        md += (f"; calibrated by {source}: the token ledgers of {calibration['*']['shards']} continuation shards "
-               f"(decoded / naive tokens: {calibration['*']['ratio']:.3f} over all models)")
+        md += (
+            f"; calibrated by {source}: the token ledgers of {calibration['*']['shards']} continuation shards "
+            f"(decoded / naive tokens: {calibration['*']['ratio']:.3f} over all models)"
+        )
         if "trace_tokens" in calibration:
             md += ", the measured response lengths (`trace_tokens`)"
         if any("tokens_per_second" in v for k, v in calibration.items() if k not in ("*", "trace_tokens")):
@@ -47,8 +57,11 @@ def plan(sm) -> None:
 @stage
 def pilot(sm) -> None:
     """The cost plan calibrated by the pilot: one shard of every model on every dataset."""
-    _write_plan(sm, calibration_from(sm.input.continuations, sm.input.rollouts),
-                f"the pilot ({len(sm.input.rollouts)} shards, one per model and dataset)")
+    _write_plan(
+        sm,
+        calibration_from(sm.input.continuations, sm.input.rollouts),
+        f"the pilot ({len(sm.input.rollouts)} shards, one per model and dataset)",
+    )
 
 
 @stage
@@ -58,8 +71,20 @@ def report(sm) -> None:
     p = sm.params
     config_file = Path(sm.log[0]).with_suffix(".config.yaml")
     io.write_text(yaml.safe_dump(dict(p.effective_config), sort_keys=False), config_file)
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(p.snakefile), "--directory", str(p.directory),
-           "--configfile", str(config_file.resolve()), "--nolock", "--report", str(Path(sm.output[0]).resolve()),
-           *p.targets]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(p.snakefile),
+        "--directory",
+        str(p.directory),
+        "--configfile",
+        str(config_file.resolve()),
+        "--nolock",
+        "--report",
+        str(Path(sm.output[0]).resolve()),
+        *p.targets,
+    ]
     print(" ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, stdout=sys.stdout, stderr=sys.stderr)

@@ -18,26 +18,48 @@ def table_selection(sm) -> None:
     p, sel, e = sm.params, sm.params.selection, sm.params.edis
     roll = pl.concat([pl.read_parquet(f) for f in sm.input.rollouts], how="vertical_relaxed")
     if "token_confidence" not in roll.columns:
-        raise ValueError(f"{sm.input.rollouts[0]}: no token_confidence column (rollouts made before siaflow "
-                         f"recorded DeepConf's confidence); rerun them with --forcerun rollouts")
-    scores = selectors.pool_scores(roll, load_entropy(sm.input.entropy), n_trajectories=p.n_trajectories,
-                                   edis_params=EdisParams.of(e),
-                                   window=sel["window"], tail=sel["tail"], bottom_fraction=sel["bottom_fraction"],
-                                   h=p.h)
-    prov = analysis_provenance(sm, sm.input.entropy, rollouts=[str(f) for f in sm.input.rollouts],
-                               needs=selectors.NEEDS)
+        raise ValueError(
+            f"{sm.input.rollouts[0]}: no token_confidence column (rollouts made before siaflow "
+            f"recorded DeepConf's confidence); rerun them with --forcerun rollouts"
+        )
+    scores = selectors.pool_scores(
+        roll,
+        load_entropy(sm.input.entropy),
+        n_trajectories=p.n_trajectories,
+        edis_params=EdisParams.of(e),
+        window=sel["window"],
+        tail=sel["tail"],
+        bottom_fraction=sel["bottom_fraction"],
+        h=p.h,
+    )
+    prov = analysis_provenance(
+        sm, sm.input.entropy, rollouts=[str(f) for f in sm.input.rollouts], needs=selectors.NEEDS
+    )
     io.write_parquet(scores, sm.output.scores, prov)
     methods = selectors.methods(sel["keep_fractions"])
     n_values = [n for n in sel["n_values"] if n <= p.n_trajectories]
     skipped = sorted(set(sel["n_values"]) - set(n_values))
     if skipped:
         print(f"selection.n_values {skipped} exceed the pool of sampling.n_trajectories = {p.n_trajectories}: skipped")
-    long = bestofn.best_of_n(scores, methods, n_values=n_values, n_draws=e["n_draws"], seed=p.bootstrap["seed"],
-                             n_boot=p.bootstrap["n_boot"], ci=p.bootstrap["ci"])
+    long = bestofn.best_of_n(
+        scores,
+        methods,
+        n_values=n_values,
+        n_draws=e["n_draws"],
+        seed=p.bootstrap["seed"],
+        n_boot=p.bootstrap["n_boot"],
+        ci=p.bootstrap["ci"],
+    )
     long.write_csv(sm.output.long)
     wide = bestofn.wide_table(long, methods)
-    write_table(with_model_info(wide, p.models), csv=sm.output.csv, md=sm.output.md, tex=sm.output.tex, prov=prov,
-                title="Best-of-N accuracy of every selector on one pool (the trajectories with continuations)")
+    write_table(
+        with_model_info(wide, p.models),
+        csv=sm.output.csv,
+        md=sm.output.md,
+        tex=sm.output.tex,
+        prov=prov,
+        title="Best-of-N accuracy of every selector on one pool (the trajectories with continuations)",
+    )
     print(wide)
 
 

@@ -12,8 +12,14 @@ from siaflow.stages.common import analysis_provenance, load_entropy, stage, with
 
 def _write(sm, df: pl.DataFrame, title: str, entropy_paths, **extra) -> None:
     df = with_model_info(df, sm.params.models)
-    write_table(df, csv=sm.output.csv, md=sm.output.md, tex=sm.output.tex, title=title,
-                prov=analysis_provenance(sm, entropy_paths, **extra))
+    write_table(
+        df,
+        csv=sm.output.csv,
+        md=sm.output.md,
+        tex=sm.output.tex,
+        title=title,
+        prov=analysis_provenance(sm, entropy_paths, **extra),
+    )
     print(df)
 
 
@@ -21,15 +27,23 @@ def _write(sm, df: pl.DataFrame, title: str, entropy_paths, **extra) -> None:
 def table1_alignment(sm) -> None:
     traj = metrics.trajectory_alignment(load_entropy(sm.input.entropy), h=sm.params.h).collect()
     io.write_parquet(traj, sm.output.trajectories, analysis_provenance(sm, sm.input.entropy))
-    _write(sm, metrics.table1_alignment(traj.lazy()),
-           "Table 1: SIA alignment coefficient (Pearson of H_k and S_k per trajectory)", sm.input.entropy)
+    _write(
+        sm,
+        metrics.table1_alignment(traj.lazy()),
+        "Table 1: SIA alignment coefficient (Pearson of H_k and S_k per trajectory)",
+        sm.input.entropy,
+    )
 
 
 @stage
 def table2_shuffle(sm) -> None:
     t2 = metrics.shuffle_comparison(load_entropy(sm.input.original), load_entropy(sm.input.shuffled), h=sm.params.h)
-    _write(sm, t2, "Table 2: shuffle-prefix ablation (alignment with the generated prefix tokens permuted)",
-           [*sm.input.original, *sm.input.shuffled])
+    _write(
+        sm,
+        t2,
+        "Table 2: shuffle-prefix ablation (alignment with the generated prefix tokens permuted)",
+        [*sm.input.original, *sm.input.shuffled],
+    )
 
 
 def _tagged(paths, columns: list[str]) -> pl.LazyFrame:
@@ -37,8 +51,11 @@ def _tagged(paths, columns: list[str]) -> pl.LazyFrame:
     frames = []
     for p in paths:
         prov = io.read_provenance(p)
-        frames.append(pl.scan_parquet(p).select(columns).with_columns(
-            model=pl.lit(prov["model"]), dataset=pl.lit(prov["dataset"])))
+        frames.append(
+            pl.scan_parquet(p)
+            .select(columns)
+            .with_columns(model=pl.lit(prov["model"]), dataset=pl.lit(prov["dataset"]))
+        )
     return pl.concat(frames, how="vertical_relaxed")
 
 
@@ -49,7 +66,19 @@ def table3_mc_ablation(sm) -> None:
     p = sm.params
     rollouts = pl.concat([pl.scan_parquet(f) for f in sm.input.rollouts], how="vertical_relaxed")
     samples = _tagged(sm.input.continuations, ["question_id", "trajectory", "k", "sample", "answer"])
-    t3 = metrics.mc_ablation_table(load_entropy(sm.input.entropy), rollouts, samples, h=p.h, alpha=p.alpha,
-                                   n_trajectories=p.n_trajectories, main=p.main, ablated=p.ablated)
-    _write(sm, t3.with_columns(source=pl.lit(p.source)),
-           "Table 3: Monte-Carlo ablation (coarser stride, fewer continuations)", sm.input.entropy)
+    t3 = metrics.mc_ablation_table(
+        load_entropy(sm.input.entropy),
+        rollouts,
+        samples,
+        h=p.h,
+        alpha=p.alpha,
+        n_trajectories=p.n_trajectories,
+        main=p.main,
+        ablated=p.ablated,
+    )
+    _write(
+        sm,
+        t3.with_columns(source=pl.lit(p.source)),
+        "Table 3: Monte-Carlo ablation (coarser stride, fewer continuations)",
+        sm.input.entropy,
+    )

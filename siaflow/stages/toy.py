@@ -33,8 +33,12 @@ def train_toy_rl(sm) -> None:
     steps = rl.pop("steps")
     rl.pop("from", None)
     cfg = ToyRLConfig(steps=max(steps), threads=int(sm.threads), **rl)
-    summary = rejection_sampling_finetune(checkpoint_dir(sm.input.run, sm.params.init_step), cfg, sm.output[0],
-                                          steps)
-    print({k: v for k, v in summary.items() if k != "reward"}, "mean reward per 50 steps:",
-          [round(sum(summary["reward"][i:i + 50]) / len(summary["reward"][i:i + 50]), 3)
-           for i in range(0, len(summary["reward"]), 50)])
+    summary = rejection_sampling_finetune(checkpoint_dir(sm.input.run, sm.params.init_step), cfg, sm.output[0], steps)
+    print(
+        {k: v for k, v in summary.items() if k != "reward"},
+        "mean reward per 50 steps:",
+        [
+            round(sum(summary["reward"][i : i + 50]) / len(summary["reward"][i : i + 50]), 3)
+            for i in range(0, len(summary["reward"]), 50)
+        ],
+    )

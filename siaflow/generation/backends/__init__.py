@@ -37,10 +37,16 @@ def make_backend(name: str, model: str, *, revision: str | None = None, **option
 def backend_for(model_spec: dict, sampling: dict, label: str | None = None) -> Backend:
     """The backend of a configured model (``models.<name>``) under the ``sampling`` settings; a vLLM
     engine takes ``models.<name>.vllm``, its tensor parallelism from the model's GPUs when unset."""
-    return make_backend(model_spec.get("backend", "transformers"), model_spec["path"],
-                        revision=model_spec.get("revision"), dtype=model_spec.get("dtype", "auto"),
-                        batch_rows=sampling["batch_rows"], share_rows=sampling["share_rows"], label=label,
-                        **vllm_options(model_spec))
+    return make_backend(
+        model_spec.get("backend", "transformers"),
+        model_spec["path"],
+        revision=model_spec.get("revision"),
+        dtype=model_spec.get("dtype", "auto"),
+        batch_rows=sampling["batch_rows"],
+        share_rows=sampling["share_rows"],
+        label=label,
+        **vllm_options(model_spec),
+    )
 
 
 def vllm_options(model_spec: dict) -> dict:
@@ -52,5 +58,15 @@ def vllm_options(model_spec: dict) -> dict:
     return opts
 
 
-__all__ = ["Backend", "BackendInfo", "Decoding", "Generation", "Request", "make_backend", "backend_for", "vllm_options", "BACKENDS",
-           "REGISTRY"]
+__all__ = [
+    "Backend",
+    "BackendInfo",
+    "Decoding",
+    "Generation",
+    "Request",
+    "make_backend",
+    "backend_for",
+    "vllm_options",
+    "BACKENDS",
+    "REGISTRY",
+]

@@ -26,7 +26,9 @@ class Decoding:
 
     def __post_init__(self):
         if not self.temperature > 0:
-            raise ValueError(f"decoding.temperature must be > 0 (greedy decoding makes the entropies degenerate), got {self.temperature}")
+            raise ValueError(
+                f"decoding.temperature must be > 0 (greedy decoding makes the entropies degenerate), got {self.temperature}"
+            )
         if not 0 < self.top_p <= 1:
             raise ValueError(f"decoding.top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1:
@@ -129,9 +131,15 @@ class Backend(ABC):
     stats: dict
 
     @abstractmethod
-    def generate(self, requests: list[Request], decoding: Decoding, *, token_stats: bool = False,
-                 progress: str | None = None,
-                 answer_final: Callable[[str], bool] | None = None) -> list[list[Generation]]:
+    def generate(
+        self,
+        requests: list[Request],
+        decoding: Decoding,
+        *,
+        token_stats: bool = False,
+        progress: str | None = None,
+        answer_final: Callable[[str], bool] | None = None,
+    ) -> list[list[Generation]]:
         """Sample ``request.n`` continuations of every request; result[i][j] belongs to
         ``requests[i].keys[j]``. With ``token_stats`` also return per-token logprobs/entropies.
         With ``answer_final`` (``siaflow.answers.answer_is_final`` for the dataset's answer type),
@@ -193,8 +201,14 @@ class TextWatch:
     WINDOW = 8  # tokens; the marker and think tags span at most 8
     TRIGGERS = (FINAL_MARKER, THINK_OPEN, THINK_CLOSE)
 
-    def __init__(self, decode: Callable[[list[int]], str], prefix: list[int], *,
-                 answer_final: Callable[[str], bool] | None = None, stop: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        decode: Callable[[list[int]], str],
+        prefix: list[int],
+        *,
+        answer_final: Callable[[str], bool] | None = None,
+        stop: tuple[str, ...] = (),
+    ):
         self.final, self.decode, self.ids, self.stop = answer_final, decode, list(prefix), tuple(s for s in stop if s)
         self.n_prefix = len(self.ids)
         self.stop_window = max([self.WINDOW] + [len(s) + 2 for s in self.stop])
@@ -218,7 +232,7 @@ class TextWatch:
             return "stop_sequence"
         if self.final is None:
             return None
-        text = self.decode(self.ids[self.start:])
+        text = self.decode(self.ids[self.start :])
         if not self.anchored:
             if not any(t in text for t in self.TRIGGERS):
                 self.start = max(0, len(self.ids) - self.WINDOW)
@@ -234,7 +248,7 @@ class TextWatch:
         hits = [s for s in self.stop if s in now]
         if not hits:
             return False
-        before = self.decode(self.ids[ws:n - 1])
+        before = self.decode(self.ids[ws : n - 1])
         new = [s for s in hits if now.count(s) > before.count(s)]
         if not new:
             return False
@@ -246,8 +260,9 @@ class TextWatch:
         return True
 
 
-def text_watch(decode: Callable[[list[int]], str], request: Request,
-               answer_final: Callable[[str], bool] | None) -> TextWatch | None:
+def text_watch(
+    decode: Callable[[list[int]], str], request: Request, answer_final: Callable[[str], bool] | None
+) -> TextWatch | None:
     """The watch of a request's samples: its answer (when ``answer_final`` is given and the request
     marks where its response starts) and its stop strings; None when neither applies."""
     final = answer_final if request.answer_start is not None else None

@@ -31,20 +31,36 @@ from siaflow.generation.sampling import distribution_stats, sample_tokens, sorte
 
 
 class TransformersBackend(HFTokenizerBackend):
-    def __init__(self, model: str, revision: str | None = None, device: str = "auto", dtype: str = "auto",
-                 batch_rows: int = 256, stop_token_ids: tuple[int, ...] = (), trust_remote_code: bool = False,
-                 share_rows: bool = True, confidence_top_k: int = 20):
+    def __init__(
+        self,
+        model: str,
+        revision: str | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_rows: int = 256,
+        stop_token_ids: tuple[int, ...] = (),
+        trust_remote_code: bool = False,
+        share_rows: bool = True,
+        confidence_top_k: int = 20,
+    ):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+            dtype
+        ]
         if dtype == "auto" and self.device.type == "cpu":
             torch_dtype = torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision, trust_remote_code=trust_remote_code)
-        self.model = AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=torch_dtype,
-                                                          trust_remote_code=trust_remote_code).to(self.device).eval()
+        self.model = (
+            AutoModelForCausalLM.from_pretrained(
+                model, revision=revision, dtype=torch_dtype, trust_remote_code=trust_remote_code
+            )
+            .to(self.device)
+            .eval()
+        )
         eos = self.model.generation_config.eos_token_id if self.model.generation_config is not None else None
         eos = eos if eos is not None else self.tokenizer.eos_token_id
         eos = list(eos) if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
@@ -58,32 +74,57 @@ class TransformersBackend(HFTokenizerBackend):
         # work actually done: prompt tokens prefilled, and decode-step rows (distinct token histories)
         self.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
         cfg = self.model.config
-        self.max_context = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 0) or 1 << 30)
-        self.info = BackendInfo(name="transformers", model=str(model), revision=local_revision(str(model), revision),
-                                entropy_kind="exact",
-                                settings={"dtype": str(self.model.dtype), "device": self.device.type,
-                                          "share_rows": share_rows, "confidence_top_k": confidence_top_k},
-                                extra={"device": str(self.device), "batch_rows": batch_rows,
-                                       "build": local_build(str(model))})
+        self.max_context = int(
+            getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 0) or 1 << 30
+        )
+        self.info = BackendInfo(
+            name="transformers",
+            model=str(model),
+            revision=local_revision(str(model), revision),
+            entropy_kind="exact",
+            settings={
+                "dtype": str(self.model.dtype),
+                "device": self.device.type,
+                "share_rows": share_rows,
+                "confidence_top_k": confidence_top_k,
+            },
+            extra={"device": str(self.device), "batch_rows": batch_rows, "build": local_build(str(model))},
+        )
 
     # ---------------------------------------------------------------------------------------
-    def generate(self, requests: list[Request], decoding: Decoding, *, token_stats: bool = False,
-                 progress: str | None = None, answer_final=None) -> list[list[Generation]]:
+    def generate(
+        self,
+        requests: list[Request],
+        decoding: Decoding,
+        *,
+        token_stats: bool = False,
+        progress: str | None = None,
+        answer_final=None,
+    ) -> list[list[Generation]]:
         results: list[list[Generation | None]] = [[None] * r.n for r in requests]
         watches = [text_watch(self.decode, r, answer_final) for r in requests]
         for i, r in enumerate(requests):
             settled = watches[i] is not None and watches[i].done  # the prefix settles the answer
             if settled or r.budget(decoding) == 0:  # or the response has no tokens left: nothing to generate
-                results[i] = [Generation(token_ids=[], finish_reason="answer" if settled else "length",
-                                         **({"logprobs": [], "entropies": [], "self_certainty": [], "confidence": []}
-                                            if token_stats else {})) for _ in r.keys]
+                results[i] = [
+                    Generation(
+                        token_ids=[],
+                        finish_reason="answer" if settled else "length",
+                        **(
+                            {"logprobs": [], "entropies": [], "self_certainty": [], "confidence": []}
+                            if token_stats
+                            else {}
+                        ),
+                    )
+                    for _ in r.keys
+                ]
         # pieces: (request index, first sample index, keys); a request larger than a batch is split
         pieces = []
         for i, r in enumerate(requests):
             if results[i] and results[i][0] is not None:
                 continue
             for s in range(0, r.n, self.batch_rows):
-                pieces.append((i, s, r.keys[s: s + self.batch_rows]))
+                pieces.append((i, s, r.keys[s : s + self.batch_rows]))
         if self.share_rows:  # requests with equal or nested prompts in the same batches: more to share
             pieces.sort(key=lambda p: requests[p[0]].prompt_ids)
         chunks, cur, rows = [], [], 0
@@ -98,14 +139,27 @@ class TransformersBackend(HFTokenizerBackend):
         bar = None
         if progress:
             from tqdm import tqdm
-            bar = tqdm(total=sum(len(p[2]) for p in pieces), desc=progress, unit="seq", file=sys.stderr,
-                       mininterval=10, dynamic_ncols=False, ncols=100)
+
+            bar = tqdm(
+                total=sum(len(p[2]) for p in pieces),
+                desc=progress,
+                unit="seq",
+                file=sys.stderr,
+                mininterval=10,
+                dynamic_ncols=False,
+                ncols=100,
+            )
         with torch.inference_mode():
             for chunk in chunks:
-                gens = self._run_chunk([requests[i].prompt_ids for i, _, _ in chunk], [k for _, _, k in chunk],
-                                       decoding, token_stats, [watches[i] for i, _, _ in chunk],
-                                       [requests[i].answer_start for i, _, _ in chunk],
-                                       [requests[i].budget(decoding) for i, _, _ in chunk])
+                gens = self._run_chunk(
+                    [requests[i].prompt_ids for i, _, _ in chunk],
+                    [k for _, _, k in chunk],
+                    decoding,
+                    token_stats,
+                    [watches[i] for i, _, _ in chunk],
+                    [requests[i].answer_start for i, _, _ in chunk],
+                    [requests[i].budget(decoding) for i, _, _ in chunk],
+                )
                 pos = 0
                 for i, s, keys in chunk:
                     for j in range(len(keys)):
@@ -117,8 +171,9 @@ class TransformersBackend(HFTokenizerBackend):
             bar.close()
         return results  # type: ignore[return-value]
 
-    def _run_chunk(self, prompts, keys, decoding: Decoding, token_stats: bool, watches=None,
-                   starts=None, budgets=None) -> list[Generation]:
+    def _run_chunk(
+        self, prompts, keys, decoding: Decoding, token_stats: bool, watches=None, starts=None, budgets=None
+    ) -> list[Generation]:
         """Sample every key of every prompt.
 
         With ``share_rows`` the batch is a trie of token histories: samples whose histories are
@@ -131,14 +186,18 @@ class TransformersBackend(HFTokenizerBackend):
         repeated computation is gone."""
         too_long = [len(p) for p in prompts if len(p) >= self.max_context]
         if too_long:
-            raise ValueError(f"a prompt of {too_long[0]} tokens leaves no room in the model's context of {self.max_context}")
+            raise ValueError(
+                f"a prompt of {too_long[0]} tokens leaves no room in the model's context of {self.max_context}"
+            )
         plan = self._plan_rows(prompts, keys, starts or [None] * len(prompts))
         st = self._prefill(plan)
         budgets = budgets or [decoding.max_new_tokens] * len(prompts)
         out = _Outputs(keys, decoding.max_new_tokens, watches or [None] * len(prompts))
         # a sample also ends ("length") when prompt + generated tokens fill the model's context
-        out.limit = torch.tensor([min(b, self.max_context - len(p)) for p, ks, b in zip(prompts, keys, budgets)
-                                  for _ in ks], dtype=torch.long)
+        out.limit = torch.tensor(
+            [min(b, self.max_context - len(p)) for p, ks, b in zip(prompts, keys, budgets) for _ in ks],
+            dtype=torch.long,
+        )
         stop_ids = torch.tensor(self.eos_token_ids, dtype=torch.long)
         while True:
             lp_rows = torch.log_softmax(st.logits.float() / decoding.temperature, dim=-1).cpu()  # (rows, vocab)
@@ -152,30 +211,43 @@ class TransformersBackend(HFTokenizerBackend):
     def _plan_rows(self, prompts, keys, starts) -> _Plan:
         """Where each sample starts: its root row (with shared rows, one per distinct question
         prompt, else one per prompt) and the forced tokens its prompt walks after the root."""
-        counts = torch.tensor([len(k) for k in keys])                                      # (prompts,)
+        counts = torch.tensor([len(k) for k in keys])  # (prompts,)
         cut = [st if self.share_rows and st is not None else len(p) for p, st in zip(prompts, starts)]
         distinct: dict[tuple, int] = {}
-        root = [distinct.setdefault(tuple(p[:c]), len(distinct)) if self.share_rows else i
-                for i, (p, c) in enumerate(zip(prompts, cut))]
+        root = [
+            distinct.setdefault(tuple(p[:c]), len(distinct)) if self.share_rows else i
+            for i, (p, c) in enumerate(zip(prompts, cut))
+        ]
         rows_in = [list(p) for p in distinct] if self.share_rows else [list(p) for p in prompts]
-        forced_len = torch.tensor([len(p) - c for p, c in zip(prompts, cut)])             # (prompts,)
+        forced_len = torch.tensor([len(p) - c for p, c in zip(prompts, cut)])  # (prompts,)
         forced = torch.zeros((len(prompts), max(1, int(forced_len.max()))), dtype=torch.long)  # (prompts, walk)
         for i, (p, c) in enumerate(zip(prompts, cut)):
-            forced[i, :len(p) - c] = torch.tensor(p[c:], dtype=torch.long)
-        return _Plan(rows_in=rows_in, forced=forced, forced_len=forced_len,
-                     srow=torch.repeat_interleave(torch.tensor(root), counts),            # (samples,)
-                     req=torch.repeat_interleave(torch.arange(len(prompts)), counts),     # (samples,)
-                     row_keys=torch.tensor([k for ks in keys for k in ks], dtype=torch.int64))  # (samples,)
+            forced[i, : len(p) - c] = torch.tensor(p[c:], dtype=torch.long)
+        return _Plan(
+            rows_in=rows_in,
+            forced=forced,
+            forced_len=forced_len,
+            srow=torch.repeat_interleave(torch.tensor(root), counts),  # (samples,)
+            req=torch.repeat_interleave(torch.arange(len(prompts)), counts),  # (samples,)
+            row_keys=torch.tensor([k for ks in keys for k in ks], dtype=torch.int64),
+        )  # (samples,)
 
     def _prefill(self, plan: _Plan) -> _State:
         """One forward pass over the root rows (left-padded, so every row's next token sits at the
         end); without shared rows, each sample then gets a row of its own."""
         dev, rows_in = self.device, plan.rows_in
-        ids, att, pos = (x.to(dev) for x in left_padded(rows_in, self.pad_id))               # (roots, width)
+        ids, att, pos = (x.to(dev) for x in left_padded(rows_in, self.pad_id))  # (roots, width)
         self.stats["prefill_tokens"] += sum(len(p) for p in rows_in)
         out = self.model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=True)
-        st = _State(cache=out.past_key_values, logits=out.logits[:, -1, :], att=att, next_pos=pos[:, -1] + 1,
-                    srow=plan.srow, alive=torch.arange(len(plan.srow)), depth=torch.zeros(len(plan.srow), dtype=torch.long))
+        st = _State(
+            cache=out.past_key_values,
+            logits=out.logits[:, -1, :],
+            att=att,
+            next_pos=pos[:, -1] + 1,
+            srow=plan.srow,
+            alive=torch.arange(len(plan.srow)),
+            depth=torch.zeros(len(plan.srow), dtype=torch.long),
+        )
         if not self.share_rows:  # one model row per sample from the start
             self._reorder(st.cache, st.srow, dev)
             rows = st.srow.to(dev)
@@ -183,22 +255,23 @@ class TransformersBackend(HFTokenizerBackend):
             st.srow = torch.arange(len(st.srow))
         return st
 
-    def _step(self, st: _State, plan: _Plan, out: _Outputs, lp_rows, decoding: Decoding, token_stats: bool,
-              stop_ids) -> torch.Tensor:
+    def _step(
+        self, st: _State, plan: _Plan, out: _Outputs, lp_rows, decoding: Decoding, token_stats: bool, stop_ids
+    ) -> torch.Tensor:
         """One token for every alive sample: a forced token while it walks its prefix, else a
         draw from its row's distribution with its own uniform. Records the draws; returns which
         samples ended (EOS, token limit, settled answer or stop string), shape (alive,)."""
-        flen = plan.forced_len[plan.req[st.alive]]                                         # (alive,)
-        free = st.depth >= flen                   # past its prefix: sampling (else: walking it)
-        t = st.depth - flen                       # a free sample's own generation step
+        flen = plan.forced_len[plan.req[st.alive]]  # (alive,)
+        free = st.depth >= flen  # past its prefix: sampling (else: walking it)
+        t = st.depth - flen  # a free sample's own generation step
         st.tok = plan.forced[plan.req[st.alive], st.depth.clamp(max=plan.forced.shape[1] - 1)]  # (alive,)
         done = torch.zeros(len(st.alive), dtype=torch.bool)
         if not free.any():
             return done
         fi = free.nonzero().squeeze(-1)
-        f_alive, f_t, f_row = st.alive[fi], t[fi], st.srow[fi]                             # (free,)
+        f_alive, f_t, f_row = st.alive[fi], t[fi], st.srow[fi]  # (free,)
         identity = lp_rows.shape[0] == len(fi) and f_row.equal(torch.arange(len(fi)))
-        lp = lp_rows if identity else lp_rows[f_row]                                       # (free, vocab)
+        lp = lp_rows if identity else lp_rows[f_row]  # (free, vocab)
         # with token statistics the nucleus is sorted once per model row, for the draw and the stats
         rows_nucleus = sorted_nucleus(lp_rows, decoding.top_p) if token_stats and decoding.top_p < 1 else None
         f_nucleus = None if rows_nucleus is None else tuple(x if identity else x[f_row] for x in rows_nucleus)
@@ -206,10 +279,15 @@ class TransformersBackend(HFTokenizerBackend):
         st.tok[fi] = f_tok
         out.toks[f_alive, f_t] = f_tok
         if token_stats:  # of the distribution the token was drawn from (temperature, then top-p)
-            sampled, ents, certs, confs = distribution_stats(lp_rows, decoding.top_p, self.confidence_top_k,
-                                                             rows_nucleus)                   # (rows, vocab), (rows,)
+            sampled, ents, certs, confs = distribution_stats(
+                lp_rows, decoding.top_p, self.confidence_top_k, rows_nucleus
+            )  # (rows, vocab), (rows,)
             out.lps[f_alive, f_t] = sampled[f_row].gather(-1, f_tok[:, None]).squeeze(-1)
-            out.ents[f_alive, f_t], out.certs[f_alive, f_t], out.confs[f_alive, f_t] = ents[f_row], certs[f_row], confs[f_row]
+            out.ents[f_alive, f_t], out.certs[f_alive, f_t], out.confs[f_alive, f_t] = (
+                ents[f_row],
+                certs[f_row],
+                confs[f_row],
+            )
         done[fi] = out.finish(f_alive, f_t, f_tok, stop_ids)
         return done
 
@@ -221,16 +299,21 @@ class TransformersBackend(HFTokenizerBackend):
         st.alive, st.tok, st.srow, st.depth = st.alive[keep], st.tok[keep], st.srow[keep], st.depth[keep] + 1
         if self.share_rows:
             combo, st.srow = torch.unique(st.srow * vocab + st.tok, return_inverse=True)
-            parent, step_tok = combo // vocab, combo % vocab                                # (rows',)
+            parent, step_tok = combo // vocab, combo % vocab  # (rows',)
         else:
             parent, step_tok, st.srow = st.srow, st.tok, torch.arange(len(st.alive))
         if not (len(parent) == lp_rows.shape[0] and parent.equal(torch.arange(len(parent)))):
             self._reorder(st.cache, parent, dev)
             st.att, st.next_pos = st.att[parent.to(dev)], st.next_pos[parent.to(dev)]
         st.att = torch.cat([st.att, torch.ones((st.att.shape[0], 1), dtype=st.att.dtype, device=dev)], dim=1)
-        out = self.model(input_ids=step_tok[:, None].to(dev), attention_mask=st.att,
-                         position_ids=st.next_pos[:, None], past_key_values=st.cache, use_cache=True)
-        st.cache, st.logits = out.past_key_values, out.logits[:, -1, :]                    # logits: (rows', vocab)
+        out = self.model(
+            input_ids=step_tok[:, None].to(dev),
+            attention_mask=st.att,
+            position_ids=st.next_pos[:, None],
+            past_key_values=st.cache,
+            use_cache=True,
+        )
+        st.cache, st.logits = out.past_key_values, out.logits[:, -1, :]  # logits: (rows', vocab)
         st.next_pos = st.next_pos + 1
 
     @staticmethod
@@ -246,8 +329,8 @@ def left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     att = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-        att[i, width - len(r):] = 1
+        ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+        att[i, width - len(r) :] = 1
     return ids, att, (att.cumsum(-1) - 1).clamp_(min=0)
 
 
@@ -255,25 +338,25 @@ def left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
 class _Plan:
     """A chunk's samples on model rows before decoding (see ``_plan_rows``)."""
 
-    rows_in: list[list[int]]   # token ids of each root row (prefilled)
-    forced: torch.Tensor       # (prompts, walk) tokens each prompt walks after its root, zero-padded
-    forced_len: torch.Tensor   # (prompts,) how many of them
-    srow: torch.Tensor         # (samples,) each sample's root row
-    req: torch.Tensor          # (samples,) each sample's prompt
-    row_keys: torch.Tensor     # (samples,) each sample's random stream key
+    rows_in: list[list[int]]  # token ids of each root row (prefilled)
+    forced: torch.Tensor  # (prompts, walk) tokens each prompt walks after its root, zero-padded
+    forced_len: torch.Tensor  # (prompts,) how many of them
+    srow: torch.Tensor  # (samples,) each sample's root row
+    req: torch.Tensor  # (samples,) each sample's prompt
+    row_keys: torch.Tensor  # (samples,) each sample's random stream key
 
 
 @dataclass
 class _State:
     """The decode loop's state: the model rows and the samples still going."""
 
-    cache: object              # the model's KV cache, one entry per model row
-    logits: torch.Tensor       # (rows, vocab) next-token logits of each model row
-    att: torch.Tensor          # (rows, width) attention mask, growing by one column per step
-    next_pos: torch.Tensor     # (rows,) position id of each row's next token
-    srow: torch.Tensor         # (alive,) model row of each alive sample
-    alive: torch.Tensor        # (alive,) the samples still going (indices into all samples)
-    depth: torch.Tensor        # (alive,) tokens each alive sample is past its root
+    cache: object  # the model's KV cache, one entry per model row
+    logits: torch.Tensor  # (rows, vocab) next-token logits of each model row
+    att: torch.Tensor  # (rows, width) attention mask, growing by one column per step
+    next_pos: torch.Tensor  # (rows,) position id of each row's next token
+    srow: torch.Tensor  # (alive,) model row of each alive sample
+    alive: torch.Tensor  # (alive,) the samples still going (indices into all samples)
+    depth: torch.Tensor  # (alive,) tokens each alive sample is past its root
     tok: torch.Tensor | None = None  # (alive,) each alive sample's latest token
 
 
@@ -282,13 +365,13 @@ class _Outputs:
 
     def __init__(self, keys, max_new: int, watches):
         n = sum(len(k) for k in keys)
-        self.toks = torch.zeros((n, max_new), dtype=torch.long)                             # (samples, max_new)
+        self.toks = torch.zeros((n, max_new), dtype=torch.long)  # (samples, max_new)
         self.lps = torch.zeros((n, max_new), dtype=torch.float32)
         self.ents = torch.zeros((n, max_new), dtype=torch.float32)
         self.certs = torch.zeros((n, max_new), dtype=torch.float32)
         self.confs = torch.zeros((n, max_new), dtype=torch.float32)
-        self.length = torch.full((n,), max_new, dtype=torch.long)                           # (samples,)
-        self.limit = torch.full((n,), max_new, dtype=torch.long)                            # (samples,)
+        self.length = torch.full((n,), max_new, dtype=torch.long)  # (samples,)
+        self.limit = torch.full((n,), max_new, dtype=torch.long)  # (samples,)
         self.reason = ["length"] * n
         self.cut = [0] * n
         # one answer watch per sample (a copy of its prompt's), or None where no early stop applies
@@ -316,9 +399,15 @@ class _Outputs:
         gens = []
         for r in range(len(self.reason)):
             n = int(self.length[r]) - self.cut[r]  # a stop string's tokens are not part of the response
-            gens.append(Generation(token_ids=self.toks[r, :n].tolist(), finish_reason=self.reason[r], cut=self.cut[r],
-                                   logprobs=self.lps[r, :n].tolist() if token_stats else None,
-                                   entropies=self.ents[r, :n].tolist() if token_stats else None,
-                                   self_certainty=self.certs[r, :n].tolist() if token_stats else None,
-                                   confidence=self.confs[r, :n].tolist() if token_stats else None))
+            gens.append(
+                Generation(
+                    token_ids=self.toks[r, :n].tolist(),
+                    finish_reason=self.reason[r],
+                    cut=self.cut[r],
+                    logprobs=self.lps[r, :n].tolist() if token_stats else None,
+                    entropies=self.ents[r, :n].tolist() if token_stats else None,
+                    self_certainty=self.certs[r, :n].tolist() if token_stats else None,
+                    confidence=self.confs[r, :n].tolist() if token_stats else None,
+                )
+            )
         return gens

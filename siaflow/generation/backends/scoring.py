@@ -34,8 +34,15 @@ class Scored:
     confidence: list[float]
 
 
-def score_responses(backend, prompts: list[list[int]], responses: list[list[int]], decoding: Decoding, *,
-                    batch_tokens: int = 4096, progress: str | None = None) -> list[Scored]:
+def score_responses(
+    backend,
+    prompts: list[list[int]],
+    responses: list[list[int]],
+    decoding: Decoding,
+    *,
+    batch_tokens: int = 4096,
+    progress: str | None = None,
+) -> list[Scored]:
     """Per-token statistics of each ``responses[i]`` as a continuation of ``prompts[i]`` under
     ``decoding``, from ``backend`` (a ``TransformersBackend``: its model, device and DeepConf k).
 
@@ -61,8 +68,9 @@ def score_responses(backend, prompts: list[list[int]], responses: list[list[int]
         bar = tqdm(total=len(prompts), desc=progress, unit="seq", file=sys.stderr, mininterval=10, ncols=100)
     with torch.inference_mode():
         for batch in batches:
-            for i, scored in zip(batch, _score_batch(backend, [prompts[i] for i in batch],
-                                                     [responses[i] for i in batch], decoding)):
+            for i, scored in zip(
+                batch, _score_batch(backend, [prompts[i] for i in batch], [responses[i] for i in batch], decoding)
+            ):
                 out[i] = scored
             if bar is not None:
                 bar.update(len(batch))
@@ -77,10 +85,10 @@ def _score_batch(backend, prompts, responses, decoding: Decoding) -> list[Scored
     projection of the prompts would cost more than the pass itself."""
     seqs = [list(p) + list(r) for p, r in zip(prompts, responses)]
     keep = max(len(r) for r in responses) + 1
-    ids, att, pos = (x.to(backend.device) for x in left_padded(seqs, backend.pad_id))     # (batch, width)
+    ids, att, pos = (x.to(backend.device) for x in left_padded(seqs, backend.pad_id))  # (batch, width)
     args = dict(input_ids=ids, attention_mask=att, position_ids=pos)
     try:
-        logits = backend.model(**args, logits_to_keep=keep).logits                           # (batch, keep, vocab)
+        logits = backend.model(**args, logits_to_keep=keep).logits  # (batch, keep, vocab)
     except TypeError:  # a model class without logits_to_keep: every position's logits
         logits = backend.model(**args).logits[:, -keep:]
     backend.stats["prefill_tokens"] += sum(len(s) for s in seqs)
@@ -90,10 +98,16 @@ def _score_batch(backend, prompts, responses, decoding: Decoding) -> list[Scored
             out.append(Scored([], [], [], []))
             continue
         # column c predicts the token at column c + 1: the response's tokens are the last len(r)
-        rows = logits[b, keep - 1 - len(r): keep - 1].float().cpu()                          # (T, vocab)
+        rows = logits[b, keep - 1 - len(r) : keep - 1].float().cpu()  # (T, vocab)
         lp = torch.log_softmax(rows / decoding.temperature, dim=-1)
         sampled, ents, certs, confs = distribution_stats(lp, decoding.top_p, backend.confidence_top_k)
         tok = torch.tensor(r, dtype=torch.long)[:, None]
-        out.append(Scored(logprobs=sampled.gather(-1, tok).squeeze(-1).tolist(), entropies=ents.tolist(),
-                          self_certainty=certs.tolist(), confidence=confs.tolist()))
+        out.append(
+            Scored(
+                logprobs=sampled.gather(-1, tok).squeeze(-1).tolist(),
+                entropies=ents.tolist(),
+                self_certainty=certs.tolist(),
+                confidence=confs.tolist(),
+            )
+        )
     return out

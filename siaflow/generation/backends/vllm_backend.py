@@ -86,9 +86,11 @@ def check_loadable(model: str, label: str) -> None:
         return
     quant = json.loads(cfg.read_text()).get("quantization_config") or {}
     if quant.get("quant_method") == "gguf" and not any(Path(model).glob("*.gguf")):
-        raise ValueError(f"model {label!r}: {cfg} declares GGUF quantization but the directory holds no GGUF "
-                         "file (its weights are dequantized safetensors); delete the directory and let rule "
-                         "build_model rebuild it, or remove `quantization_config` from config.json")
+        raise ValueError(
+            f"model {label!r}: {cfg} declares GGUF quantization but the directory holds no GGUF "
+            "file (its weights are dequantized safetensors); delete the directory and let rule "
+            "build_model rebuild it, or remove `quantization_config` from config.json"
+        )
 
 
 def cpu_engine_args(model: str, max_model_len: int | None) -> dict:
@@ -119,20 +121,36 @@ def sample_seed(key: int, round_: int = 0) -> int:
     return seed31(key if round_ == 0 else stream_key("vllm-round", key, round_))
 
 
-def sampling_args(decoding: Decoding, *, seed: int, max_tokens: int, stop_token_ids: tuple[int, ...],
-                  logprobs: int | None = None, stop: list[str] | None = None) -> dict:
+def sampling_args(
+    decoding: Decoding,
+    *,
+    seed: int,
+    max_tokens: int,
+    stop_token_ids: tuple[int, ...],
+    logprobs: int | None = None,
+    stop: list[str] | None = None,
+) -> dict:
     """Keyword arguments of one ``SamplingParams``: one sample, the decoding config, its seed and
     token budget, stop token ids, top-k log-probs when asked; with ``stop``, stop strings kept in
     the output (and the detokenisation they need), else no detokenisation."""
-    args = dict(n=1, temperature=decoding.temperature, top_p=decoding.top_p, max_tokens=max_tokens, seed=seed,
-                stop_token_ids=list(stop_token_ids), logprobs=logprobs, detokenize=bool(stop))
+    args = dict(
+        n=1,
+        temperature=decoding.temperature,
+        top_p=decoding.top_p,
+        max_tokens=max_tokens,
+        seed=seed,
+        stop_token_ids=list(stop_token_ids),
+        logprobs=logprobs,
+        detokenize=bool(stop),
+    )
     if stop:
         args.update(stop=list(stop), include_stop_str_in_output=True)
     return args
 
 
-def parse_completion(completion, *, stop_token_ids: tuple[int, ...], token_stats: bool,
-                     k: int | None = None) -> Generation:
+def parse_completion(
+    completion, *, stop_token_ids: tuple[int, ...], token_stats: bool, k: int | None = None
+) -> Generation:
     """One vLLM ``CompletionOutput`` -> ``Generation``: the stop token is dropped from the ids,
     finish reasons map to "stop"/"length", and per token the sampled token's log-probability and
     the top-k entropy (entries of rank <= ``k``) are read from ``completion.logprobs``."""
@@ -149,8 +167,13 @@ def parse_completion(completion, *, stop_token_ids: tuple[int, ...], token_stats
     if steps is None or len(steps) != len(ids):
         raise ValueError("vLLM returned no per-token logprobs; was SamplingParams.logprobs set?")
     logprobs = [getattr(step[t], "logprob", step[t]) for t, step in zip(ids, steps)]
-    return Generation(token_ids=ids, finish_reason=reason, logprobs=logprobs,
-                      entropies=[topk_entropy(s, k) for s in steps], confidence=[topk_confidence(s, k) for s in steps])
+    return Generation(
+        token_ids=ids,
+        finish_reason=reason,
+        logprobs=logprobs,
+        entropies=[topk_entropy(s, k) for s in steps],
+        confidence=[topk_confidence(s, k) for s in steps],
+    )
 
 
 def count_work(stats: dict, prompt_lengths: list[int], outputs) -> None:
@@ -188,10 +211,23 @@ class VLLMBackend(HFTokenizerBackend):
     """vLLM's offline engine (``vllm.LLM``) behind the ``Backend`` interface. The engine options
     are ``models.<name>.vllm`` (``tensor_parallel_size`` from the model's GPUs when unset)."""
 
-    def __init__(self, model: str, revision: str | None = None, dtype: str = "auto", seed: int = 0,
-                 logprobs: int = 20, stop_token_ids: tuple[int, ...] = (), *, tensor_parallel_size: int = 1,
-                 max_model_len: int | None = None, gpu_memory_utilization: float = 0.9, enforce_eager: bool = False,
-                 kv_cache_gib: float | None = None, block_size: int | None = None, label: str | None = None):
+    def __init__(
+        self,
+        model: str,
+        revision: str | None = None,
+        dtype: str = "auto",
+        seed: int = 0,
+        logprobs: int = 20,
+        stop_token_ids: tuple[int, ...] = (),
+        *,
+        tensor_parallel_size: int = 1,
+        max_model_len: int | None = None,
+        gpu_memory_utilization: float = 0.9,
+        enforce_eager: bool = False,
+        kv_cache_gib: float | None = None,
+        block_size: int | None = None,
+        label: str | None = None,
+    ):
         label = label or model
         try:
             import vllm
@@ -206,11 +242,22 @@ class VLLMBackend(HFTokenizerBackend):
             ) from err
         check_loadable(model, label)
         self._SamplingParams, self._TokensPrompt = SamplingParams, TokensPrompt
-        args = dict(model=model, revision=revision, seed=seed, dtype=dtype, max_model_len=max_model_len,
-                    gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True,
-                    max_logprobs=logprobs, logprobs_mode=LOGPROBS_MODE, tensor_parallel_size=tensor_parallel_size,
-                    enforce_eager=enforce_eager, disable_log_stats=False,  # vLLM's own counters: get_metrics()
-                    kv_cache_memory_bytes=int(kv_cache_gib * 2**30) if kv_cache_gib else None, block_size=block_size)
+        args = dict(
+            model=model,
+            revision=revision,
+            seed=seed,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enable_prefix_caching=True,
+            max_logprobs=logprobs,
+            logprobs_mode=LOGPROBS_MODE,
+            tensor_parallel_size=tensor_parallel_size,
+            enforce_eager=enforce_eager,
+            disable_log_stats=False,  # vLLM's own counters: get_metrics()
+            kv_cache_memory_bytes=int(kv_cache_gib * 2**30) if kv_cache_gib else None,
+            block_size=block_size,
+        )
         cpu_args = cpu_engine_args(model, max_model_len)
         args.update(cpu_args)
         try:
@@ -219,7 +266,8 @@ class VLLMBackend(HFTokenizerBackend):
             raise RuntimeError(
                 f"vLLM could not load model {label!r} from {model} ({type(err).__name__}: {err}). The engine's log "
                 "lines above give the cause; the settings are models.<name>.vllm (max_model_len, "
-                "gpu_memory_utilization, kv_cache_gib, tensor_parallel_size, enforce_eager)") from err
+                "gpu_memory_utilization, kv_cache_gib, tensor_parallel_size, enforce_eager)"
+            ) from err
         self.tokenizer = self.llm.get_tokenizer()
         eos = self.tokenizer.eos_token_id
         self.eos_token_ids = tuple(dict.fromkeys([*([eos] if eos is not None else []), *stop_token_ids]))
@@ -227,13 +275,29 @@ class VLLMBackend(HFTokenizerBackend):
         mc = self.llm.llm_engine.model_config
         self.max_context = int(mc.max_model_len)
         self.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
-        settings = {"vllm": vllm.__version__, "dtype": str(mc.dtype), "logprobs": logprobs,
-                    "logprobs_mode": LOGPROBS_MODE, "max_model_len": self.max_context,
-                    "tensor_parallel_size": tensor_parallel_size, "enforce_eager": enforce_eager}
-        self.info = BackendInfo(name="vllm", model=model, revision=local_revision(model, revision),
-                                entropy_kind="topk_approx", settings=settings,
-                                extra={"gpu_memory_utilization": gpu_memory_utilization, "kv_cache_gib": kv_cache_gib,
-                                       "block_size": block_size, "build": local_build(model), **cpu_args})
+        settings = {
+            "vllm": vllm.__version__,
+            "dtype": str(mc.dtype),
+            "logprobs": logprobs,
+            "logprobs_mode": LOGPROBS_MODE,
+            "max_model_len": self.max_context,
+            "tensor_parallel_size": tensor_parallel_size,
+            "enforce_eager": enforce_eager,
+        }
+        self.info = BackendInfo(
+            name="vllm",
+            model=model,
+            revision=local_revision(model, revision),
+            entropy_kind="topk_approx",
+            settings=settings,
+            extra={
+                "gpu_memory_utilization": gpu_memory_utilization,
+                "kv_cache_gib": kv_cache_gib,
+                "block_size": block_size,
+                "build": local_build(model),
+                **cpu_args,
+            },
+        )
 
     def close(self) -> None:
         """Shut the engine down (its process, and the GPU memory it holds)."""
@@ -244,8 +308,12 @@ class VLLMBackend(HFTokenizerBackend):
     def engine_counters(self) -> dict:
         """vLLM's own running totals (``LLM.get_metrics``): prompt tokens, prefix-cache hits and
         queries, generated tokens; the ledger's check."""
-        names = {"vllm:prompt_tokens": "prompt_tokens", "vllm:prefix_cache_hits": "prefix_cache_hits",
-                 "vllm:prefix_cache_queries": "prefix_cache_queries", "vllm:generation_tokens": "generation_tokens"}
+        names = {
+            "vllm:prompt_tokens": "prompt_tokens",
+            "vllm:prefix_cache_hits": "prefix_cache_hits",
+            "vllm:prefix_cache_queries": "prefix_cache_queries",
+            "vllm:generation_tokens": "generation_tokens",
+        }
         out = {}
         for m in self.llm.get_metrics():
             if m.name in names and hasattr(m, "value"):
@@ -255,8 +323,10 @@ class VLLMBackend(HFTokenizerBackend):
     def generate(self, requests, decoding, *, token_stats=False, progress=None, answer_final=None):
         too_long = [len(r.prompt_ids) for r in requests if len(r.prompt_ids) >= self.max_context]
         if too_long:
-            raise ValueError(f"a prompt of {too_long[0]} tokens leaves no room in the model's context of "
-                             f"{self.max_context} (max_model_len)")
+            raise ValueError(
+                f"a prompt of {too_long[0]} tokens leaves no room in the model's context of "
+                f"{self.max_context} (max_model_len)"
+            )
         watches = [text_watch(self.decode, r, answer_final) for r in requests]
         empty = {"logprobs": [], "entropies": [], "confidence": []} if token_stats else {}
         out: list[list[Generation | None]] = [[None] * r.n for r in requests]
@@ -290,12 +360,23 @@ class VLLMBackend(HFTokenizerBackend):
             for s in samples:
                 r = requests[s.request]
                 prompts.append(list(r.prompt_ids) + s.ids)
-                params.append(self._SamplingParams(**sampling_args(
-                    decoding, seed=sample_seed(s.key, round_), max_tokens=self._budget(r, decoding, len(s.ids)),
-                    stop_token_ids=self.eos_token_ids, logprobs=self.logprobs if token_stats else None,
-                    stop=self._round_stops(r, s.ids, s.watch))))
-            outputs = self.llm.generate([self._TokensPrompt(prompt_token_ids=p) for p in prompts], params,
-                                        use_tqdm=bool(progress) and round_ == 0)
+                params.append(
+                    self._SamplingParams(
+                        **sampling_args(
+                            decoding,
+                            seed=sample_seed(s.key, round_),
+                            max_tokens=self._budget(r, decoding, len(s.ids)),
+                            stop_token_ids=self.eos_token_ids,
+                            logprobs=self.logprobs if token_stats else None,
+                            stop=self._round_stops(r, s.ids, s.watch),
+                        )
+                    )
+                )
+            outputs = self.llm.generate(
+                [self._TokensPrompt(prompt_token_ids=p) for p in prompts],
+                params,
+                use_tqdm=bool(progress) and round_ == 0,
+            )
             count_work(self.stats, [len(p) for p in prompts], outputs)
             later = []
             for s, o in zip(samples, outputs):
@@ -335,6 +416,6 @@ class VLLMBackend(HFTokenizerBackend):
         watched, the end of the open ``####`` line or else the next marker."""
         stops = list(request.stop)
         if watch is not None and watch.final is not None:
-            text = self.decode(list(request.prompt_ids[request.answer_start:]) + generated)
+            text = self.decode(list(request.prompt_ids[request.answer_start :]) + generated)
             stops += ["\n"] if answer_line_open(text) else marker_stops(text)
         return stops
