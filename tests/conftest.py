@@ -76,7 +76,18 @@ def tiny_model_dir(tmp_path_factory):
     return str(out)
 
 
-# `--profile profiles/slurm` without slurmdbd: poll with squeue, submit without an account
+@pytest.fixture(scope="session")
+def profiles_env(tmp_path_factory) -> dict:
+    """The environment of a user who ran the README's `make profiles` (siaflow.profiles), with
+    their own profile folder in a temporary directory: `snakemake --profile slurm` and `--profile
+    local` then work as written from the checkout's root."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path_factory.mktemp("xdg"))}
+    res = subprocess.run([sys.executable, "-m", "siaflow.profiles"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    return env
+
+
+# `--profile slurm` without slurmdbd: poll with squeue, submit without an account
 SLURM_FLAGS = [
     "--slurm-status-command",
     "squeue",

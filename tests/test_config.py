@@ -89,12 +89,13 @@ def test_generation_memory_grows_with_the_retry_attempt_and_runtime_does_not():
     assert generation_threads(cfg, "big") == 12 and generation_threads(cfg, "toy") == 2
 
 
-def test_slurm_profile_dry_run_on_the_paper_grid():
+def test_slurm_profile_dry_run_on_the_paper_grid(profiles_env):
     """The profile's resources reach the jobs: per-model GPU/memory/runtime and cpus_per_gpu.
     (Which rules stay local is checked on a real cluster in tests/test_slurm.py.)"""
     res = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/slurm", "--configfile", "config/paper.yaml"],
+        [sys.executable, "-m", "snakemake", "-n", "--profile", "slurm", "--configfile", "config/paper.yaml"],
         cwd=ROOT,
+        env=profiles_env,
         capture_output=True,
         text=True,
         timeout=300,

@@ -2,13 +2,18 @@
 recomputation: Table 1 from the entropy tables, the entropy tables from the raw samples, the
 figure data from the definitions, and provenance recorded at every stage."""
 
+import copy
 import json
 import math
+import subprocess
+import sys
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 from recompute import check_entropy_table, check_table1
 
 from siaflow.analysis.estimators import alignment_coefficient, conditional_answer_entropy, gold_surprisal
@@ -16,6 +21,7 @@ from siaflow.io import read_provenance
 from siaflow.keys import checkpoint_positions
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +283,7 @@ def test_edis_scores_and_best_of_n(run):
     e = cfg["edis"]
     params = EdisParams(window=e["window"], tau_burst=e["tau_burst"], tau_rebound=e["tau_rebound"])
     scores = pl.read_parquet(r / "edis/scores.parquet")
-    assert read_provenance(r / "edis/scores.parquet")["edis"]["pool_size"] == 6
+    assert {v["n_rollouts"] for v in read_provenance(r / "edis/scores.parquet")["inputs"].values()} == {6}
     assert not scores["approximate"].any()
     table = pl.read_csv(r / "tables/table_edis_bestofn.csv")
     for model in cfg["models"]:
@@ -395,3 +401,52 @@ def test_every_selector_on_one_pool(run):
         .sort("model", "N", "method")
         .equals(long.select("model", "dataset", "N", "method", "accuracy").sort("model", "N", "method"))
     )
+
+
+# A config key, a new value, and the rules whose params hold it: after the edit exactly these
+# rules' jobs have changed params (and rerun; what depends on them reruns for its new inputs).
+# The report's params are the whole effective config (it reruns `snakemake --report` with it).
+PARAM_EDITS = [
+    (("sampling", "n_continuations"), 5, {"continuations_both_variants", "table3_mc_ablation"}),
+    (("decoding", "temperature"), 0.9, {"rollouts", "continuations_both_variants"}),
+    (("sampling", "batch_rows"), 64, {"rollouts", "continuations_both_variants"}),
+    (("edis", "tau_burst"), 1.0, {"edis_scores", "fig_edis_trajectories", "table_selection"}),
+    (("edis", "n_draws"), 10, {"table_edis_bestofn", "table_selection"}),
+    (
+        ("analysis", "grid_points"),
+        11,
+        {
+            "fig1_cumulative_gain",
+            "fig2_auc",
+            "fig3_saturation",
+            "fig4_cumulative_gain_nonaligned",
+            "fig5_auc_nonaligned",
+        },
+    ),
+    (("datasets", "toy-arith", "answer_space_size"), 50, {"fig_fano"}),
+    (("models", "toy-sft", "resources"), {"mem_mb": 3000, "runtime": 90}, set()),
+]
+
+
+def _params_changed(summary: str) -> set[str]:
+    """The rules whose outputs `snakemake --summary` marks "params changed" (unlike a dry run, the
+    summary checks every job's params, also of jobs that rerun anyway for an upstream change)."""
+    rows = [line.split("\t") for line in summary.splitlines()[1:] if line.count("\t") >= 4]
+    return {row[2] for row in rows if row[4] == "params changed"} - {"report"}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "readers"), PARAM_EDITS, ids=lambda x: ".".join(x) if isinstance(x, tuple) else None
+)
+def test_a_key_reruns_exactly_the_rules_that_read_it(run, tmp_path, key, value, readers):
+    cfg = copy.deepcopy(run["cfg"])
+    block = cfg
+    for k in key[:-1]:
+        block = block[k]
+    block[key[-1]] = value
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "snakemake", "--summary", "--configfile", str(path), "--directory", str(ROOT)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert _params_changed(res.stdout) == readers, res.stdout[-3000:]

@@ -1,4 +1,4 @@
-"""Answer extraction on hand-written model outputs, adversarial ones included (README: Answer
+"""Answer extraction on hand-written model outputs, adversarial ones included (docs/extraction.md: Answer
 extraction). NULL is an answer category: anything unparsable must map to it."""
 
 import json

@@ -7,7 +7,7 @@ import polars as pl
 import polars.testing
 import pytest
 
-from siaflow.analysis import fano, metrics, stats
+from siaflow.analysis import curves, fano, metrics, stats
 from siaflow.config import mc_source_stride
 
 
@@ -58,7 +58,7 @@ def test_interpolate_to_grid():
             {"question_id": "q", "trajectory": 0, "rel_pos": 1.0, "H": 0.0},
         ]
     )
-    out = metrics.interpolate_to_grid(df.lazy(), "H", np.array([0.0, 0.2, 0.4, 0.7, 1.0])).collect().sort("rel_pos")
+    out = curves.interpolate_to_grid(df.lazy(), "H", np.array([0.0, 0.2, 0.4, 0.7, 1.0])).collect().sort("rel_pos")
     assert out["H"].to_list() == pytest.approx([1.0, 0.8, 0.6, 0.3, 0.0])
 
 
@@ -96,7 +96,7 @@ def test_normalised_gain_and_exclusion():
             {"question_id": "q", "trajectory": 1, "k": 4, "H": 0.7, "correct": False},
         ]
     )
-    g = metrics.normalised_gain(df.lazy()).collect().sort("trajectory", "k")
+    g = curves.normalised_gain(df.lazy()).collect().sort("trajectory", "k")
     assert g["G_hat"].to_list()[:3] == pytest.approx([0.0, 0.75, 1.0])
     assert g.filter(pl.col("trajectory") == 1)["excluded"].all()  # G_T = -0.2 <= 0
 
@@ -109,7 +109,7 @@ def test_values_at_absolute_k_carry_the_final_value():
             {"question_id": "q", "trajectory": 0, "k": 6, "score": -0.1, "correct": True},
         ]
     )
-    out = metrics.values_at_absolute_k(df.lazy(), "score", np.array([0, 4, 8, 12])).collect().sort("at_k")
+    out = curves.values_at_absolute_k(df.lazy(), "score", np.array([0, 4, 8, 12])).collect().sort("at_k")
     assert out["score"].to_list() == [-1.0, -0.5, -0.1, -0.1]
 
 
@@ -119,9 +119,7 @@ def test_rebound_flags():
         for i, h in enumerate(hs):
             rows.append({"question_id": "q", "trajectory": j, "k": i, "rel_pos": i / 3, "H": h, "correct": True})
     got = (
-        metrics.rebound_flags(_traj_frame(rows).lazy(), h="H", late_from=0.5, threshold=0.1)
-        .collect()
-        .sort("trajectory")
+        curves.rebound_flags(_traj_frame(rows).lazy(), h="H", late_from=0.5, threshold=0.1).collect().sort("trajectory")
     )
     # 0: rises 0.4 above its minimum 0.2 at rel 1.0; 1: monotone; 2: rises 0.2 at rel 0.67
     assert got["late_rebound"].to_list() == [True, False, True]
@@ -213,15 +211,15 @@ def test_every_bootstrapped_result_ignores_the_input_row_order():
     df = _synthetic_entropy()
     shuffled = df.sample(fraction=1.0, shuffle=True, seed=1)
     boot = dict(n_boot=50, ci=0.95, seed=0)
-    grid = metrics.relative_grid(11)
+    grid = curves.relative_grid(11)
 
     def results(frame):
         lf = frame.lazy()
         return [
             fano.fano_data(lf, h="H", answer_space={"d": 100}, n_bins=4, **boot),
-            metrics.cumulative_gain_curves(lf, h="H", grid=grid, **boot),
-            *metrics.auc_curves(lf, h="H", stride=4, grid=grid, **boot),
-            *metrics.saturation_summary(
+            curves.cumulative_gain_curves(lf, h="H", grid=grid, **boot),
+            *curves.auc_curves(lf, h="H", stride=4, grid=grid, **boot),
+            *curves.saturation_summary(
                 lf, h="H", grid=grid, plateau_fraction=0.2, late_from=0.6, rebound_threshold=0.2, **boot
             ),
             metrics.table1_alignment(metrics.trajectory_alignment(lf)),
@@ -294,10 +292,10 @@ def _random_trajectories(rng, n_traj=40):
 def test_interpolation_and_lookup_equal_per_trajectory_numpy():
     rng = np.random.default_rng(5)
     df = _random_trajectories(rng)
-    grid = metrics.relative_grid(11)
+    grid = curves.relative_grid(11)
     ks = np.array([0, 3, 7, 20, 45])
-    interp = metrics.interpolate_to_grid(df.lazy(), "H", grid).collect()
-    at_k = metrics.values_at_absolute_k(df.lazy(), "H", ks).collect()
+    interp = curves.interpolate_to_grid(df.lazy(), "H", grid).collect()
+    at_k = curves.values_at_absolute_k(df.lazy(), "H", ks).collect()
     assert interp.height == 40 * len(grid) and at_k.height == 40 * len(ks)
     for (t,), part in df.sort("k").group_by("trajectory"):
         x, h, k = part["rel_pos"].to_numpy(), part["H"].to_numpy(), part["k"].to_numpy()

@@ -1,5 +1,5 @@
-"""The toy pipeline through `--profile profiles/slurm` on a real SLURM cluster, checked against the
-same config run with the local executor: every table, figure data frame and entropy table equal.
+"""The toy pipeline through `snakemake --profile slurm` (as the README writes it, after `make
+profiles`) on a real SLURM cluster, checked against the same config run with the local executor: every table, figure data frame and entropy table equal.
 
 Needs a running cluster (`.ci/slurm-localhost.sh` brings one up on localhost). Without one the
 test is skipped, except where SIAFLOW_REQUIRE_SLURM=1 (CI sets it): there a missing cluster fails.
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def slurm_run(tmp_path_factory):
+def slurm_run(tmp_path_factory, profiles_env):
     require_slurm()
     tmp = tmp_path_factory.mktemp("slurm")
     cfg, path = tiny_config(tmp)
@@ -29,7 +29,7 @@ def slurm_run(tmp_path_factory):
         "-m",
         "snakemake",
         "--profile",
-        "profiles/slurm",
+        "slurm",
         "--configfile",
         str(path),
         "--directory",
@@ -40,11 +40,13 @@ def slurm_run(tmp_path_factory):
     ]
     # the pilot first (one shard of every model on every dataset, then the calibrated plan), as a
     # user prices the grid before submitting it; then the whole workflow
-    pilot = subprocess.run(cmd + ["pilot"], capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    pilot = subprocess.run(cmd + ["pilot"], capture_output=True, text=True, timeout=1800, cwd=ROOT, env=profiles_env)
     assert pilot.returncode == 0, (pilot.stdout + pilot.stderr)[-5000:]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT, env=profiles_env)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-5000:]
+    # the profile found by name is this checkout's, under siaflow's workflow profile
+    assert "Using profiles slurm and workflow specific profile" in out, out[:2000]
     return {
         "results": tmp / "results",
         "cfg": cfg,

@@ -21,7 +21,7 @@ from fakes import (
 )
 
 from siaflow.generation.backends import Decoding, Request, make_backend
-from siaflow.generation.backends.vllm_backend import (
+from siaflow.generation.backends.vllm_protocol import (
     marker_stops,
     parse_completion,
     sampling_args,

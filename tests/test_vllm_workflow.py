@@ -1,6 +1,6 @@
 """The workflow with `backend: vllm` on the real engine (in .venv-vllm): config/smollm2-vllm.yaml
 shrunk to one model and dataset, every target built, first with the local executor, then through
-`--profile profiles/slurm`, where the generation rules run vLLM as SLURM jobs (the project's shape
+`--profile slurm`, where the generation rules run vLLM as SLURM jobs (the project's shape
 on a cluster). The SLURM run's tables and raw draws equal the local run's; the tables equal a
 recomputation from the raw draws; the rollouts carry exact token statistics from the scoring pass.
 SLURM: skipped without a cluster, except under SIAFLOW_REQUIRE_SLURM=1 (CI)."""
@@ -56,7 +56,7 @@ def local(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def slurm(tmp_path_factory, local):
+def slurm(tmp_path_factory, local, profiles_env):
     require_slurm()
     tmp = tmp_path_factory.mktemp("vllm_slurm")
     cfg, path = _config(tmp, "slurm")
@@ -65,7 +65,7 @@ def slurm(tmp_path_factory, local):
         "-m",
         "snakemake",
         "--profile",
-        "profiles/slurm",
+        "slurm",
         "--configfile",
         str(path),
         "--directory",
@@ -74,7 +74,7 @@ def slurm(tmp_path_factory, local):
         "--slurm-logdir",
         str(tmp / "slurm_logs"),
     ]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT, env=_env())
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT, env={**profiles_env, **_env()})
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-5000:]
     return {"results": tmp / "slurm", "out": out, "logs": tmp / "slurm_logs"}

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from siaflow.analysis.metrics import interpolate_to_grid, trajectory_alignment
+from siaflow.analysis.curves import interpolate_to_grid
+from siaflow.analysis.metrics import trajectory_alignment
 from siaflow.analysis.stats import auc_with_ci, bootstrap_cluster_mean_ci, bootstrap_mean_ci
 from siaflow.keys import IN_SHARD
 

@@ -92,6 +92,35 @@ def ledger_calibration(results) -> dict[str, dict]:
     )
 
 
+def _calibrated(row: dict, model: str, calibration: dict, tps: float) -> dict:
+    """A plan row's calibrated columns: continuation tokens scaled by the ledger's ratio (the
+    model's own, else all models'), and GPU-hours at the measured throughput where there is one."""
+    key = model if model in calibration else "*"
+    ratio = calibration[key]["ratio"]
+    rate = calibration[key].get("tokens_per_second", tps)
+    out = {"calibrated_from": f"ledger of {model}" if key == model else "ledger of all models", "ledger_ratio": ratio}
+    out["calibrated_continuation_tokens"] = row["continuation_tokens"] * ratio
+    out["tokens_per_second"] = rate
+    out["calibrated_gpu_hours"] = (row["rollout_tokens"] + out["calibrated_continuation_tokens"]) / rate / 3600
+    return out
+
+
+def _total_row(df: pl.DataFrame) -> pl.DataFrame:
+    """The TOTAL row: sums, the overall ledger ratio, and no per-row rates or trace lengths."""
+
+    def total(c: str) -> pl.Expr:
+        if c == "calibrated_from":
+            return pl.lit("").alias(c)
+        if c == "ledger_ratio":
+            return (pl.col("calibrated_continuation_tokens").sum() / pl.col("continuation_tokens").sum()).alias(c)
+        if c in ("tokens_per_second", "trace_tokens"):
+            return pl.lit(None, dtype=pl.Float64).alias(c)
+        return pl.col(c).sum()
+
+    rest = [total(c) for c in df.columns if c not in ("model", "dataset")]
+    return df.select(pl.lit("TOTAL").alias("model"), pl.lit("").alias("dataset"), *rest)
+
+
 def cost_plan(config: dict, calibration: dict[str, dict] | None = None) -> pl.DataFrame:
     """The plan per model x dataset and in total; with ``calibration`` (``calibration_from``) also
     the calibrated continuation tokens, their source, and the GPU-hours from them: at the measured
@@ -131,32 +160,8 @@ def cost_plan(config: dict, calibration: dict[str, dict] | None = None) -> pl.Da
             row["generated_tokens"] = row["rollout_tokens"] + row["continuation_tokens"]
             row["gpu_hours"] = row["generated_tokens"] / tps / 3600
             if calibration:
-                key = model if model in calibration else "*"
-                ratio = calibration[key]["ratio"]
-                row["calibrated_from"] = f"ledger of {model}" if key == model else "ledger of all models"
-                row["ledger_ratio"] = ratio
-                row["calibrated_continuation_tokens"] = row["continuation_tokens"] * ratio
-                rate = calibration[key].get("tokens_per_second", tps)
-                row["tokens_per_second"] = rate
-                row["calibrated_gpu_hours"] = (
-                    (row["rollout_tokens"] + row["calibrated_continuation_tokens"]) / rate / 3600
-                )
+                row.update(_calibrated(row, model, calibration, tps))
             rows.append(row)
     df = pl.DataFrame(rows)
-    text = ("model", "dataset", "calibrated_from")
-    total = df.select(
-        pl.lit("TOTAL").alias("model"),
-        pl.lit("").alias("dataset"),
-        *[
-            pl.lit("").alias(c)
-            if c in text
-            else (pl.col("calibrated_continuation_tokens").sum() / pl.col("continuation_tokens").sum()).alias(c)
-            if c == "ledger_ratio"
-            else pl.lit(None, dtype=pl.Float64).alias(c)
-            if c in ("tokens_per_second", "trace_tokens")
-            else pl.col(c).sum()
-            for c in df.columns
-            if c not in ("model", "dataset")
-        ],
-    )
+    total = _total_row(df)
     return pl.concat([df, total], how="vertical_relaxed")

@@ -19,6 +19,23 @@ from siaflow.keys import checkpoint_positions
 
 SHARED_TRAJECTORY = -1
 VARIANTS = ("original", "shuffled")
+# the list columns of a rollouts table, stored compactly
+ROLLOUT_LISTS = {"prompt_ids": pl.List(pl.Int32), "token_ids": pl.List(pl.Int32)}
+ROLLOUT_LISTS |= dict.fromkeys(
+    ["token_logprobs", "token_entropy", "token_self_certainty", "token_confidence"], pl.List(pl.Float32)
+)
+
+
+def _check_context(qids: list, prompt_ids: list[tuple[int, ...]], max_context: int) -> None:
+    """Stop, naming the first question, when a prompt leaves no room in the model's context."""
+    too_long = [(q, len(ids)) for q, ids in zip(qids, prompt_ids) if len(ids) >= max_context]
+    if too_long:
+        q, n = too_long[0]
+        raise ValueError(
+            f"question {q}: its prompt has {n} tokens, which leaves no room in the model's context of "
+            f"{max_context} tokens ({len(too_long)} question(s) in all); shorten the prompt "
+            f"template or the question, or use a model with a longer context"
+        )
 
 
 def run_rollouts(
@@ -44,14 +61,7 @@ def run_rollouts(
         [tuple(ids) for ids in prompt_ids] if prompt_ids is not None else [tuple(backend.encode(p)) for p in prompts]
     )
     qids = questions["question_id"].to_list()
-    too_long = [(q, len(ids)) for q, ids in zip(qids, prompt_ids) if len(ids) >= backend.max_context]
-    if too_long:
-        q, n = too_long[0]
-        raise ValueError(
-            f"question {q}: its prompt has {n} tokens, which leaves no room in the model's context of "
-            f"{backend.max_context} tokens ({len(too_long)} question(s) in all); shorten the prompt "
-            f"template or the question, or use a model with a longer context"
-        )
+    _check_context(qids, prompt_ids, backend.max_context)
     requests = [
         Request(
             ids,
@@ -87,17 +97,7 @@ def run_rollouts(
                     "correct": answer == gold,
                 }
             )
-    return pl.DataFrame(
-        rows,
-        schema_overrides={
-            "prompt_ids": pl.List(pl.Int32),
-            "token_ids": pl.List(pl.Int32),
-            "token_logprobs": pl.List(pl.Float32),
-            "token_entropy": pl.List(pl.Float32),
-            "token_self_certainty": pl.List(pl.Float32),
-            "token_confidence": pl.List(pl.Float32),
-        },
-    )
+    return pl.DataFrame(rows, schema_overrides=ROLLOUT_LISTS)
 
 
 def rescore_rollouts(scorer: Backend, rollouts: pl.DataFrame, decoding: Decoding) -> tuple[pl.DataFrame, dict]:
@@ -169,6 +169,24 @@ CONTINUATION_SCHEMA = {
 }
 
 
+def continuation_requests(
+    prefixes: list, *, n_continuations: int, decoding: Decoding, seed: int, stop: tuple[str, ...] = ()
+) -> list[Request]:
+    """One request of K samples per prefix (question, trajectory, k, prefix ids, prompt ids), each
+    sample on its own random stream. A continuation completes a response of at most
+    ``max_new_tokens``: after a prefix of k tokens it may add max_new_tokens - k."""
+    return [
+        Request(
+            tuple(prompt + prefix),
+            tuple(stream_key(seed, "continuation", q, j, k, s) for s in range(n_continuations)),
+            answer_start=len(prompt),
+            stop=tuple(stop),
+            max_new_tokens=decoding.max_new_tokens - len(prefix),
+        )
+        for q, j, k, prefix, prompt in prefixes
+    ]
+
+
 def continue_prefixes(
     backend: Backend,
     prefixes: list,
@@ -190,17 +208,7 @@ def continue_prefixes(
     ``tails[(question, trajectory)]``: tokens a trajectory generated after its own answer settled,
     the ledger's estimate of what an early-stopped continuation would have gone on to generate.
     ``stop``: the prompt's stop strings, which end a continuation as they end a rollout."""
-    # a continuation completes a response of at most max_new_tokens: it may add max_new_tokens - k
-    requests = [
-        Request(
-            tuple(prompt + prefix),
-            tuple(stream_key(seed, "continuation", q, j, k, s) for s in range(n_continuations)),
-            answer_start=len(prompt),
-            stop=tuple(stop),
-            max_new_tokens=decoding.max_new_tokens - len(prefix),
-        )
-        for q, j, k, prefix, prompt in prefixes
-    ]
+    requests = continuation_requests(prefixes, n_continuations=n_continuations, decoding=decoding, seed=seed, stop=stop)
     before = dict(getattr(backend, "stats", {}))
     gens = (
         backend.generate(
@@ -229,18 +237,15 @@ def continue_prefixes(
                 settled += 1
                 naive += tails.get((q, j), 0)
     prompt_tokens = sum(len(r.prompt_ids) for r in requests)
-    ledger = {
-        "prefixes": len(requests),
-        "continuations": len(requests) * n_continuations,
-        "prompt_tokens": prompt_tokens,
-        "generated_tokens": generated,
-        "settled_at_answer": settled,
-        "naive_generated_tokens": naive,
+    ledger = {"prefixes": len(requests), "continuations": len(requests) * n_continuations}
+    ledger.update(prompt_tokens=prompt_tokens, generated_tokens=generated, settled_at_answer=settled)
+    ledger.update(
+        naive_generated_tokens=naive,
         # what the engine computed: prompt tokens prefilled, and decode steps (one per distinct
         # token history when the backend shares rows; else one per sample and token)
-        "prefill_tokens": work.get("prefill_tokens", prompt_tokens),
-        "decoded_tokens": work.get("decoded_tokens", generated),
-    }
+        prefill_tokens=work.get("prefill_tokens", prompt_tokens),
+        decoded_tokens=work.get("decoded_tokens", generated),
+    )
     return pl.DataFrame(cols, schema=CONTINUATION_SCHEMA), ledger
 
 
@@ -274,27 +279,13 @@ def run_continuations(
     end, the empty prefix sampled once per trajectory and per variant) would have generated."""
     prefixes = list(continuation_prefixes(rollouts, stride=stride, seed=seed, variant=variant))
     tails = answer_tails(backend, rollouts, answer_final) if answer_final is not None else {}
-    k0 = None
-    if shared_k0 is not None:
-        k0 = shared_k0.filter(pl.col("k") == 0).select(list(CONTINUATION_SCHEMA)).cast(CONTINUATION_SCHEMA)
-        wanted = {q for q, _, k, _, _ in prefixes if k == 0}
-        if set(k0["question_id"]) != wanted or k0.height != len(wanted) * n_continuations:
-            raise ValueError("shared_k0 does not hold the K empty-prefix draws of each of this shard's questions")
-        prefixes = [p for p in prefixes if p[2] != 0]
+    k0, prefixes = _take_shared_k0(shared_k0, prefixes, n_continuations)
+
+    kw = dict(n_continuations=n_continuations, decoding=decoding, seed=seed, variant=variant, extract=extract)
+    kw.update(answer_final=answer_final, tails=tails, stop=stop)
 
     def work(chunk):
-        return continue_prefixes(
-            backend,
-            list(chunk),
-            n_continuations=n_continuations,
-            decoding=decoding,
-            seed=seed,
-            variant=variant,
-            extract=extract,
-            answer_final=answer_final,
-            tails=tails,
-            stop=stop,
-        )
+        return continue_prefixes(backend, list(chunk), **kw)
 
     if output is None or not prefixes:
         df, ledger = work(prefixes)
@@ -307,16 +298,32 @@ def run_continuations(
             "seed": seed,
             "variant": variant,
             "shared_k0": k0 is not None,
-            "stop_at_answer": answer_final is not None,
-            "stop": list(stop),
-            "decoding": decoding.as_dict(),
-            **backend.info.identity(),
         }
+        identity.update(stop_at_answer=answer_final is not None, stop=list(stop), decoding=decoding.as_dict())
+        identity.update(backend.info.identity())
         df, ledger = run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)
     if k0 is not None:
         df = pl.concat([k0, df]).sort("question_id", "trajectory", "k", "sample", maintain_order=True)
         ledger = {**ledger, "shared_prefixes": k0.height // n_continuations}
-    # the naive procedure samples the empty prefix once per trajectory, in every variant
+    ledger["naive_generated_tokens"] = _naive_with_k0(df, ledger, rollouts, shared=k0 is not None)
+    return df, ledger
+
+
+def _take_shared_k0(shared_k0: pl.DataFrame | None, prefixes: list, n_continuations: int):
+    """(the shared empty-prefix rows, the prefixes left to sample): another variant's k = 0 draws
+    of this shard, checked to be K per question, replace this variant's own empty prefixes."""
+    if shared_k0 is None:
+        return None, prefixes
+    k0 = shared_k0.filter(pl.col("k") == 0).select(list(CONTINUATION_SCHEMA)).cast(CONTINUATION_SCHEMA)
+    wanted = {q for q, _, k, _, _ in prefixes if k == 0}
+    if set(k0["question_id"]) != wanted or k0.height != len(wanted) * n_continuations:
+        raise ValueError("shared_k0 does not hold the K empty-prefix draws of each of this shard's questions")
+    return k0, [p for p in prefixes if p[2] != 0]
+
+
+def _naive_with_k0(df: pl.DataFrame, ledger: dict, rollouts: pl.DataFrame, *, shared: bool) -> int:
+    """The ledger's naive token count with the empty prefix as the naive procedure samples it: once
+    per trajectory, in every variant (the draws here sample it once per question)."""
     k0_rows = df.filter(pl.col("k") == 0)
     k0_tokens = (
         int(k0_rows["n_generated"].sum()) + int((k0_rows["finish_reason"] == "stop").sum()) + int(k0_rows["cut"].sum())
@@ -324,9 +331,8 @@ def run_continuations(
     n_traj = rollouts.select("question_id", "trajectory").unique().height
     n_q = rollouts["question_id"].n_unique()
     copies = n_traj / n_q if n_q else 0
-    owned = 0 if k0 is not None else k0_tokens  # tokens of the empty prefix already counted above
-    ledger["naive_generated_tokens"] = int(round(ledger.get("naive_generated_tokens", 0) - owned + copies * k0_tokens))
-    return df, ledger
+    owned = 0 if shared else k0_tokens  # tokens of the empty prefix already counted in the ledger
+    return int(round(ledger.get("naive_generated_tokens", 0) - owned + copies * k0_tokens))
 
 
 def answer_tails(backend: Backend, rollouts: pl.DataFrame, answer_final: Callable[[str], bool]) -> dict:

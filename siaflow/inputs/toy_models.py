@@ -96,6 +96,31 @@ def pack(prompts: list[list[int]], responses: list[list[int]], tokenizer):
     return ids, att, lab
 
 
+def toy_gpt2_config(cfg: ToyTrainConfig, tokenizer) -> GPT2Config:
+    """The toy model's GPT-2 architecture, without dropout (training is deterministic on CPU)."""
+    return GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=cfg.n_positions,
+        n_embd=cfg.n_embd,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
+
+
+def cosine_lr(cfg: ToyTrainConfig, step: int) -> float:
+    """Linear warm-up over ``cfg.warmup`` steps, then cosine decay to 0 at ``cfg.steps``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def train_toy_model(cfg: ToyTrainConfig, out_dir: str | Path, log=print, on_step=None) -> dict:
     """Train a GPT-2-format model on the toy task and ``save_pretrained`` it with its tokenizer.
 
@@ -109,27 +134,8 @@ def train_toy_model(cfg: ToyTrainConfig, out_dir: str | Path, log=print, on_step
     torch.manual_seed(cfg.seed)
     rng = random.Random(f"toy-train-{cfg.regime}-{cfg.seed}")
     tokenizer = build_tokenizer()
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=cfg.n_positions,
-        n_embd=cfg.n_embd,
-        n_layer=cfg.n_layer,
-        n_head=cfg.n_head,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-    )
-    model = GPT2LMHeadModel(config)
+    model = GPT2LMHeadModel(toy_gpt2_config(cfg, tokenizer))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-
-    def lr_at(step):
-        if step < cfg.warmup:
-            return cfg.lr * (step + 1) / cfg.warmup
-        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
     model.train()
     t0, ema = time.time(), None
@@ -137,7 +143,7 @@ def train_toy_model(cfg: ToyTrainConfig, out_dir: str | Path, log=print, on_step
         on_step(0, model, tokenizer)
     for step in range(cfg.steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = cosine_lr(cfg, step)
         ids, att, lab = training_batch(rng, tokenizer, cfg)
         loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
         opt.zero_grad(set_to_none=True)

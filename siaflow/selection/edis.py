@@ -17,7 +17,7 @@ tie-break.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import polars as pl
@@ -33,11 +33,14 @@ class EdisParams:
     tau_rebound: float = 1.33
 
     @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The keys of the config's ``edis`` block that define the score."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
     def of(cls, edis_config: dict) -> EdisParams:
         """The parameters from the config's ``edis`` block."""
-        return cls(
-            window=edis_config["window"], tau_burst=edis_config["tau_burst"], tau_rebound=edis_config["tau_rebound"]
-        )
+        return cls(**{k: edis_config[k] for k in cls.keys()})
 
 
 def burst_spikes(h, window: int, tau: float) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from siaflow.analysis import fano, metrics
+from siaflow.analysis import curves, fano, metrics
 from siaflow.outputs import plots
 from siaflow.stages.common import analysis_provenance, figure_provenance, load_entropy, stage, with_model_info
 
@@ -40,7 +40,7 @@ def fig1_cumulative_gain(sm) -> None:
     p = sm.params
 
     def draw(entropy, title):
-        data = metrics.cumulative_gain_curves(entropy, h=p.h, grid=metrics.relative_grid(p.grid_points), **p.bootstrap)
+        data = curves.cumulative_gain_curves(entropy, h=p.h, grid=curves.relative_grid(p.grid_points), **p.bootstrap)
         data = with_model_info(data, p.models)
         data.write_csv(sm.output.data)
         plots.fig_cumulative_gain(data, sm.output.png, sm.output.pdf, title=title)
@@ -59,8 +59,8 @@ def fig2_auc(sm) -> None:
     p = sm.params
 
     def draw(entropy, title):
-        absolute, relative = metrics.auc_curves(
-            entropy, h=p.h, stride=p.stride, grid=metrics.relative_grid(p.grid_points), **p.bootstrap
+        absolute, relative = curves.auc_curves(
+            entropy, h=p.h, stride=p.stride, grid=curves.relative_grid(p.grid_points), **p.bootstrap
         )
         data = pl.concat(
             [
@@ -82,10 +82,10 @@ def fig2_auc(sm) -> None:
 @stage
 def fig3_saturation(sm) -> None:
     p, sat = sm.params, sm.params.saturation
-    curve, summary = metrics.saturation_summary(
+    curve, summary = curves.saturation_summary(
         load_entropy(sm.input.entropy),
         h=p.h,
-        grid=metrics.relative_grid(p.grid_points),
+        grid=curves.relative_grid(p.grid_points),
         plateau_fraction=sat["plateau_fraction"],
         late_from=sat["late_from"],
         rebound_threshold=sat["rebound_threshold"],

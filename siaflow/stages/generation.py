@@ -77,7 +77,21 @@ def rollouts(sm) -> None:
     if backend.info.entropy_kind != "exact" and s["exact_token_stats"]:
         df, token_stats = _exact_token_stats(backend, df, p.model, decoding)
     df = df.with_columns(model=pl.lit(sm.wildcards.model), dataset=pl.lit(sm.wildcards.dataset))
-    prov = io.provenance(
+    prov = _rollouts_provenance(sm, backend, qrange, prompts[0], decoding, rules, token_stats, df)
+    io.write_parquet(df, sm.output[0], prov)
+    clear_parts(sm.output[0])
+    backend.close()  # while the job's log is open: vLLM logs its engine's shutdown
+    print(
+        f"rollouts: {df.height} trajectories, accuracy {df['correct'].mean():.3f}, "
+        f"mean T {df['T'].mean():.1f}, finish reasons {prov['finish_reasons']}"
+    )
+
+
+def _rollouts_provenance(sm, backend, qrange, example_prompt, decoding, rules, token_stats, df) -> dict:
+    """How a rollouts shard was made: model, revision, backend, prompt, decoding, seed, N, the
+    response rules, where its token statistics come from, and its finish reasons."""
+    p, s = sm.params, sm.params.sampling
+    return io.provenance(
         step="rollouts",
         model=sm.wildcards.model,
         model_path=p.model["path"],
@@ -88,7 +102,7 @@ def rollouts(sm) -> None:
         shard=int(sm.wildcards.shard),
         question_range=list(qrange),
         prompt_template=p.prompt,
-        example_prompt=prompts[0],
+        example_prompt=example_prompt,
         decoding=decoding.as_dict(),
         seed=s["seed"],
         n_trajectories=s["n_trajectories"],
@@ -99,13 +113,6 @@ def rollouts(sm) -> None:
         entropy_kind=token_stats["entropy_kind"],
         token_stats=token_stats,
         finish_reasons=dict(df["finish_reason"].value_counts().iter_rows()),
-    )
-    io.write_parquet(df, sm.output[0], prov)
-    clear_parts(sm.output[0])
-    backend.close()  # while the job's log is open: vLLM logs its engine's shutdown
-    print(
-        f"rollouts: {df.height} trajectories, accuracy {df['correct'].mean():.3f}, "
-        f"mean T {df['T'].mean():.1f}, finish reasons {prov['finish_reasons']}"
     )
 
 

@@ -15,7 +15,9 @@ rule download_dataset:
         mem_mb=2000,
         runtime=30,
     params:
-        spec=lambda wc: config["datasets"][wc.dataset],
+        spec=lambda wc: config_keys(
+            config["datasets"][wc.dataset], *siaflow.config.DOWNLOAD_DATASET
+        ),
     script:
         "../../scripts/download_dataset.py"
 
@@ -35,6 +37,6 @@ rule prepare_dataset:
         mem_mb=2000,
         runtime=30,
     params:
-        spec=lambda wc: config["datasets"][wc.dataset],
+        spec=lambda wc: config_keys(config["datasets"][wc.dataset], *siaflow.config.PREPARE_DATASET),
     script:
         "../../scripts/prepare_dataset.py"

@@ -28,11 +28,11 @@ rule fig_training_dynamics:
         mem_mb=4000,
         runtime=30,
     params:
-        **figure_params(
-            checkpoints={
-                m: {**s["checkpoint"], "regime": s["regime"]} for m, s in CHECKPOINT_MODELS.items()
-            },
-            early_position=DYNAMICS.get("early_position", 0.25),
-        ),
+        h=H,
+        bootstrap=BOOTSTRAP,
+        checkpoints={
+            m: {**s["checkpoint"], "regime": s["regime"]} for m, s in CHECKPOINT_MODELS.items()
+        },
+        early_position=DYNAMICS.get("early_position", 0.25),
     script:
         "../../scripts/fig_training_dynamics.py"

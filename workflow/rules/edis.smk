@@ -1,6 +1,6 @@
 # EDIS (second paper): token-entropy instability of every sampled response, Best-of-N selection.
 # Scores come from the rollouts alone (no continuations); rollouts draw edis.pool_size responses.
-# Each rule: workflow/scripts/<rule>.py -> siaflow.stages.edis.<rule> -> siaflow.selection.edis.
+# Each rule: scripts/<rule>.py -> siaflow.stages.edis.<rule> -> siaflow.selection.edis.
 
 
 rule edis_scores:
@@ -18,7 +18,7 @@ rule edis_scores:
         mem_mb=4000,
         runtime=30,
     params:
-        edis=config["edis"],
+        edis=edis_params(),
     script:
         "../../scripts/edis_scores.py"
 
@@ -39,7 +39,7 @@ rule table_edis_bestofn:
         mem_mb=4000,
         runtime=30,
     params:
-        edis=config["edis"],
+        edis=config_keys(config["edis"], "n_values", "n_draws"),
         models=MODEL_INFO,
         bootstrap=BOOTSTRAP,
     script:
@@ -61,7 +61,7 @@ rule fig_edis_trajectories:
         mem_mb=4000,
         runtime=30,
     params:
-        edis=config["edis"],
+        edis=edis_params("example_trajectories"),
     script:
         "../../scripts/fig_edis_trajectories.py"
 
@@ -81,7 +81,5 @@ rule fig_edis_separation:
     resources:
         mem_mb=4000,
         runtime=30,
-    params:
-        edis=config["edis"],
     script:
         "../../scripts/fig_edis_separation.py"

@@ -1,5 +1,5 @@
 # The SIA paper's figures, each a named target (`snakemake --cores 2 fig2_auc`), each from
-# workflow/scripts/<rule>.py -> siaflow.stages.figures.<rule> -> siaflow.analysis.metrics, drawn by
+# scripts/<rule>.py -> siaflow.stages.figures.<rule> -> siaflow.analysis.curves, drawn by
 # siaflow.outputs.plots. Figs 4 and 5 are Figs 1 and 2 on the non-aligned models (`use rule`). The data
 # frame each figure draws is saved beside it as <figure>.data.csv.
 
@@ -107,6 +107,12 @@ rule fig_fano:
         mem_mb=4000,
         runtime=30,
     params:
-        **figure_params(datasets=config["datasets"], fano_bins=config["analysis"]["fano_bins"]),
+        **figure_params(
+            datasets={
+                d: config_keys(spec, *siaflow.config.FANO_DATASET)
+                for d, spec in config["datasets"].items()
+            },
+            fano_bins=config["analysis"]["fano_bins"],
+        ),
     script:
         "../../scripts/fig_fano.py"

@@ -17,7 +17,7 @@ rule rollouts:
     resources:
         **generation_resources(runtime=60),
     params:
-        **generation_params(n_rollouts=siaflow.config.n_rollouts(config)),
+        **generation_params(ROLLOUT_SAMPLING, n_rollouts=siaflow.config.n_rollouts(config)),
     script:
         "../../scripts/rollouts.py"
 
@@ -42,7 +42,9 @@ rule continuations:
     resources:
         **generation_resources(runtime=120),
     params:
-        **generation_params(stride=lambda wc: int(wc.stride), variant=lambda wc: wc.variant),
+        **generation_params(
+            CONTINUATION_SAMPLING, stride=lambda wc: int(wc.stride), variant=lambda wc: wc.variant
+        ),
     script:
         "../../scripts/continuations.py"
 
@@ -75,6 +77,6 @@ if config["sampling"]["variants_in_one_job"]:
         resources:
             **generation_resources(runtime=120),
         params:
-            **generation_params(stride=MAIN_STRIDE),
+            **generation_params(CONTINUATION_SAMPLING, stride=MAIN_STRIDE),
         script:
             "../../scripts/continuations_both_variants.py"

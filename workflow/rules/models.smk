@@ -40,6 +40,6 @@ rule build_model:
         mem_mb=4000,
         runtime=30,
     params:
-        spec=lambda wc: BUILT_MODELS[wc.built_model],
+        spec=lambda wc: config_keys(BUILT_MODELS[wc.built_model], "build", "revision"),
     script:
         "../../scripts/build_model.py"

@@ -27,15 +27,34 @@ def model_resource(key, default, grow=False):
     return siaflow.config.model_resource(config, key, default, grow=grow)
 
 
-def generation_params(**extra):
+config_keys = siaflow.config.config_keys
+ROLLOUT_SAMPLING = siaflow.config.ROLLOUT_SAMPLING
+CONTINUATION_SAMPLING = siaflow.config.CONTINUATION_SAMPLING
+
+
+def generation_model(wildcards):
+    """The model entry a generation step reads: where it is and how it is run; a vLLM model's engine
+    settings too, with tensor parallelism from its GPUs when unset (siaflow's vllm_options)."""
+    from siaflow.generation.backends import vllm_options
+
+    spec = siaflow.config.local_model(SPECS[wildcards.model])
+    out = config_keys(spec, *siaflow.config.GENERATION_MODEL)
+    if spec.get("backend") == "vllm":
+        out["vllm"] = vllm_options(spec)
+    return out
+
+
+def generation_params(sampling, **extra):
     """What a generation step reads: its model's and dataset's entries, the prompt template,
-    decoding and sampling, and `extra`."""
+    decoding, the keys `sampling` of the sampling block, and `extra`."""
     return dict(
-        model=lambda wc: siaflow.config.local_model(SPECS[wc.model]),
-        dataset=lambda wc: config["datasets"][wc.dataset],
+        model=generation_model,
+        dataset=lambda wc: config_keys(
+            config["datasets"][wc.dataset], *siaflow.config.GENERATION_DATASET
+        ),
         prompt=prompt_template,
         decoding=config["decoding"],
-        sampling=config["sampling"],
+        sampling=config_keys(config["sampling"], *sampling),
         **extra,
     )
 
@@ -96,13 +115,22 @@ def selection_params(selection, **extra):
     )
 
 
+def edis_params(*keys):
+    """What an EDIS step reads of the `edis` block: the score's definition (window and the two
+    thresholds: siaflow's EdisParams), and `keys`."""
+    from siaflow.selection.edis import EdisParams
+
+    return config_keys(config["edis"], *EdisParams.keys(), *keys)
+
+
 def plan_params():
-    """What the cost plan reads: the grid (models, datasets), sampling, the plan's assumptions."""
+    """What the cost plan reads: the grid (model names, each dataset's size), N, K and the
+    strides, the EDIS pool, Table 3's stride, and the plan's assumptions."""
     return dict(
-        models=config["models"],
-        datasets=config["datasets"],
-        sampling=config["sampling"],
+        models=list(config["models"]),
+        datasets={d: config_keys(spec, "n_questions") for d, spec in config["datasets"].items()},
+        sampling=config_keys(config["sampling"], "n_trajectories", "n_continuations", "strides"),
         plan=config["plan"],
-        edis=config["edis"],
-        mc_ablation=config["mc_ablation"],
+        edis=config_keys(config["edis"], "pool_size"),
+        mc_ablation=config_keys(config["mc_ablation"], "stride"),
     )

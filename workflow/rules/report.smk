@@ -24,7 +24,7 @@ rule plan:
 # The pilot: one shard of every model on every dataset (rollouts and the main stride's
 # continuations), then the plan of the whole grid calibrated by them: response lengths, the
 # decoded/naive token ratio and the generation throughput, measured. Price the grid before
-# submitting it: `snakemake --profile profiles/slurm --configfile my.yaml pilot`.
+# submitting it: `snakemake --profile slurm --configfile my.yaml pilot`.
 rule pilot:
     input:
         rollouts=[

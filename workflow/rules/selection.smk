@@ -1,7 +1,7 @@
 # One pool, every selector (docs/selection.md): each question's first sampling.n_trajectories
 # responses (those with continuations) scored by EDIS, mean entropy, self-certainty, DeepConf's
 # confidences and Certaindex, and Best-of-N accuracy of every rule with bootstrap CIs.
-# Each rule: workflow/scripts/<rule>.py -> siaflow.stages.selection.<rule> -> siaflow.selection.selectors.
+# Each rule: scripts/<rule>.py -> siaflow.stages.selection.<rule> -> siaflow.selection.selectors.
 
 
 rule table_selection:
@@ -23,7 +23,7 @@ rule table_selection:
         runtime=30,
     params:
         selection=config["selection"],
-        edis=config["edis"],
+        edis=edis_params("n_draws"),
         n_trajectories=config["sampling"]["n_trajectories"],
         h=H,
         models=MODEL_INFO,

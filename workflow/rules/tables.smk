@@ -1,5 +1,5 @@
 # The SIA paper's tables, each a named target (`snakemake --cores 2 table2_shuffle`), each from
-# workflow/scripts/<rule>.py -> siaflow.stages.tables.<rule> -> siaflow.analysis.metrics:
+# scripts/<rule>.py -> siaflow.stages.tables.<rule> -> siaflow.analysis.metrics:
 #   table1_alignment    metrics.trajectory_alignment, metrics.table1_alignment
 #   table2_shuffle      metrics.shuffle_comparison
 #   table3_mc_ablation  metrics.mc_ablation_table (sub-samples the stored draws: no new generation)
@@ -23,9 +23,6 @@ rule table1_alignment:
     params:
         h=H,
         models=MODEL_INFO,
-        stride=MAIN_STRIDE,
-        n_continuations=config["sampling"]["n_continuations"],
-        alpha=config["estimation"]["alpha"],
     script:
         "../../scripts/table1_alignment.py"
 

@@ -8,6 +8,7 @@ prefix is ``prompt_ids + trajectory_ids[:k]`` and is never re-tokenised.
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -270,3 +271,27 @@ def text_watch(
         return None
     start = request.answer_start if request.answer_start is not None else len(request.prompt_ids)
     return TextWatch(decode, list(request.prompt_ids[start:]), answer_final=final, stop=request.stop)
+
+
+def unsampled(
+    request: Request, watch: TextWatch | None, budget: int, stats: tuple[str, ...]
+) -> list[Generation] | None:
+    """The generations of a request with nothing to sample, one per key: its prefix already settles
+    the answer (finish ``answer``) or it has no tokens left (``budget`` 0, finish ``length``), with
+    empty per-token ``stats``; None when it has tokens to sample."""
+    if watch is not None and watch.done:
+        reason = "answer"
+    elif budget == 0:
+        reason = "length"
+    else:
+        return None
+    return [Generation(token_ids=[], finish_reason=reason, **{s: [] for s in stats}) for _ in request.keys]
+
+
+def progress_bar(total: int, desc: str | None):
+    """A progress bar for a job's log (stderr, a line at most every 10 s), or None without ``desc``."""
+    if not desc:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="seq", file=sys.stderr, mininterval=10, dynamic_ncols=False, ncols=100)

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +24,9 @@ from siaflow.generation.backends.base import (
     Request,
     local_build,
     local_revision,
+    progress_bar,
     text_watch,
+    unsampled,
 )
 from siaflow.generation.sampling import distribution_stats, sample_tokens, sorted_nucleus, uniforms
 
@@ -101,54 +102,13 @@ class TransformersBackend(HFTokenizerBackend):
         progress: str | None = None,
         answer_final=None,
     ) -> list[list[Generation]]:
-        results: list[list[Generation | None]] = [[None] * r.n for r in requests]
         watches = [text_watch(self.decode, r, answer_final) for r in requests]
-        for i, r in enumerate(requests):
-            settled = watches[i] is not None and watches[i].done  # the prefix settles the answer
-            if settled or r.budget(decoding) == 0:  # or the response has no tokens left: nothing to generate
-                results[i] = [
-                    Generation(
-                        token_ids=[],
-                        finish_reason="answer" if settled else "length",
-                        **(
-                            {"logprobs": [], "entropies": [], "self_certainty": [], "confidence": []}
-                            if token_stats
-                            else {}
-                        ),
-                    )
-                    for _ in r.keys
-                ]
-        # pieces: (request index, first sample index, keys); a request larger than a batch is split
-        pieces = []
-        for i, r in enumerate(requests):
-            if results[i] and results[i][0] is not None:
-                continue
-            for s in range(0, r.n, self.batch_rows):
-                pieces.append((i, s, r.keys[s : s + self.batch_rows]))
-        if self.share_rows:  # requests with equal or nested prompts in the same batches: more to share
-            pieces.sort(key=lambda p: requests[p[0]].prompt_ids)
-        chunks, cur, rows = [], [], 0
-        for p in pieces:
-            if cur and rows + len(p[2]) > self.batch_rows:
-                chunks.append(cur)
-                cur, rows = [], 0
-            cur.append(p)
-            rows += len(p[2])
-        if cur:
-            chunks.append(cur)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(
-                total=sum(len(p[2]) for p in pieces),
-                desc=progress,
-                unit="seq",
-                file=sys.stderr,
-                mininterval=10,
-                dynamic_ncols=False,
-                ncols=100,
-            )
+        stats = ("logprobs", "entropies", "self_certainty", "confidence") if token_stats else ()
+        results: list[list[Generation | None]] = [
+            unsampled(r, w, r.budget(decoding), stats) or [None] * r.n for r, w in zip(requests, watches)
+        ]
+        chunks = self._chunks(requests, [i for i, r in enumerate(results) if r and r[0] is None])
+        bar = progress_bar(sum(len(k) for chunk in chunks for _, _, k in chunk), progress)
         with torch.inference_mode():
             for chunk in chunks:
                 gens = self._run_chunk(
@@ -170,6 +130,26 @@ class TransformersBackend(HFTokenizerBackend):
         if bar is not None:
             bar.close()
         return results  # type: ignore[return-value]
+
+    def _chunks(self, requests: list[Request], todo: list[int]) -> list[list[tuple[int, int, list[int]]]]:
+        """The batches of the requests ``todo``: pieces (request index, first sample index, keys) of
+        at most ``batch_rows`` rows, a request larger than a batch split; with ``share_rows``,
+        requests with equal or nested prompts in the same batches (more to share)."""
+        pieces = [
+            (i, s, requests[i].keys[s : s + self.batch_rows])
+            for i in todo
+            for s in range(0, requests[i].n, self.batch_rows)
+        ]
+        if self.share_rows:
+            pieces.sort(key=lambda p: requests[p[0]].prompt_ids)
+        chunks, cur, rows = [], [], 0
+        for p in pieces:
+            if cur and rows + len(p[2]) > self.batch_rows:
+                chunks.append(cur)
+                cur, rows = [], 0
+            cur.append(p)
+            rows += len(p[2])
+        return [*chunks, cur] if cur else chunks
 
     def _run_chunk(
         self, prompts, keys, decoding: Decoding, token_stats: bool, watches=None, starts=None, budgets=None

