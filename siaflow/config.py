@@ -62,25 +62,7 @@ def check_references(config: dict) -> None:
                     f"models.{name}.prompt: no prompt for answer type(s) {sorted(missing)} "
                     f"used by the configured datasets"
                 )
-        if "build" in m:
-            if Path(m["path"]).parent.as_posix() != BUILT_MODEL_DIR:
-                raise ConfigError(
-                    f"models.{name}.path: a model with a `build` block is built into "
-                    f"{BUILT_MODEL_DIR}/<name>, got {m['path']!r}"
-                )
-            if not (m["build"].get("hub") or m["build"].get("wheel")):
-                raise ConfigError(f"models.{name}.build: give `hub` (a hub id), `wheel` + `gguf`, or both")
-        if "toy" not in m and "build" not in m and not Path(m["path"]).exists() and not HUB_ID.match(m["path"]):
-            raise ConfigError(
-                f"models.{name}.path: {m['path']!r} is neither a local model directory nor a hub id (org/name)"
-            )
-        if "toy" in m:
-            parent = Path(m["path"]).parent.as_posix()
-            if parent != TOY_MODEL_DIR:
-                raise ConfigError(
-                    f"models.{name}.path: a model with a `toy` block is trained into "
-                    f"{TOY_MODEL_DIR}/<name>, got {m['path']!r}"
-                )
+        check_model(name, m)
     for name, d in config["datasets"].items():
         if d["source"] == "toy" and d["answer_type"] != "numeric":
             raise ConfigError(
@@ -101,6 +83,35 @@ def check_references(config: dict) -> None:
     strides = config["sampling"]["strides"]
     if len(set(strides)) != len(strides):
         raise ConfigError(f"sampling.strides: duplicate stride in {strides}")
+
+
+def check_model(name: str, m: dict) -> None:
+    """A model entry's own cross-field checks: a served model's server, where a built or toy model
+    goes, and a path that is a directory or a hub id."""
+    if m.get("backend") == "openai" and not m.get("server"):
+        raise ConfigError(
+            f"models.{name}.server: a model with `backend: openai` needs the server's address "
+            "(server: {base_url: http://host:port, model: <served name>})"
+        )
+    if "build" in m:
+        if Path(m["path"]).parent.as_posix() != BUILT_MODEL_DIR:
+            raise ConfigError(
+                f"models.{name}.path: a model with a `build` block is built into "
+                f"{BUILT_MODEL_DIR}/<name>, got {m['path']!r}"
+            )
+        if not (m["build"].get("hub") or m["build"].get("wheel")):
+            raise ConfigError(f"models.{name}.build: give `hub` (a hub id), `wheel` + `gguf`, or both")
+    if "toy" not in m and "build" not in m and not Path(m["path"]).exists() and not HUB_ID.match(m["path"]):
+        raise ConfigError(
+            f"models.{name}.path: {m['path']!r} is neither a local model directory nor a hub id (org/name)"
+        )
+    if "toy" in m:
+        parent = Path(m["path"]).parent.as_posix()
+        if parent != TOY_MODEL_DIR:
+            raise ConfigError(
+                f"models.{name}.path: a model with a `toy` block is trained into "
+                f"{TOY_MODEL_DIR}/<name>, got {m['path']!r}"
+            )
 
 
 def prepare(config: dict, schema_path: str | Path) -> dict:

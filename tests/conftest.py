@@ -87,6 +87,18 @@ def profiles_env(tmp_path_factory) -> dict:
     return env
 
 
+@pytest.fixture(scope="session")
+def smollm2_server(tmp_path_factory):
+    """One vLLM server with SmolLM2 for the served-model tests (tests/test_served.py and the
+    workflow through it), started once and stopped by its process id at the end."""
+    from vllm_support import Server, require_vllm
+
+    require_vllm()
+    server = Server(tmp_path_factory.mktemp("server"), api_key="siaflow-test-key").start()
+    yield server
+    server.stop()
+
+
 # `--profile slurm` without slurmdbd: poll with squeue, submit without an account
 SLURM_FLAGS = [
     "--slurm-status-command",
@@ -96,6 +108,13 @@ SLURM_FLAGS = [
     "5",
     "--slurm-keep-successful-logs",
 ]
+
+
+def slurm_snakemake(configfile, log_dir) -> list[str]:
+    """`snakemake --profile slurm` as the README writes it (run it with `profiles_env`), on the
+    localhost cluster: this checkout, the config, SLURM's logs in ``log_dir``."""
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", "--configfile", str(configfile)]
+    return cmd + ["--directory", str(ROOT), *SLURM_FLAGS, "--slurm-logdir", str(log_dir)]
 
 
 def require_slurm() -> None:

@@ -130,6 +130,27 @@ def test_a_misspelled_vllm_engine_setting_is_named(demo, tmp_path):
     assert res.returncode != 0 and "1.5" in res.output and "gpu_memory_utilization" in res.output
 
 
+def test_a_served_model_needs_its_server_and_only_known_server_keys(demo, tmp_path):
+    demo["models"]["toy-sft"].update(backend="openai")
+    res = dry_run(demo, tmp_path)
+    assert res.returncode != 0 and "models.toy-sft.server" in res.output and "backend: openai" in res.output
+    demo["models"]["toy-sft"]["server"] = {"base_url": "gpu-node:8000"}
+    res = dry_run(demo, tmp_path)
+    assert res.returncode != 0 and "gpu-node:8000" in res.output and "does not match" in res.output
+    demo["models"]["toy-sft"]["server"] = {"base_url": "http://gpu-node:8000", "modle": "x"}
+    res = dry_run(demo, tmp_path)
+    assert res.returncode != 0 and "modle" in res.output and "was unexpected" in res.output
+    demo["models"]["toy-sft"]["server"] = {"base_url": "http://gpu-node:8000", "model": "toy"}
+    assert dry_run(demo, tmp_path).returncode == 0  # the server is checked by the job, not the dry run
+
+
+def test_a_served_model_takes_its_server_settings():
+    from siaflow.generation.backends import server_options
+
+    spec = {"server": {"base_url": "http://h:1", "model": "m", "api_key_env": None, "max_concurrency": 4}}
+    assert server_options(spec) == {"base_url": "http://h:1", "served_model": "m", "max_concurrency": 4}
+
+
 def test_the_engine_takes_its_settings_and_its_gpus_from_the_model():
     from siaflow.generation.backends import vllm_options
 

@@ -17,8 +17,12 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVS = ROOT / "envs"
-# the engine each generation env loads through the backend registry (siaflow/generation/backends/__init__.py)
-BACKEND_OF_ENV = {"torch": "siaflow.generation.backends.hf", "vllm": "siaflow.generation.backends.vllm_backend"}
+# the engines each generation env loads through the backend registry (siaflow/generation/backends/__init__.py):
+# a served model (backend: openai) runs in the torch env, whose transformers reads its tokenizer
+BACKEND_OF_ENV = {
+    "torch": ["siaflow.generation.backends.hf", "siaflow.generation.backends.served"],
+    "vllm": ["siaflow.generation.backends.vllm_backend"],
+}
 
 
 def _env(name: str) -> dict:
@@ -98,7 +102,8 @@ def test_every_module_a_rule_imports_is_in_its_env():
         for env in envs.get(parent or rule, ()):
             needed = _imports(f"siaflow.stages.{stem}", set())
             if stem == "generation":
-                needed |= _imports(BACKEND_OF_ENV[env], set())
+                for backend in BACKEND_OF_ENV[env]:
+                    needed |= _imports(backend, set())
             have = {canonicalize_name(Requirement(r).name) for r in _pip(env)}
             missing += [f"rule {rule} in {env}.yaml needs {d}" for d in sorted(_distributions(needed) - have)]
     assert not missing, "\n".join(missing)

@@ -8,12 +8,11 @@ The toy models' generation jobs request `gpu: 0`, so CPU jobs stand in for the G
 
 import re
 import subprocess
-import sys
 
 import polars as pl
 import pytest
 import yaml
-from conftest import ROOT, SLURM_FLAGS, require_slurm, tiny_config
+from conftest import ROOT, require_slurm, slurm_snakemake, tiny_config
 from polars.testing import assert_frame_equal
 
 pytestmark = pytest.mark.slow
@@ -24,20 +23,7 @@ def slurm_run(tmp_path_factory, profiles_env):
     require_slurm()
     tmp = tmp_path_factory.mktemp("slurm")
     cfg, path = tiny_config(tmp)
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--profile",
-        "slurm",
-        "--configfile",
-        str(path),
-        "--directory",
-        str(ROOT),
-        *SLURM_FLAGS,
-        "--slurm-logdir",
-        str(tmp / "slurm_logs"),
-    ]
+    cmd = slurm_snakemake(path, tmp / "slurm_logs")
     # the pilot first (one shard of every model on every dataset, then the calibrated plan), as a
     # user prices the grid before submitting it; then the whole workflow
     pilot = subprocess.run(cmd + ["pilot"], capture_output=True, text=True, timeout=1800, cwd=ROOT, env=profiles_env)

