@@ -46,7 +46,7 @@ demo-real-vllm: vllm-env
 SERVED_PORT ?= 8000
 SERVED_MODEL := resources/models/smollm2-135m-instruct
 demo-real-served: vllm-env
-	$(VBIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/smollm2-served.yaml $(SERVED_MODEL)
+	$(VBIN)/snakemake $(SERVED_MODEL) --profile profiles/local --cores $(CORES) --configfile config/smollm2-served.yaml
 	@mkdir -p results/smollm2-served
 	@set -e; VLLM_CPU_KVCACHE_SPACE=1 $(VBIN)/python -m vllm.entrypoints.openai.api_server --model $(SERVED_MODEL) \
 	    --served-model-name smollm2 --logprobs-mode processed_logprobs --max-logprobs 50 --dtype float32 \
