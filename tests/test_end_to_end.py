@@ -22,6 +22,9 @@ from siaflow.keys import checkpoint_positions
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
+TABLES = ["table1_alignment", "table2_shuffle", "table3_mc_ablation", "table_edis_bestofn", "table_selection"]
+FIGURES = ["fig1_cumulative_gain", "fig2_auc", "fig3_saturation", "fig4_cumulative_gain_nonaligned"]
+FIGURES += ["fig5_auc_nonaligned", "fig_fano", "fig_edis_trajectories", "fig_edis_separation", "fig_selection"]
 
 
 @pytest.fixture(scope="module")
@@ -72,39 +75,14 @@ def test_one_job_per_variant_when_asked(tmp_path):
 
 def test_every_output_exists_and_rerun_is_a_no_op(run):
     r = run["results"]
-    for t in ("table1_alignment", "table2_shuffle", "table3_mc_ablation", "table_edis_bestofn", "table_selection"):
+    for t in TABLES:
         for ext in ("csv", "md", "tex"):
             assert (r / f"tables/{t}.{ext}").stat().st_size > 0, (t, ext)
-    for f in (
-        "fig1_cumulative_gain",
-        "fig2_auc",
-        "fig3_saturation",
-        "fig4_cumulative_gain_nonaligned",
-        "fig5_auc_nonaligned",
-        "fig_fano",
-        "fig_edis_trajectories",
-        "fig_edis_separation",
-        "fig_selection",
-    ):
+    for f in FIGURES:
         for ext in ("png", "pdf", "data.csv"):
             assert (r / f"figures/{f}.{ext}").exists(), (f, ext)
     html = (r / "report.html").read_text(errors="ignore")
-    for name in (
-        "table1_alignment",
-        "table2_shuffle",
-        "table3_mc_ablation",
-        "fig1_cumulative_gain",
-        "fig2_auc",
-        "fig3_saturation",
-        "fig4_cumulative_gain_nonaligned",
-        "fig5_auc_nonaligned",
-        "fig_fano",
-        "table_edis_bestofn",
-        "fig_edis_trajectories",
-        "fig_edis_separation",
-        "table_selection",
-        "fig_selection",
-    ):
+    for name in TABLES + FIGURES:
         assert name in html, name
     assert "Nothing to be done" in run["rerun"]
     for pdf in (r / "figures").glob("*.pdf"):  # TrueType fonts embedded (upload checkers reject Type 3)
