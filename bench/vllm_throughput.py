@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -36,15 +35,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", default="bench/results-vllm.json")
     args = ap.parse_args()
-    from vllm_support import ENGINE, ENGINE_ENV, smollm2_dir, smollm2_rollouts
+    from vllm_support import smollm2_engine, smollm2_rollouts
 
-    for k, v in ENGINE_ENV.items():
-        os.environ.setdefault(k, v)
-    from siaflow.generation.backends import Decoding, make_backend
+    from siaflow.generation.backends import Decoding
     from siaflow.generation.rollouts import continuation_prefixes
 
     t0 = time.perf_counter()
-    engine = make_backend("vllm", smollm2_dir(), seed=0, **ENGINE)
+    engine = smollm2_engine()
     started = time.perf_counter() - t0
     decoding = Decoding(0.7, 0.95, 112)
     roll, rules = smollm2_rollouts(engine, decoding, n_q=args.questions, n=2)

@@ -4,13 +4,12 @@ that serves another model, lacks the API key or gives raw log-probabilities is r
 anything is sampled; a server killed mid-shard and restarted gives a resumed shard equal to an
 uninterrupted one. The servers are started and stopped by these tests (vllm_support.Server)."""
 
-import os
 import threading
 import time
 
 import polars as pl
 import pytest
-from vllm_support import ENGINE, ENGINE_ENV, Server, require_vllm, smollm2_dir, smollm2_rollouts
+from vllm_support import Server, require_vllm, smollm2_dir, smollm2_engine, smollm2_rollouts
 
 from siaflow.generation.backends import Decoding, make_backend
 from siaflow.generation.backends.served import ServerError
@@ -26,9 +25,7 @@ STATS = ("token_logprobs", "token_entropy", "token_confidence")
 def in_process():
     """The same rollouts on the in-process engine (started, used and shut down first)."""
     require_vllm()
-    for k, v in ENGINE_ENV.items():
-        os.environ.setdefault(k, v)
-    engine = make_backend("vllm", smollm2_dir(), seed=0, **ENGINE)
+    engine = smollm2_engine()
     try:
         out = {name: smollm2_rollouts(engine, d, n_q=3, n=2) for name, d in DECODINGS.items()}
         out["fewshot"] = smollm2_rollouts(engine, DECODINGS["T0.7-p0.95"], template="fewshot_math", n_q=3, n=2)

@@ -7,11 +7,9 @@ One engine for the module (it starts in about a minute on 2 cores); runs in .ven
 SIAFLOW_REQUIRE_VLLM=1 (CI), where that fails.
 """
 
-import os
-
 import polars as pl
 import pytest
-from vllm_support import ENGINE, ENGINE_ENV, quantile, reference_stats, require_vllm, smollm2_dir, smollm2_rollouts
+from vllm_support import ENGINE, quantile, reference_stats, require_vllm, smollm2_dir, smollm2_engine, smollm2_rollouts
 
 from siaflow.generation.backends import Decoding, make_backend
 from siaflow.generation.backends.base import FINISH_REASONS, TextWatch
@@ -28,9 +26,7 @@ DECODINGS = {
 @pytest.fixture(scope="module")
 def engine():
     require_vllm()
-    for k, v in ENGINE_ENV.items():
-        os.environ.setdefault(k, v)
-    b = make_backend("vllm", smollm2_dir(), seed=0, **ENGINE)
+    b = smollm2_engine()
     yield b
     b.close()
 

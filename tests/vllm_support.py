@@ -41,6 +41,16 @@ def smollm2_dir() -> str:
     return str(path)
 
 
+def smollm2_engine():
+    """The in-process vLLM engine the tests and the bench use: SmolLM2 with ENGINE's settings, in
+    ENGINE_ENV's environment (where the caller has not set those variables itself)."""
+    from siaflow.generation.backends import make_backend
+
+    for k, v in ENGINE_ENV.items():
+        os.environ.setdefault(k, v)
+    return make_backend("vllm", smollm2_dir(), seed=0, **ENGINE)
+
+
 def questions(dataset: str, n: int):
     from siaflow.inputs.datasets import load_dataset, local_files
 

@@ -46,6 +46,12 @@ class _Sample:
     confidence: list[float] = field(default_factory=list)
 
 
+def stop_ids(tokenizer, stop_token_ids: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """The token ids that end a sample: the tokenizer's EOS, then ``stop_token_ids``, each once."""
+    eos = tokenizer.eos_token_id
+    return tuple(dict.fromkeys([*([eos] if eos is not None else []), *stop_token_ids]))
+
+
 class RoundsBackend(HFTokenizerBackend):
     """The sampling of vLLM's backends. A subclass sets ``tokenizer``, ``eos_token_ids``,
     ``logprobs`` (top-k per step), ``max_context``, ``stats`` and ``info``, and runs a round with

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 from siaflow.generation.backends.base import BackendInfo, local_revision, progress_bar
-from siaflow.generation.backends.rounds import RoundsBackend
+from siaflow.generation.backends.rounds import RoundsBackend, stop_ids
 from siaflow.generation.backends.vllm_protocol import LOGPROBS_MODE
 
 # vLLM's completions API fills a field the request leaves out from the model's generation config
@@ -72,8 +72,7 @@ class ServedBackend(RoundsBackend):
         self.timeout_s, self.retries, self.max_concurrency = float(timeout_s), int(retries), int(max_concurrency)
         self._local = threading.local()
         self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
-        eos = self.tokenizer.eos_token_id
-        self.eos_token_ids = tuple(dict.fromkeys([*([eos] if eos is not None else []), *stop_token_ids]))
+        self.eos_token_ids = stop_ids(self.tokenizer, stop_token_ids)
         self.logprobs = logprobs
         self.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
         card = self._model_card()
@@ -142,7 +141,7 @@ class ServedBackend(RoundsBackend):
         body = {"model": self.served_model, "prompt": list(prompt), **NEUTRAL_SAMPLING}
         body.update({k: v for k, v in args.items() if k != "detokenize" and v is not None})
         body.update(n=1, return_token_ids=True, return_tokens_as_token_ids=True, skip_special_tokens=False)
-        body["stop_token_ids"] = list(args.get("stop_token_ids") or self.eos_token_ids)
+        body.setdefault("stop_token_ids", list(self.eos_token_ids))  # the probes send none of their own
         return body
 
     # -- HTTP ------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ import json
 from pathlib import Path
 
 from siaflow.generation.backends.base import BackendInfo, local_build, local_revision
-from siaflow.generation.backends.rounds import RoundsBackend
+from siaflow.generation.backends.rounds import RoundsBackend, stop_ids
 from siaflow.generation.backends.vllm_protocol import LOGPROBS_MODE
 
 
@@ -150,8 +150,7 @@ class VLLMBackend(RoundsBackend):
         cpu_args = cpu_engine_args(model, max_model_len)
         self.llm = _start_engine(LLM, {**args, **cpu_args}, model, label)
         self.tokenizer = self.llm.get_tokenizer()
-        eos = self.tokenizer.eos_token_id
-        self.eos_token_ids = tuple(dict.fromkeys([*([eos] if eos is not None else []), *stop_token_ids]))
+        self.eos_token_ids = stop_ids(self.tokenizer, stop_token_ids)
         self.logprobs = logprobs
         mc = self.llm.llm_engine.model_config
         self.max_context = int(mc.max_model_len)
