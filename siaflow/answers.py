@@ -36,6 +36,7 @@ NULL = "NULL"
 ANSWER_TYPES = ("numeric", "option")
 FINAL_MARKER = "####"  # the answer-line marker every siaflow prompt asks for
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+UNICODE_MINUS = "\u2212"  # "−", the minus sign of typeset mathematics (and of terse answers)
 
 # a number: optional sign (not a minus that follows a digit, as in "10-4"), optional currency,
 # strict thousands groups or plain digits, optional decimals
@@ -108,17 +109,15 @@ _LATEX_SUBS = [
 
 
 def _frac_value(m: re.Match) -> str:
-    """``\\frac{a}{b}`` as a decimal (12 places), so that it reads as one number."""
-    num, den = Decimal(m.group(1)), Decimal(m.group(2))
-    try:
-        return NULL if den == 0 else _canonical(round(num / den, 12))
-    except InvalidOperation:
-        return NULL
+    """``\\frac{a}{b}`` as a decimal (``_fraction_value``), so that it reads as one number."""
+    return _fraction_value(m.group(1), m.group(2))
 
 
 def clean_markup(text: str) -> str:
     """Markdown emphasis and the LaTeX that wraps answers removed: ``**15**`` -> ``15``,
-    ``\\text{ apples}`` -> `` apples``, ``\\$`` -> ``$``, ``\\frac{1}{2}`` -> ``0.5``."""
+    ``\\text{ apples}`` -> `` apples``, ``\\$`` -> ``$``, ``\\frac{1}{2}`` -> ``0.5``; a Unicode
+    minus sign (``−4``) read as ``-``."""
+    text = text.replace(UNICODE_MINUS, "-")
     for _ in range(3):  # nested wrappers: \text{\textbf{B}}
         new = _LATEX_WRAP.sub(r"\1", text)
         if new == text:
@@ -158,7 +157,10 @@ def _canonical(d: Decimal) -> str:
 
 def normalize_number(raw: str) -> str:
     """Canonical text of a number (``"$1,234.50"`` -> ``"1234.5"``), or ``NULL``."""
-    s = re.sub(r"[$€£,\s%]", "", raw).rstrip(".")
+    s = re.sub(r"[$€£,\s%]", "", raw.replace(UNICODE_MINUS, "-")).rstrip(".")
+    frac = _COMMON_FRACTION.fullmatch(s)
+    if frac:
+        return _fraction_value(frac.group(1), frac.group(2))
     try:
         return _canonical(Decimal(s))
     except InvalidOperation:
@@ -173,7 +175,20 @@ def _value_at_start(text: str) -> str:
     chain = m.group(2)
     if "=" in chain:
         return normalize_number(_NUM_RE.findall(chain.rsplit("=", 1)[1])[0])
+    frac = _COMMON_FRACTION.fullmatch(m.group(1) + chain)
+    if frac:  # "3/4" is the number 0.75, not a 3 followed by a division
+        return _fraction_value(frac.group(1), frac.group(2))
     return normalize_number(m.group(1))
+
+
+# a common fraction: an integer numerator (optionally signed) over a positive integer denominator
+_COMMON_FRACTION = re.compile(r"\s*(-?\d+)\s*/\s*(\d+)\s*")
+
+
+def _fraction_value(num: str, den: str) -> str:
+    """``num / den`` as the canonical decimal (12 places, as ``\\frac``), NULL for a zero denominator."""
+    d = Decimal(den)
+    return NULL if d == 0 else _canonical(round(Decimal(num) / d, 12))
 
 
 def normalize_option(raw: str) -> str:

@@ -21,6 +21,17 @@ NUMERIC = [
     ("#### 1,000,000", "1000000"),
     ("#### 7.", "7"),
     ("#### $ 30", "30"),
+    # terse answers, as a forced-answer probe writes them: common fractions and the Unicode minus
+    ("#### 3/4", "0.75"),
+    ("#### 3 / 4 of the pie", "0.75"),
+    ("#### −4", "-4"),
+    ("#### −3/4", "-0.75"),
+    ("#### −1,250.50", "-1250.5"),
+    ("#### 1/3", "0.333333333333"),
+    ("#### 12/4 = 3", "3"),  # a chain reads the value after its last "="
+    ("The answer is 3/4.", "0.75"),
+    ("#### \\frac{3}{4}", "0.75"),  # the same number as 3/4
+    ("10−4 = 6\n#### 6", "6"),
     # the first #### wins: what follows is a base model continuing its few-shot pattern
     ("#### 6\n\nQuestion: Ann has 2 cats. How many legs?\nAnswer: 2 * 4 = 8\n#### 8", "6"),
     ("Step 1: 3 + 4 = 7. Step 2: 7 * 2 = 14.\n#### 14\nQuestion: next", "14"),
@@ -172,3 +183,11 @@ SHAPES = [
 @pytest.mark.parametrize("text,answer_type,want", SHAPES)
 def test_instruct_and_reasoning_shapes(text, answer_type, want):
     assert extract_answer(text, answer_type) == want
+
+
+@pytest.mark.parametrize("gold,want", [("3/4", "0.75"), ("−7", "-7"), ("1/3", "0.333333333333"), ("-2/8", "-0.25")])
+def test_gold_fractions_and_unicode_minus_normalise_like_answers(gold, want):
+    from siaflow.answers import normalize_gold
+
+    assert normalize_gold(gold, "numeric") == want
+    assert extract_answer(f"#### {gold}", "numeric") == want
