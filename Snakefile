@@ -38,7 +38,7 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, DATASETS)),
     shard=r"\d+",
     stride=r"\d+",
-    variant="|".join(VARIANTS),
+    variant="|".join([*VARIANTS, PROBE_VARIANT]),
     toy_model=r"[^/]+",
     built_model=r"[^/]+",
     hub_model=r"[^/]+",
@@ -56,6 +56,7 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/edis.smk"
 include: "workflow/rules/selection.smk"
+include: "workflow/rules/probes.smk"
 include: "workflow/rules/dynamics.smk"
 include: "workflow/rules/report.smk"
 

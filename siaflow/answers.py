@@ -340,6 +340,7 @@ def response_rules(dataset_spec: dict, template, *, stop_at_answer: bool, exampl
     templates; ``example_prompt`` is one of them) starts the response inside it."""
     preamble = THINK_OPEN if leaves_think_open(example_prompt) else ""
     answer_type = dataset_spec["answer_type"]
+    settled = functools.partial(answer_is_final, answer_type=answer_type, preamble=preamble)
     return {
         "extract": functools.partial(
             extract_answer,
@@ -347,9 +348,10 @@ def response_rules(dataset_spec: dict, template, *, stop_at_answer: bool, exampl
             preamble=preamble,
             last_number_fallback=dataset_spec.get("last_number_fallback", True),
         ),
-        "answer_final": functools.partial(answer_is_final, answer_type=answer_type, preamble=preamble)
-        if stop_at_answer
-        else None,
+        "answer_final": settled if stop_at_answer else None,
+        # whether a text's answer can no longer change, whatever stop_at_answer says (probes)
+        "settled": settled,
+        "answer_type": answer_type,
         "stop": tuple(template.get("stop", ())) if isinstance(template, dict) else (),
         "preamble": preamble,
     }

@@ -118,6 +118,7 @@ def prepare(config: dict, schema_path: str | Path) -> dict:
     apply_defaults(config, load_schema(schema_path))
     check_references(config)
     check_dynamics(config)
+    check_early_exit(config)
     return config
 
 
@@ -262,6 +263,39 @@ def check_dynamics(config: dict) -> None:
             f"training_dynamics.rl.from: {rl['from']!r} must be one of training_dynamics.runs "
             f"{dyn['runs']} (rl starts from that run's last step)"
         )
+
+
+def deepconf_warmup(config: dict) -> int:
+    """DeepConf online's warm-up traces per question: ``early_exit.deepconf_warmup``, else a quarter
+    of the pool (at least 1)."""
+    warmup = config["early_exit"]["deepconf_warmup"]
+    return warmup if warmup is not None else max(1, n_rollouts(config) // 4)
+
+
+def check_early_exit(config: dict) -> None:
+    """DeepConf's warm-up traces must leave traces of the pool to stop."""
+    warmup, pool = deepconf_warmup(config), n_rollouts(config)
+    if warmup >= pool:
+        raise ConfigError(
+            f"early_exit.deepconf_warmup: {warmup} warm-up traces leave none of the pool of {pool} "
+            f"responses per question (edis.pool_size, or sampling.n_trajectories) to stop; set it below {pool}"
+        )
+
+
+def probe_spec(config: dict) -> dict:
+    """The ``probe`` block with K resolved (null: the full continuations' K)."""
+    block = dict(config["probe"])
+    if block.get("n_samples") is None:
+        block["n_samples"] = config["sampling"]["n_continuations"]
+    return block
+
+
+def exit_budgets(config: dict) -> list[int]:
+    """The fixed token budgets of table_early_exit: each ``early_exit.budget_fractions`` of
+    ``decoding.max_new_tokens``, rounded down to a checkpoint of the main stride (at least one
+    stride), without repeats."""
+    stride, cap = main_stride(config), config["decoding"]["max_new_tokens"]
+    return sorted({max(stride, int(f * cap) // stride * stride) for f in config["early_exit"]["budget_fractions"]})
 
 
 def model_resource(config: dict, key: str, default, *, grow: bool = False):

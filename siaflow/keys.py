@@ -6,6 +6,10 @@ from __future__ import annotations
 GROUP = ["model", "dataset"]  # one row of Tables 1-3 / one curve of a figure
 TRAJ = [*GROUP, "question_id", "trajectory"]  # one trajectory
 IN_SHARD = ["question_id", "trajectory"]  # one trajectory within a model x dataset table
+# continuation variants: the trajectory's own prefix and its shuffled tokens (K full continuations
+# each), and the forced-answer probe (K short answers after an answer cue; siaflow.generation.probes)
+VARIANTS = ("original", "shuffled")
+PROBE_VARIANT = "probe"
 
 
 def checkpoint_positions(T: int, stride: int) -> list[int]:

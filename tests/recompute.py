@@ -1,7 +1,7 @@
 """Independent recomputation of the workflow's numbers from its raw draws, shared by the end-to-end
 tests of the toy world (test_end_to_end.py) and of a real model (test_real_model.py)."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +71,200 @@ def check_table1(results: Path, cfg: dict, datasets: list[str], stride: int) -> 
             if split_ok.sum():
                 assert row["mean_rho_split"] == pytest.approx(splits[split_ok].mean())
             assert row["regime"] == cfg["models"][model]["regime"]
+
+
+# --------------------------------------------------------------------------------------------
+# Probes and early exit (table_probe_agreement, table_early_exit), from the raw draws
+# --------------------------------------------------------------------------------------------
+
+
+def _draw_tokens(row: dict) -> int:
+    """What one stored draw generated: its tokens, plus the stop token or the stop string's tokens."""
+    return row["n_generated"] + (row["finish_reason"] == "stop") + row["cut"]
+
+
+def _mode(answers: list[str]) -> str:
+    """The most frequent answer, ties to the smallest answer text (the entropy table's MAP answer)."""
+    counts = Counter(answers)
+    return min(counts, key=lambda a: (-counts[a], a))
+
+
+def raw_checkpoints(results: Path, cfg: dict, model: str, dataset: str, stride: int) -> list[dict]:
+    """Every trajectory (the first N) with, per checkpoint k of {0, s, 2s, ...} ∪ {T}: the answers
+    of its full continuations and of its probes (k = 0: the question's shared draws), and the tokens
+    each generated. Read from the parquet files alone."""
+    n = cfg["sampling"]["n_trajectories"]
+    roll = pl.read_parquet(results / f"rollouts/{model}/{dataset}/*.parquet").filter(pl.col("trajectory") < n)
+    draws, tokens = {}, {}
+    for variant, tag in (("original", "full"), ("probe", "probe")):
+        cont = pl.read_parquet(results / f"continuations/{model}/{dataset}/stride-{stride}/{variant}/*.parquet")
+        draws[tag] = draws_by_checkpoint(cont)
+        tokens[tag] = defaultdict(int)
+        for row in cont.iter_rows(named=True):
+            tokens[tag][(row["question_id"], row["trajectory"], row["k"])] += _draw_tokens(row)
+    out = []
+    for t in roll.iter_rows(named=True):
+        q, j = t["question_id"], t["trajectory"]
+        points = []
+        for k in checkpoint_positions(t["T"], stride):
+            key = (q, -1 if k == 0 else j, k)
+            points.append(
+                {"k": k, **{f"{tag}": draws[tag][key] for tag in draws}, **{f"tok_{g}": tokens[g][key] for g in tokens}}
+            )
+        out.append({**t, "points": points})
+    return out
+
+
+def check_probe_agreement(results: Path, cfg: dict, model: str, dataset: str, stride: int) -> None:
+    """table_probe_agreement's point estimates recomputed from the raw draws: r and mean |diff| of
+    H_k over checkpoints before the end, each estimator's mean rho, tokens per checkpoint."""
+    trajs = raw_checkpoints(results, cfg, model, dataset, stride)
+    alpha = cfg["estimation"]["alpha"]
+    hf, hp, rho = [], [], {"full": [], "probe": []}
+    for t in trajs:
+        for p in t["points"]:
+            if p["k"] < t["T"]:
+                hf.append(conditional_answer_entropy(p["full"]))
+                hp.append(conditional_answer_entropy(p["probe"]))
+        for tag in rho:
+            h = [conditional_answer_entropy(p[tag]) for p in t["points"]]
+            s = [gold_surprisal(p[tag], t["gold"], alpha=alpha)[0] for p in t["points"]]
+            rho[tag].append(alignment_coefficient(h, s)[0])
+    table = pl.read_csv(results / "tables/table_probe_agreement.csv")
+    row = table.filter((pl.col("model") == model) & (pl.col("dataset") == dataset)).row(0, named=True)
+    assert row["n_checkpoints"] == len(hf)
+    assert row["r_H"] == pytest.approx(float(np.corrcoef(hf, hp)[0, 1]), abs=1e-9)
+    assert row["r_H_lo"] <= row["r_H"] <= row["r_H_hi"]
+    assert row["mad_H"] == pytest.approx(float(np.mean(np.abs(np.array(hf) - np.array(hp)))), abs=1e-12)
+    for tag, values in rho.items():
+        v = np.array(values)
+        assert row[f"rho_{tag}"] == pytest.approx(float(np.nanmean(v)), abs=1e-9)
+    for tag in ("full", "probe"):
+        # tokens per estimated checkpoint: the empty prefix once per question
+        per = {}
+        for t in trajs:
+            for p in t["points"]:
+                per[(t["question_id"], -1 if p["k"] == 0 else t["trajectory"], p["k"])] = p[f"tok_{tag}"]
+        assert row[f"tokens_{tag}"] == pytest.approx(sum(per.values()) / len(per))
+    assert row["token_ratio"] == pytest.approx(row["tokens_probe"] / row["tokens_full"])
+
+
+def _exit(t: dict, decide, source: str):
+    """(correct, cost, exited) of one trajectory read checkpoint by checkpoint until ``decide``
+    (answers seen so far -> bool) says stop; every draw before the exit is paid for."""
+    spent, seen = 0, []
+    for p in t["points"]:
+        if p["k"] >= t["T"]:
+            break
+        spent += p[f"tok_{source}"]
+        seen.append(p[source])
+        if decide(seen):
+            return _mode(p[source]) == t["gold"], p["k"] + spent, True
+    return t["correct"], t["T"] + spent, False
+
+
+def recompute_early_exit(results: Path, cfg: dict, model: str, dataset: str, stride: int, budgets) -> dict:
+    """(rule, source, setting) -> (accuracy, relative tokens) of every per-trajectory rule."""
+    trajs = raw_checkpoints(results, cfg, model, dataset, stride)
+    ee = cfg.get("early_exit", {})
+    rules = {("full", "-", "-"): lambda t: (t["correct"], t["T"], False)}
+    for source in ("full", "probe"):
+        for tau in ee.get("entropy_thresholds", [0.0, 0.25, 0.5, 1.0]):
+            rules[("entropy", source, f"tau={tau:g}")] = lambda t, s=source, tau=tau: _exit(
+                t, lambda seen: conditional_answer_entropy(seen[-1]) <= tau + 1e-12, s
+            )
+        for m in ee.get("consecutive", [2, 3, 4]):
+
+            def same(seen, m=m):
+                modes = [_mode(a) for a in seen[-m:]]
+                return len(modes) == m and len(set(modes)) == 1 and modes[0] != "NULL"
+
+            rules[("consecutive", source, f"m={m}")] = lambda t, s=source, same=same: _exit(t, same, s)
+    for b in budgets:
+
+        def budget(t, b=b):
+            if t["T"] <= b:
+                return t["correct"], t["T"], False
+            p = next(p for p in t["points"] if p["k"] == b)
+            return _mode(p["probe"]) == t["gold"], b + p["tok_probe"], True
+
+        rules[("budget", "probe", f"B={b}")] = budget
+    out = {}
+    for key, rule in rules.items():
+        results_ = [rule(t) for t in trajs]
+        out[key] = (
+            float(np.mean([c for c, _, _ in results_])),
+            sum(c for _, c, _ in results_) / sum(t["T"] for t in trajs),
+        )
+    return out
+
+
+def recompute_deepconf(results: Path, model: str, dataset: str, *, window: int, warmup: int, keep: float):
+    """(accuracy, relative tokens) of DeepConf's online rule on every question's pool, from the
+    rollouts' token confidences: plain loops over explicit windows."""
+    roll = pl.read_parquet(results / f"rollouts/{model}/{dataset}/*.parquet").sort("question_id", "trajectory")
+    correct, spent, full = [], 0, 0
+    for _, part in roll.group_by("question_id", maintain_order=True):
+        traces = part.to_dicts()
+
+        def groups(c):
+            c = list(c)
+            if len(c) <= window:
+                return [sum(c) / len(c)]
+            return [sum(c[i : i + window]) / window for i in range(len(c) - window + 1)]
+
+        lowest = [min(groups(t["token_confidence"])) for t in traces]
+        s = float(np.quantile(lowest[:warmup], 1 - keep))
+        votes = Counter()
+        for i, t in enumerate(traces):
+            full += t["T"]
+            g = groups(t["token_confidence"])
+            stop = next((w for w, v in enumerate(g) if v < s), None) if i >= warmup else None
+            if stop is None:
+                spent += t["T"]
+                votes[t["answer"]] += lowest[i]
+            else:
+                spent += min(t["T"], stop + window)
+        if len(votes) > 1:
+            votes.pop("NULL", None)
+        answer = min(votes, key=lambda a: (-votes[a], a))
+        correct.append(answer == traces[0]["gold"])
+    return float(np.mean(correct)), spent / full
+
+
+def check_early_exit(results: Path, cfg: dict, model: str, dataset: str, stride: int, budgets, warmup: int) -> None:
+    """Every row of table_early_exit for (model, dataset) equals its independent recomputation."""
+    table = pl.read_csv(results / "tables/table_early_exit.csv")
+    rows = {
+        (r["rule"], r["source"], r["setting"]): r
+        for r in table.filter((pl.col("model") == model) & (pl.col("dataset") == dataset)).iter_rows(named=True)
+    }
+    want = recompute_early_exit(results, cfg, model, dataset, stride, budgets)
+    sel = cfg.get("selection", {})
+    for eta in sel.get("keep_fractions", [0.1, 0.9]):
+        want[("deepconf", "confidence", f"eta={eta:g}")] = recompute_deepconf(
+            results, model, dataset, window=sel.get("window", 8), warmup=warmup, keep=eta
+        )
+    assert set(want) <= set(rows), sorted(set(want) - set(rows))
+    for key, (acc, tok) in want.items():
+        r = rows[key]
+        assert r["accuracy"] == pytest.approx(acc, abs=1e-12), key
+        assert r["rel_tokens"] == pytest.approx(tok, abs=1e-12), key
+        assert r["accuracy_lo"] <= r["accuracy"] + 1e-12 and r["accuracy"] <= r["accuracy_hi"] + 1e-12, key
+        assert (
+            (r["verdict"] == "baseline") if key[0] in ("full", "majority") else (("more" in r["verdict"]) == (tok > 1))
+        )
+
+
+def check_probe_tables(results: Path, cfg: dict, datasets: list[str], stride: int) -> None:
+    """table_probe_agreement and table_early_exit of every model x dataset recomputed from the raw
+    draws (the budgets and DeepConf's warm-up as the config resolves them)."""
+    import copy
+
+    from siaflow.config import deepconf_warmup, exit_budgets, prepare
+
+    full = prepare(copy.deepcopy(cfg), Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml")
+    for model in cfg["models"]:
+        for dataset in datasets:
+            check_probe_agreement(results, full, model, dataset, stride)
+            check_early_exit(results, full, model, dataset, stride, exit_budgets(full), deepconf_warmup(full))

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-from recompute import check_entropy_table, check_table1
+from recompute import check_entropy_table, check_probe_agreement, check_probe_tables, check_table1
 
 from siaflow.analysis.estimators import alignment_coefficient, conditional_answer_entropy, gold_surprisal
 from siaflow.io import read_provenance
@@ -23,8 +23,10 @@ from siaflow.keys import checkpoint_positions
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ["table1_alignment", "table2_shuffle", "table3_mc_ablation", "table_edis_bestofn", "table_selection"]
+TABLES += ["table_probe_agreement", "table_early_exit"]
 FIGURES = ["fig1_cumulative_gain", "fig2_auc", "fig3_saturation", "fig4_cumulative_gain_nonaligned"]
 FIGURES += ["fig5_auc_nonaligned", "fig_fano", "fig_edis_trajectories", "fig_edis_separation", "fig_selection"]
+FIGURES += ["fig_probe_agreement", "fig_early_exit"]
 
 
 @pytest.fixture(scope="module")
@@ -385,9 +387,16 @@ def test_every_selector_on_one_pool(run):
 # rules' jobs have changed params (and rerun; what depends on them reruns for its new inputs).
 # The report's params are the whole effective config (it reruns `snakemake --report` with it).
 PARAM_EDITS = [
-    (("sampling", "n_continuations"), 5, {"continuations_both_variants", "table3_mc_ablation"}),
-    (("decoding", "temperature"), 0.9, {"rollouts", "continuations_both_variants"}),
-    (("sampling", "batch_rows"), 64, {"rollouts", "continuations_both_variants"}),
+    # the probes' K is the continuations' (probe.n_samples: null)
+    (
+        ("sampling", "n_continuations"),
+        5,
+        {"continuations_both_variants", "table3_mc_ablation", "probes", "table_probe_agreement"},
+    ),
+    (("decoding", "temperature"), 0.9, {"rollouts", "continuations_both_variants", "probes"}),
+    (("sampling", "batch_rows"), 64, {"rollouts", "continuations_both_variants", "probes"}),
+    (("probe", "max_new_tokens"), 3, {"probes", "table_probe_agreement"}),
+    (("early_exit", "consecutive"), [2], {"table_early_exit"}),
     (("edis", "tau_burst"), 1.0, {"edis_scores", "fig_edis_trajectories", "table_selection"}),
     (("edis", "n_draws"), 10, {"table_edis_bestofn", "table_selection"}),
     (
@@ -428,3 +437,41 @@ def test_a_key_reruns_exactly_the_rules_that_read_it(run, tmp_path, key, value, 
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert _params_changed(res.stdout) == readers, res.stdout[-3000:]
+
+
+def test_probes_are_forced_answers_stored_like_continuations(run):
+    """K probes per checkpoint (k = 0 once per question), each at most probe.max_new_tokens long,
+    ended at its answer line; H_k of the probes recomputed from their draws like the full ones'."""
+    r, cfg = run["results"], run["cfg"]
+    budget, K = cfg["probe"]["max_new_tokens"], cfg["sampling"]["n_continuations"]
+    for model in cfg["models"]:
+        check_entropy_table(r, cfg, model, "toy-arith", 8, variant="probe")
+        probes = pl.read_parquet(r / f"continuations/{model}/toy-arith/stride-8/probe/*.parquet")
+        assert probes["n_generated"].max() <= budget
+        assert probes.group_by("question_id", "trajectory", "k").len()["len"].unique().to_list() == [K]
+        for shard in sorted((r / f"continuations/{model}/toy-arith/stride-8/probe").glob("*.parquet")):
+            prov, part = read_provenance(shard), pl.read_parquet(shard)
+            assert prov["step"] == "probes" and prov["probe"]["cue"] == cfg["probe"]["cue"]
+            assert prov["ledger"]["probes"] == prov["ledger"]["prefixes"] * K == part.height
+            assert prov["ledger"]["generated_tokens"] == int(
+                (part["n_generated"] + (part["finish_reason"] == "stop") + part["cut"]).sum()
+            )
+
+
+def test_probe_agreement_recomputed_from_raw_draws(run):
+    for model in run["cfg"]["models"]:
+        check_probe_agreement(run["results"], run["cfg"], model, "toy-arith", 8)
+    data = pl.read_csv(run["results"] / "figures/fig_probe_agreement.data.csv")
+    table = pl.read_csv(run["results"] / "tables/table_probe_agreement.csv")
+    # the figure draws every checkpoint before the end, once
+    assert (
+        data.group_by("model").agg(pl.col("n").sum()).sort("model")["n"].to_list()
+        == table.sort("model")["n_checkpoints"].to_list()
+    )
+
+
+def test_early_exit_recomputed_from_raw_draws(run):
+    check_probe_tables(run["results"], run["cfg"], ["toy-arith"], 8)
+    table = pl.read_csv(run["results"] / "tables/table_early_exit.csv")
+    assert set(table["rule"]) == {"full", "entropy", "consecutive", "budget", "majority", "deepconf"}
+    assert pl.read_csv(run["results"] / "figures/fig_early_exit.data.csv").equals(table)

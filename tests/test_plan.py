@@ -35,6 +35,10 @@ def test_cost_plan_by_hand():
     assert row["gpu_hours"] == (780 + 5760) / 100 / 3600
     total = df.filter(pl.col("model") == "TOTAL").row(0, named=True)
     assert total["generated_tokens"] == 2 * (780 + 5760)
+    # forced-answer probes: K' = 3 per prefix of the main stride (280 / 4 = 70), at most 8 + 1 tokens
+    probed = cost_plan({**cfg, "probe": {"n_samples": 3, "max_new_tokens": 8}}).row(0, named=True)
+    assert probed["probes"] == 70 * 3 and probed["probe_tokens"] == 70 * 3 * 9
+    assert probed["generated_tokens"] == 780 + 5760 + 70 * 3 * 9
     # a coarse stride that is not a multiple of a configured one is a run of its own
     cfg["mc_ablation"]["stride"] = 15
     row2 = cost_plan(cfg).filter(pl.col("model") == "a").row(0, named=True)

@@ -46,10 +46,11 @@ def test_generation_jobs_went_through_slurm_and_the_rest_ran_locally(slurm_run):
     out = slurm_run["out"]
     ids = re.findall(r"SLURM jobid (\d+)", out)
     # 2 models x 2 shards of rollouts; continuations: stride 8 original + shuffled in one job per
-    # shard, and stride 16 for the Monte-Carlo ablation (a multiple of 8, so a sub-sample: no run)
-    assert len(set(ids)) == 2 * 2 + 2 * 2, out[-5000:]
+    # shard, and stride 16 for the Monte-Carlo ablation (a multiple of 8, so a sub-sample: no run);
+    # the forced-answer probes, one job per shard
+    assert len(set(ids)) == 2 * 2 + 2 * 2 + 2 * 2, out[-5000:]
     logs = sorted(p.relative_to(slurm_run["logs"]).parts[0] for p in slurm_run["logs"].rglob("*.log"))
-    assert set(logs) == {"rule_rollouts", "rule_continuations_both_variants"}, logs
+    assert set(logs) == {"rule_rollouts", "rule_continuations_both_variants", "rule_probes"}, logs
 
 
 def test_the_pilot_ran_one_shard_per_model_and_dataset_and_priced_the_grid(slurm_run):

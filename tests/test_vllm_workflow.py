@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import ROOT, require_slurm, slurm_snakemake
 from polars.testing import assert_frame_equal
-from recompute import check_entropy_table, check_table1
+from recompute import check_entropy_table, check_probe_tables, check_table1
 from vllm_support import ENGINE_ENV, require_vllm
 
 from siaflow.io import read_provenance
@@ -91,7 +91,7 @@ def served(tmp_path_factory, local, smollm2_server):
 
 def test_every_target_on_vllm_with_exact_token_statistics(local):
     r = local["results"]
-    assert len(list(r.glob("tables/*.csv"))) == 7 and len(list(r.glob("figures/*.png"))) == 9
+    assert len(list(r.glob("tables/*.csv"))) == 10 and len(list(r.glob("figures/*.png"))) == 11
     assert (r / "report.html").exists()
     path = next((r / f"rollouts/{MODEL}/{DATASET}").glob("*.parquet"))
     prov = read_provenance(path)
@@ -112,11 +112,26 @@ def test_tables_equal_a_recomputation_from_the_raw_draws(local):
     check_table1(r, cfg, [DATASET], stride)
 
 
+def test_probes_on_the_engine_and_their_tables_equal_a_recomputation(local):
+    """Forced-answer probes run by vLLM's engine: K short answers per checkpoint, read from what the
+    model wrote after the cue, and both probe tables recomputed from the raw draws."""
+    r, cfg = local["results"], local["cfg"]
+    stride = cfg["sampling"]["strides"][0]
+    check_entropy_table(r, cfg, MODEL, DATASET, stride, "probe")
+    check_probe_tables(r, cfg, [DATASET], stride)
+    path = next((r / f"continuations/{MODEL}/{DATASET}/stride-{stride}/probe").glob("*.parquet"))
+    prov, probes = read_provenance(path), pl.read_parquet(path)
+    assert prov["step"] == "probes" and prov["backend"]["name"] == "vllm"
+    assert probes["n_generated"].max() <= cfg["probe"]["max_new_tokens"]
+    # a real model answers a forced cue with a number most of the time
+    assert (probes["answer"] != "NULL").mean() > 0.5
+
+
 def test_vllm_generation_ran_as_slurm_jobs_and_the_rest_locally(slurm):
     ids = set(re.findall(r"SLURM jobid (\d+)", slurm["out"]))
-    assert len(ids) == 3  # rollouts, the main stride's two variants, the ablation's stride
+    assert len(ids) == 4  # rollouts, the main stride's two variants, the ablation's stride, the probes
     logs = {p.relative_to(slurm["logs"]).parts[0] for p in slurm["logs"].rglob("*.log")}
-    assert logs == {"rule_rollouts", "rule_continuations_both_variants", "rule_continuations"}, logs
+    assert logs == {"rule_rollouts", "rule_continuations_both_variants", "rule_continuations", "rule_probes"}, logs
     prov = read_provenance(next((slurm["results"] / f"rollouts/{MODEL}/{DATASET}").glob("*.parquet")))
     assert prov["backend"]["name"] == "vllm"
 
@@ -152,7 +167,7 @@ def _assert_same_draws_and_tables(a, b):
     tables = sorted(p.relative_to(b) for p in b.glob("tables/*.csv")) + sorted(
         p.relative_to(b) for p in b.glob("figures/*.data.csv")
     )
-    assert len(tables) == 7 + 9
+    assert len(tables) == 10 + 11
     exact = ("table1", "table2", "table3", "fig1", "fig2", "fig3", "fig4", "fig5", "fig_fano")
     for rel in tables:
         tol = dict(rel_tol=1e-12, abs_tol=1e-15) if rel.name.startswith(exact) else dict(rel_tol=1e-3, abs_tol=1e-3)

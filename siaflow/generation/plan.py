@@ -10,6 +10,8 @@ tokens (``plan.mean_trace_tokens``):
   stop token), so per trajectory sum_{j=1..m} (L - j s + 1) + 1, and L + 1 from k = 0
 * two variants (original, shuffled) per stride; Table 3's stride only when it is not a sub-sample
 * rollouts: Q * R * (L + 1) tokens;  GPU-hours = tokens / plan.tokens_per_second / 3600.
+* forced-answer probes (``probe``, main stride): K' per prefix of one variant, each at most its
+  budget plus a stop token: prefixes * K' * (probe.max_new_tokens + 1), an upper bound.
 
 That counts every continuation run to its end, at the config's guess of L and throughput. Once
 some shards exist (the ``pilot`` target runs one per model and dataset), they calibrate it
@@ -151,13 +153,20 @@ def cost_plan(config: dict, calibration: dict[str, dict] | None = None) -> pl.Da
                 "continuations": 0,
                 "rollout_tokens": Q * R * (L + 1),
                 "continuation_tokens": 0,
+                "probes": 0,
+                "probe_tokens": 0,
             }
             for stride in strides:
                 c = continuation_counts(Q, N, K, stride, L)
                 row["checkpoints"] += c["checkpoints"]
                 row["continuations"] += 2 * c["continuations"]  # original and shuffled
                 row["continuation_tokens"] += 2 * c["continuation_tokens"]
-            row["generated_tokens"] = row["rollout_tokens"] + row["continuation_tokens"]
+            probe = config.get("probe")
+            if probe:
+                prefixes = continuation_counts(Q, N, K, strides[0], L)["prefixes"]
+                row["probes"] = prefixes * (probe.get("n_samples") or K)
+                row["probe_tokens"] = row["probes"] * (probe["max_new_tokens"] + 1)
+            row["generated_tokens"] = row["rollout_tokens"] + row["continuation_tokens"] + row["probe_tokens"]
             row["gpu_hours"] = row["generated_tokens"] / tps / 3600
             if calibration:
                 row.update(_calibrated(row, model, calibration, tps))

@@ -15,10 +15,9 @@ import polars as pl
 
 from siaflow.generation.backends.base import Backend, Decoding, Request
 from siaflow.generation.sampling import stream_key
-from siaflow.keys import checkpoint_positions
+from siaflow.keys import VARIANTS, checkpoint_positions
 
 SHARED_TRAJECTORY = -1
-VARIANTS = ("original", "shuffled")
 # the list columns of a rollouts table, stored compactly
 ROLLOUT_LISTS = {"prompt_ids": pl.List(pl.Int32), "token_ids": pl.List(pl.Int32)}
 ROLLOUT_LISTS |= dict.fromkeys(

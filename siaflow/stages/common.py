@@ -77,6 +77,19 @@ def load_entropy(paths) -> pl.LazyFrame:
     return pl.concat([pl.scan_parquet(p) for p in paths], how="vertical_relaxed")
 
 
+def tagged(paths, columns: list[str]) -> pl.LazyFrame:
+    """The files' rows (rollouts or draws) with the model and dataset their provenance names."""
+    frames = []
+    for p in paths:
+        prov = io.read_provenance(p)
+        frames.append(
+            pl.scan_parquet(p)
+            .select(columns)
+            .with_columns(model=pl.lit(prov["model"]), dataset=pl.lit(prov["dataset"]))
+        )
+    return pl.concat(frames, how="vertical_relaxed")
+
+
 def analysis_provenance(sm, entropy_paths, **extra) -> dict:
     """Provenance of a table or figure: the rule, its params, and what made each entropy table."""
     inputs = {}

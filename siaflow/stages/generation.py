@@ -194,3 +194,42 @@ def _continue_variant(sm, backend, roll, variant: str, output: str, shared_k0):
     clear_parts(output)
     print(f"continuations ({variant}): {ledger}")
     return df
+
+
+@stage
+def probes(sm) -> None:
+    """K forced-answer probes of every checkpoint of a shard's trajectories (``siaflow.generation.probes``)."""
+    from siaflow.generation.probes import PROBE_VARIANT, ProbeSpec, run_probes
+
+    roll, backend = _setup_continuations(sm)
+    p, s = sm.params, sm.params.sampling
+    spec = ProbeSpec.of(p.probe)
+    t0 = time.perf_counter()
+    df, ledger = run_probes(
+        backend,
+        roll,
+        spec,
+        stride=p.stride,
+        decoding=Decoding(**p.decoding),
+        seed=s["seed"],
+        rules=_rules(sm, roll["prompt"][0] if roll.height else ""),
+        output=sm.output[0],
+        part_prefixes=s["parts"]["prefixes"],
+    )
+    ledger["seconds"] = round(time.perf_counter() - t0, 3)
+    prov = {
+        **io.read_provenance(sm.input.rollouts),
+        **io.provenance(
+            step="probes",
+            stride=p.stride,
+            variant=PROBE_VARIANT,
+            n_continuations=spec.n_samples,
+            probe=spec.as_dict(),
+            ledger=ledger,
+        ),
+    }
+    io.write_parquet(df, sm.output[0], prov)
+    clear_parts(sm.output[0])
+    backend.close()
+    answered = df.filter(pl.col("answer") != "NULL").height / max(df.height, 1)
+    print(f"probes: {df.height} answers ({answered:.1%} not NULL), {ledger}")

@@ -25,6 +25,7 @@ def _write_plan(sm, calibration: dict, source: str) -> None:
         "plan": p.plan,
         "edis": p.edis,
         "mc_ablation": p.mc_ablation,
+        "probe": p.probe,
     }
     df = cost_plan(config, calibration)
     io.write_text(df.write_csv(), sm.output.csv)

@@ -7,7 +7,7 @@ import polars as pl
 from siaflow import io
 from siaflow.analysis import metrics
 from siaflow.outputs.tables import write_table
-from siaflow.stages.common import analysis_provenance, load_entropy, stage, with_model_info
+from siaflow.stages.common import analysis_provenance, load_entropy, stage, tagged, with_model_info
 
 
 def _write(sm, df: pl.DataFrame, title: str, entropy_paths, **extra) -> None:
@@ -46,26 +46,13 @@ def table2_shuffle(sm) -> None:
     )
 
 
-def _tagged(paths, columns: list[str]) -> pl.LazyFrame:
-    """The files' rows with the model and dataset their provenance names."""
-    frames = []
-    for p in paths:
-        prov = io.read_provenance(p)
-        frames.append(
-            pl.scan_parquet(p)
-            .select(columns)
-            .with_columns(model=pl.lit(prov["model"]), dataset=pl.lit(prov["dataset"]))
-        )
-    return pl.concat(frames, how="vertical_relaxed")
-
-
 @stage
 def table3_mc_ablation(sm) -> None:
     """Alignment under a coarser stride and fewer samples, from the stored per-sample answers of
     the source run (a finer stride, or a run at the coarse stride): no new generation."""
     p = sm.params
     rollouts = pl.concat([pl.scan_parquet(f) for f in sm.input.rollouts], how="vertical_relaxed")
-    samples = _tagged(sm.input.continuations, ["question_id", "trajectory", "k", "sample", "answer"])
+    samples = tagged(sm.input.continuations, ["question_id", "trajectory", "k", "sample", "answer"])
     t3 = metrics.mc_ablation_table(
         load_entropy(sm.input.entropy),
         rollouts,

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import siaflow.config
+import siaflow.keys
 from siaflow import layout
 from siaflow.config import mc_source_stride
 from snakemake.utils import validate
@@ -21,7 +22,8 @@ SPECS = {**config["models"], **CHECKPOINT_MODELS}
 DATASETS = list(config["datasets"])
 STRIDES = [int(s) for s in config["sampling"]["strides"]]
 MAIN_STRIDE = siaflow.config.main_stride(config)
-VARIANTS = ["original", "shuffled"]
+VARIANTS = list(siaflow.keys.VARIANTS)  # and siaflow.keys.PROBE_VARIANT: rule probes
+PROBE_VARIANT = siaflow.keys.PROBE_VARIANT
 TOY_MODELS = siaflow.config.toy_models(config)
 BUILT_MODELS = siaflow.config.built_models(config)
 HUB_MODELS = siaflow.config.hub_models(config)
@@ -37,6 +39,8 @@ MC_SOURCE = (
 H = siaflow.config.entropy_column(config)
 MODEL_INFO = siaflow.config.model_info(config)
 BOOTSTRAP = siaflow.config.bootstrap(config)
+PROBE = siaflow.config.probe_spec(config)  # the probe variant: cue, K, token budget
+EXIT_BUDGETS = siaflow.config.exit_budgets(config)
 
 
 def path(pattern, **fields):
@@ -107,6 +111,8 @@ TABLES = [
     "table3_mc_ablation",
     "table_edis_bestofn",
     "table_selection",
+    "table_probe_agreement",
+    "table_early_exit",
 ]
 FIGURES = [
     "fig1_cumulative_gain",
@@ -118,6 +124,8 @@ FIGURES = [
     "fig_edis_trajectories",
     "fig_edis_separation",
     "fig_selection",
+    "fig_probe_agreement",
+    "fig_early_exit",
 ]
 ANALYSIS_TARGETS = [path(layout.TABLE, name=t, ext="csv") for t in TABLES] + [
     path(layout.FIGURE, name=f, ext="png") for f in FIGURES

@@ -36,6 +36,8 @@ rule continuations:
         path(layout.CONTINUATIONS),
     log:
         log("continuations/{model}/{dataset}/stride-{stride}/{variant}/shard-{shard}"),
+    wildcard_constraints:
+        variant="|".join(VARIANTS),  # the probe variant: rule probes
     conda:
         generation_env
     threads: generation_threads
@@ -80,3 +82,24 @@ if config["sampling"]["variants_in_one_job"]:
             **generation_params(CONTINUATION_SAMPLING, stride=MAIN_STRIDE),
         script:
             "../../scripts/continuations_both_variants.py"
+
+
+# Forced-answer probes (docs/early-exit.md): the checkpoint prefix, an answer cue, K short samples.
+# Stored like the full continuations (variant `probe`), so rule entropy makes their H_k.
+rule probes:
+    input:
+        rollouts=rules.rollouts.output[0],
+        model=model_input,
+    output:
+        path(layout.CONTINUATIONS, variant=PROBE_VARIANT),
+    log:
+        log("continuations/{model}/{dataset}/stride-{stride}/probe/shard-{shard}"),
+    conda:
+        generation_env
+    threads: generation_threads
+    resources:
+        **generation_resources(runtime=60),
+    params:
+        **generation_params(CONTINUATION_SAMPLING, stride=lambda wc: int(wc.stride), probe=PROBE),
+    script:
+        "../../scripts/probes.py"

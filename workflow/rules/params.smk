@@ -128,7 +128,7 @@ def edis_params(*keys):
 
 def plan_params():
     """What the cost plan reads: the grid (model names, each dataset's size), N, K and the
-    strides, the EDIS pool, Table 3's stride, and the plan's assumptions."""
+    strides, the EDIS pool, Table 3's stride, the probes' K and budget, and the plan's assumptions."""
     return dict(
         models=list(config["models"]),
         datasets={d: config_keys(spec, "n_questions") for d, spec in config["datasets"].items()},
@@ -136,4 +136,5 @@ def plan_params():
         plan=config["plan"],
         edis=config_keys(config["edis"], "pool_size"),
         mc_ablation=config_keys(config["mc_ablation"], "stride"),
+        probe=config_keys(PROBE, "n_samples", "max_new_tokens"),
     )

@@ -156,6 +156,10 @@ class Backend(ABC):
         """Token ids of a prompt, with the model's own special tokens (e.g. BOS)."""
 
     @abstractmethod
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of a piece of text appended to a prompt (a probe's answer cue): no special tokens."""
+
+    @abstractmethod
     def encode_chat(self, messages: list[dict]) -> tuple[str, list[int]]:
         """The model's chat template applied to ``messages`` with the assistant turn opened:
         the exact prompt text and its token ids."""
@@ -173,6 +177,9 @@ class HFTokenizerBackend(Backend):
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text).input_ids)
+
+    def encode_text(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     def encode_chat(self, messages: list[dict]) -> tuple[str, list[int]]:
         if not getattr(self.tokenizer, "chat_template", None):

@@ -1,0 +1,169 @@
+"""Forced-answer probes (issue 23; docs/early-exit.md): the ``probe`` continuation variant.
+
+A probe asks the model for its answer *now*: the checkpoint prefix, then an answer cue that fits
+the prompt (``\\n#### `` for siaflow's ``####`` prompts; a think section left open is closed
+first), then K short samples of at most ``probe.max_new_tokens`` tokens, each ended at the end of
+its answer line. Dynasor's Certaindex probes a prefix this way. Its answers are extracted as for any
+response (from prefix + cue + sample) and are stored exactly as the full continuations' are, one row
+per sample (``rollouts.CONTINUATION_SCHEMA``), so the entropy rule turns them into H_k unchanged.
+
+The cue depends on the prefix:
+
+* the prefix already settles its answer (a complete first answer line, as at k = T): no cue, and
+  the backend generates nothing (the answer is the prefix's);
+* the prefix is writing an answer line that already states a value (``#### 4`` when the model
+  was going to write ``#### 48``): no cue, so that the probe finishes the model's own line;
+* the prefix is inside an open think section: ``think_close``, then the cue without its leading
+  newlines (``\n</think>\n\n#### ``);
+* otherwise: the cue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import polars as pl
+
+from siaflow.answers import NULL, answer_lines, answer_on_line, leaves_think_open, think_sections
+from siaflow.generation.backends.base import Backend, Decoding, Request
+from siaflow.generation.rollouts import CONTINUATION_SCHEMA, continuation_prefixes
+from siaflow.generation.sampling import stream_key
+from siaflow.keys import PROBE_VARIANT
+
+ANSWER_LINE_END = "\n"  # a probe ends at the end of its answer line
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """The ``probe`` block of the config: cue, think-section close, K and the token budget."""
+
+    cue: str
+    think_close: str
+    n_samples: int
+    max_new_tokens: int
+
+    @classmethod
+    def of(cls, block: dict) -> ProbeSpec:
+        return cls(**{k: block[k] for k in ("cue", "think_close", "n_samples", "max_new_tokens")})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def probe_cue(prefix_text: str, spec: ProbeSpec, *, answer_type: str, preamble: str, settled: bool) -> str:
+    """The text written after a prefix before its probe samples (rules in the module docstring)."""
+    if settled:
+        return ""
+    visible = preamble + prefix_text
+    if leaves_think_open(visible):
+        return spec.think_close + spec.cue.lstrip("\n")  # the close ends its own line
+    lines = list(answer_lines(think_sections(visible)[0]))
+    if lines and not lines[-1][1] and answer_on_line(lines[-1][0], answer_type) != NULL:
+        return ""  # the last answer line is being written (no newline yet) and states a value
+    return spec.cue
+
+
+def probe_prefixes(backend: Backend, rollouts: pl.DataFrame, spec: ProbeSpec, *, stride: int, rules: dict) -> list:
+    """(question, trajectory, k, prefix ids + cue ids, prompt ids) for every checkpoint (k = 0 once
+    per question, as ``rollouts.continuation_prefixes``), with the cue each prefix takes.
+    ``rules``: ``siaflow.answers.response_rules`` of the prompt (answer type, preamble, settled)."""
+    out, cues = [], {}
+    for q, j, k, prefix, prompt in continuation_prefixes(rollouts, stride=stride, seed=0, variant="original"):
+        text = backend.decode(prefix)
+        cue = probe_cue(
+            text, spec, answer_type=rules["answer_type"], preamble=rules["preamble"], settled=rules["settled"](text)
+        )
+        if cue not in cues:
+            cues[cue] = backend.encode_text(cue) if cue else []
+        out.append((q, j, k, prefix + cues[cue], prompt))
+    return out
+
+
+def probe_requests(prefixes: list, spec: ProbeSpec, *, seed: int, stop: tuple[str, ...] = ()) -> list[Request]:
+    """K samples of at most ``spec.max_new_tokens`` per prefix, each on its own random stream (the
+    ``probe`` stream: never one of the full continuations'), ended at the end of the answer line."""
+    ends = tuple(dict.fromkeys((*stop, ANSWER_LINE_END)))
+    return [
+        Request(
+            tuple(prompt + prefix),
+            tuple(stream_key(seed, "probe", q, j, k, s) for s in range(spec.n_samples)),
+            answer_start=len(prompt),
+            stop=ends,
+            max_new_tokens=spec.max_new_tokens,
+        )
+        for q, j, k, prefix, prompt in prefixes
+    ]
+
+
+def probe_prefix_batch(
+    backend: Backend,
+    prefixes: list,
+    spec: ProbeSpec,
+    *,
+    decoding: Decoding,
+    seed: int,
+    extract: Callable[[str], str],
+    settled: Callable[[str], bool],
+    stop: tuple[str, ...] = (),
+    n_cue_tokens: int = 0,
+) -> tuple[pl.DataFrame, dict]:
+    """The probe samples of some prefixes (from ``probe_prefixes``), one row per sample in sample
+    order, and the token ledger of this work (generated tokens, the prompt tokens prefilled)."""
+    requests = probe_requests(prefixes, spec, seed=seed, stop=stop)
+    before = dict(getattr(backend, "stats", {}))
+    gens = backend.generate(requests, decoding, progress="probes", answer_final=settled) if requests else []
+    work = {k: v - before.get(k, 0) for k, v in getattr(backend, "stats", {}).items()}
+    cols = {c: [] for c in CONTINUATION_SCHEMA}
+    generated = in_prefix = 0
+    for (q, j, k, prefix, _), gs in zip(prefixes, gens):
+        for s, g in enumerate(gs):
+            for c, v in zip(CONTINUATION_SCHEMA, (q, j, k, s)):
+                cols[c].append(v)
+            cols["answer"].append(extract(backend.decode(prefix + g.token_ids)))
+            cols["n_generated"].append(len(g.token_ids))
+            cols["finish_reason"].append(g.finish_reason)
+            cols["cut"].append(g.cut)
+            generated += g.n_sampled
+            in_prefix += g.finish_reason == "answer" and g.n_sampled == 0
+    prompt_tokens = sum(len(r.prompt_ids) for r in requests)
+    ledger = {"prefixes": len(requests), "probes": len(requests) * spec.n_samples, "prompt_tokens": prompt_tokens}
+    ledger.update(generated_tokens=generated, answered_in_prefix=in_prefix)
+    ledger.update(
+        prefill_tokens=work.get("prefill_tokens", prompt_tokens), decoded_tokens=work.get("decoded_tokens", generated)
+    )
+    return pl.DataFrame(cols, schema=CONTINUATION_SCHEMA), ledger
+
+
+def run_probes(
+    backend: Backend,
+    rollouts: pl.DataFrame,
+    spec: ProbeSpec,
+    *,
+    stride: int,
+    decoding: Decoding,
+    seed: int,
+    rules: dict,
+    output=None,
+    part_prefixes: int = 256,
+) -> tuple[pl.DataFrame, dict]:
+    """K forced-answer probes of every checkpoint prefix of ``rollouts`` (the trajectories with
+    continuations), one row per sample, and the token ledger. ``decoding``: the temperature and
+    top-p of the continuations (the token budget is the probe's own). With ``output`` the work is
+    saved in parts beside it and a rerun after a kill resumes (``siaflow.generation.resume``)."""
+    prefixes = probe_prefixes(backend, rollouts, spec, stride=stride, rules=rules)
+    kw = dict(decoding=decoding, seed=seed, extract=rules["extract"], settled=rules["settled"], stop=rules["stop"])
+
+    def work(chunk):
+        return probe_prefix_batch(backend, list(chunk), spec, **kw)
+
+    if output is None or not prefixes:
+        df, ledger = work(prefixes)
+    else:
+        from siaflow.generation.resume import run_in_parts
+
+        identity = {"stride": stride, "seed": seed, "variant": PROBE_VARIANT, "probe": spec.as_dict()}
+        identity.update(stop=list(rules["stop"]), decoding=decoding.as_dict(), **backend.info.identity())
+        df, ledger = run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)
+    ledger["cue_tokens"] = sum(len(p[3]) - p[2] for p in prefixes)  # prompt tokens the cues added
+    return df, ledger

@@ -1,0 +1,261 @@
+"""Early exit, evaluated after the fact (table_early_exit, fig_early_exit; docs/early-exit.md).
+
+Every rule is applied to the stored trajectories and draws: a trajectory is read checkpoint by
+checkpoint (k = 0, s, 2s, ... before its end T) as if it were being generated, and a rule that
+exits at checkpoint k answers there. What a rule spends is the trajectory's tokens up to the exit
+**plus** every draw (probe or full continuation) it made to decide, the empty prefix's included;
+a trajectory that reaches its end answers with its own answer and has paid for every draw before
+it. Nothing is drawn at k = T: a finished response needs no probe.
+
+Per-trajectory rules (on each question's N trajectories with continuations):
+
+* ``entropy``: exit at the first checkpoint whose answer entropy (``source``: the full
+  continuations, or the probes) is at most tau, with the checkpoint's most frequent answer;
+* ``consecutive``: exit once that most frequent answer (not NULL) is the same at m consecutive
+  checkpoints (interwhen's stability rule);
+* ``budget``: a fixed token budget B: a trajectory longer than B is stopped at B and answers with
+  the probes' most frequent answer there (budget forcing); the rest run to their end;
+* ``full``: the full trajectory (the baseline: accuracy of one response, tokens 1).
+
+Per-question rules (on each question's whole pool of responses, ``edis.pool_size``):
+
+* ``deepconf``: DeepConf's online rule: the first ``warmup`` traces run in full and set the
+  threshold s, the ``1 - eta`` quantile of their lowest group confidences (keep the top eta); every
+  later trace stops at the first window whose group confidence falls below s and is discarded;
+  the warm-up traces and the survivors vote, weighted by their lowest group confidence;
+* ``majority``: every trace in full, majority vote (the baseline of ``deepconf``).
+
+Tokens are relative to the full trajectories the rule replaces (the sum of its costs over the sum
+of their lengths T), accuracy is over trajectories (per-trajectory rules) or questions
+(per-question rules), and each has a percentile bootstrap CI over questions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import polars as pl
+
+from siaflow.analysis.probes import CHECKPOINT
+from siaflow.analysis.stats import resample_counts
+from siaflow.keys import GROUP, TRAJ
+from siaflow.selection.selectors import group_confidences
+
+NULL = "NULL"
+SOURCES = ("full", "probe")
+UNIT = ["model", "dataset", "question_id", "unit"]
+
+
+def exit_checkpoints(paired: pl.DataFrame, tokens: dict[str, pl.LazyFrame]) -> pl.DataFrame:
+    """``analysis.probes.paired_checkpoints`` rows with ``tok_full`` / ``tok_probe``: the tokens each
+    estimator's draws at that checkpoint generated (the empty prefix's shared draws count for every
+    trajectory that reads them)."""
+    out = paired.lazy().with_columns(_src=pl.when(pl.col("k") == 0).then(-1).otherwise(pl.col("trajectory")))
+    for tag, t in tokens.items():
+        t = t.select(
+            *GROUP, "question_id", pl.col("trajectory").alias("_src"), "k", pl.col("tokens").alias(f"tok_{tag}")
+        )
+        out = out.join(t, on=[*GROUP, "question_id", "_src", "k"], how="left")
+    return out.drop("_src").with_columns(pl.col(f"tok_{t}").fill_null(0) for t in tokens).sort(CHECKPOINT).collect()
+
+
+def _before_end(cp: pl.DataFrame) -> pl.DataFrame:
+    return cp.filter(pl.col("k") < pl.col("T")).sort(CHECKPOINT)
+
+
+def _exit_where(cp: pl.DataFrame, hit: pl.Expr, source: str) -> pl.DataFrame:
+    """Per trajectory: the first checkpoint before the end where ``hit`` holds, else its end."""
+    rows = _before_end(cp).with_columns(_cum=pl.col(f"tok_{source}").cum_sum().over(TRAJ), _hit=hit)
+    spent = rows.group_by(TRAJ).agg(_all=pl.col(f"tok_{source}").sum())
+    first = rows.filter("_hit").group_by(TRAJ, maintain_order=True).first()
+    traj = cp.group_by(TRAJ, maintain_order=True).agg(pl.col("T").first(), pl.col("correct").first())
+    out = traj.join(spent, on=TRAJ, how="left").join(
+        first.select(*TRAJ, "k", "_cum", pl.col(f"map_{source}").alias("_answer"), "gold"), on=TRAJ, how="left"
+    )
+    exited = pl.col("k").is_not_null()
+    return out.select(
+        *GROUP,
+        "question_id",
+        pl.col("trajectory").alias("unit"),
+        correct=pl.when(exited).then(pl.col("_answer") == pl.col("gold")).otherwise(pl.col("correct")),
+        cost=pl.when(exited).then(pl.col("k") + pl.col("_cum")).otherwise(pl.col("T") + pl.col("_all").fill_null(0)),
+        draws=pl.when(exited).then(pl.col("_cum")).otherwise(pl.col("_all").fill_null(0)),
+        full=pl.col("T"),
+        exited=exited,
+    )
+
+
+def entropy_exit(cp: pl.DataFrame, source: str, tau: float) -> pl.DataFrame:
+    return _exit_where(cp, pl.col(f"H_{source}") <= tau + 1e-12, source)
+
+
+def consecutive_exit(cp: pl.DataFrame, source: str, m: int) -> pl.DataFrame:
+    a = pl.col(f"map_{source}")
+    run = (a != a.shift(1)).fill_null(True).cum_sum().over(TRAJ)
+    run_len = pl.int_range(1, pl.len() + 1).over([*TRAJ, run])
+    return _exit_where(cp, (run_len >= m) & (a != NULL), source)
+
+
+def budget_exit(cp: pl.DataFrame, budget: int) -> pl.DataFrame:
+    """Stop at B, answer with the probes' most frequent answer there (only that checkpoint's probes
+    are paid for); a trajectory of at most B tokens runs to its end."""
+    at_b = cp.filter((pl.col("k") == budget) & (pl.col("T") > budget))
+    traj = cp.group_by(TRAJ, maintain_order=True).agg(pl.col("T").first(), pl.col("correct").first())
+    out = traj.join(at_b.select(*TRAJ, "map_probe", "gold", "tok_probe"), on=TRAJ, how="left")
+    cut = pl.col("T") > budget
+    if out.filter(cut & pl.col("map_probe").is_null()).height:
+        raise ValueError(f"budget {budget}: some trajectories longer than it have no checkpoint at k = {budget}")
+    return out.select(
+        *GROUP,
+        "question_id",
+        pl.col("trajectory").alias("unit"),
+        correct=pl.when(cut).then(pl.col("map_probe") == pl.col("gold")).otherwise(pl.col("correct")),
+        cost=pl.when(cut).then(budget + pl.col("tok_probe")).otherwise(pl.col("T")),
+        draws=pl.when(cut).then(pl.col("tok_probe")).otherwise(0),
+        full=pl.col("T"),
+        exited=cut,
+    )
+
+
+def full_trajectory(cp: pl.DataFrame) -> pl.DataFrame:
+    traj = cp.group_by(TRAJ, maintain_order=True).agg(pl.col("T").first(), pl.col("correct").first())
+    return traj.select(
+        *GROUP, "question_id", pl.col("trajectory").alias("unit"), "correct", cost="T", draws=pl.lit(0), full="T"
+    ).with_columns(exited=pl.lit(False))
+
+
+def vote(answers, weights=None) -> str:
+    """The answer with the largest total weight (NULL only when nothing else was answered); ties go
+    to the smallest answer text, so the result never depends on trace order."""
+    tally = Counter()
+    for a, w in zip(answers, weights if weights is not None else [1.0] * len(answers)):
+        tally[a] += float(w)
+    if len(tally) > 1:
+        tally.pop(NULL, None)
+    return min(tally, key=lambda a: (-tally[a], a)) if tally else NULL
+
+
+def stop_position(conf, window: int, threshold: float) -> int | None:
+    """Where DeepConf's online rule stops a trace: the number of tokens generated when the first
+    window's group confidence falls below ``threshold`` (None: it never does)."""
+    g = group_confidences(conf, window)
+    below = np.flatnonzero(g < threshold)
+    if not below.size:
+        return None
+    return int(min(len(conf), below[0] + window))
+
+
+def deepconf_online(pool: pl.DataFrame, *, window: int, warmup: int, keep: float) -> pl.DataFrame:
+    """One row per question: DeepConf online (module docstring) on its pool of responses
+    (``trajectory`` order; columns question_id, trajectory, T, answer, gold, token_confidence)."""
+    rows = []
+    for (model, dataset, q), part in pool.sort("trajectory").group_by(*GROUP, "question_id", maintain_order=True):
+        confs = [np.asarray(c, dtype=float) for c in part["token_confidence"].to_list()]
+        lowest = np.array([group_confidences(c, window).min() if len(c) else np.nan for c in confs])
+        s = float(np.nanquantile(lowest[:warmup], 1 - keep))
+        cost, voters, stopped = 0, [], 0
+        for i, (c, t) in enumerate(zip(confs, part["T"])):
+            at = None if i < warmup else stop_position(c, window, s)
+            cost += t if at is None else at
+            stopped += at is not None
+            if at is None:
+                voters.append(i)
+        answer = vote([part["answer"][i] for i in voters], [lowest[i] for i in voters])
+        rows.append(_question_row(model, dataset, q, answer == part["gold"][0], cost, part, stopped))
+    return pl.DataFrame(rows)
+
+
+def majority_vote(pool: pl.DataFrame) -> pl.DataFrame:
+    rows = []
+    for (model, dataset, q), part in pool.sort("trajectory").group_by(*GROUP, "question_id", maintain_order=True):
+        answer = vote(part["answer"].to_list())
+        rows.append(_question_row(model, dataset, q, answer == part["gold"][0], int(part["T"].sum()), part, 0))
+    return pl.DataFrame(rows)
+
+
+def _question_row(model, dataset, q, correct, cost, part, stopped) -> dict:
+    full = int(part["T"].sum())
+    return dict(model=model, dataset=dataset, question_id=q, unit=-1, correct=bool(correct), cost=cost, draws=0) | {
+        "full": full,
+        "exited": stopped > 0,
+    }
+
+
+def summarise(units: pl.DataFrame, *, n_boot: int, ci: float, seed: int) -> dict:
+    """Accuracy and relative tokens of one rule's units, with bootstrap CIs over questions, the
+    fraction of units that exited early and the share of the tokens spent on draws."""
+    per_q = (
+        units.group_by("question_id")
+        .agg(
+            c=pl.col("correct").cast(pl.Float64).sum(),
+            n=pl.len(),
+            cost=pl.col("cost").cast(pl.Float64).sum(),
+            full=pl.col("full").cast(pl.Float64).sum(),
+        )
+        .sort("question_id")
+    )
+    counts = resample_counts(per_q.height, n_boot, seed).astype(float)
+    c, n, cost, full = (per_q[x].to_numpy().astype(float) for x in ("c", "n", "cost", "full"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc_b, tok_b = (counts @ c) / (counts @ n), (counts @ cost) / (counts @ full)
+    a = (1 - ci) / 2
+    spent = float(units["cost"].sum())
+    return {
+        "n": units.height,
+        "accuracy": c.sum() / n.sum(),
+        "accuracy_lo": float(np.nanquantile(acc_b, a)),
+        "accuracy_hi": float(np.nanquantile(acc_b, 1 - a)),
+        "rel_tokens": cost.sum() / full.sum(),
+        "rel_tokens_lo": float(np.nanquantile(tok_b, a)),
+        "rel_tokens_hi": float(np.nanquantile(tok_b, 1 - a)),
+        "exited": float(units["exited"].mean()),
+        "draw_share": float(units["draws"].sum()) / spent if spent else 0.0,
+    }
+
+
+def verdict(rel_tokens: float) -> str:
+    """What exiting does to the token bill, in words."""
+    if rel_tokens > 1:
+        return f"costs {rel_tokens - 1:.0%} more than it saves"
+    if rel_tokens < 1:
+        return f"saves {1 - rel_tokens:.0%}"
+    return "no change"
+
+
+def rules_of(cp: pl.DataFrame, pool: pl.DataFrame, settings: dict):
+    """(rule, source, setting, units) of every rule and threshold (``settings``: the
+    ``early_exit`` block with ``budgets`` resolved, DeepConf's ``window`` and ``keep_fractions``)."""
+    yield "full", "-", "-", full_trajectory(cp)
+    for source in SOURCES:
+        for tau in settings["entropy_thresholds"]:
+            yield "entropy", source, f"tau={tau:g}", entropy_exit(cp, source, tau)
+        for m in settings["consecutive"]:
+            yield "consecutive", source, f"m={m}", consecutive_exit(cp, source, m)
+    for b in settings["budgets"]:
+        yield "budget", "probe", f"B={b}", budget_exit(cp, b)
+    yield "majority", "-", "-", majority_vote(pool)
+    for eta in settings["keep_fractions"]:
+        units = deepconf_online(pool, window=settings["window"], warmup=settings["deepconf_warmup"], keep=eta)
+        yield "deepconf", "confidence", f"eta={eta:g}", units
+
+
+def early_exit_table(cp: pl.DataFrame, pool: pl.DataFrame, settings: dict, *, n_boot: int, ci: float, seed: int):
+    """table_early_exit: one row per model x dataset x rule x setting (``rules_of``), and the units
+    (trajectories or questions) behind each row, for the figure and for tests."""
+    rows, all_units = [], []
+    for (model, dataset), part in cp.group_by(GROUP, maintain_order=True):
+        mine = pool.filter((pl.col("model") == model) & (pl.col("dataset") == dataset))
+        for rule, source, setting, units in rules_of(part, mine, settings):
+            stats = summarise(units, n_boot=n_boot, ci=ci, seed=seed)
+            unit = "question" if rule in ("majority", "deepconf") else "trajectory"
+            rows.append(
+                dict(model=model, dataset=dataset, rule=rule, source=source, setting=setting, unit=unit) | stats
+            )
+            all_units.append(units.with_columns(rule=pl.lit(rule), source=pl.lit(source), setting=pl.lit(setting)))
+    table = pl.DataFrame(rows).with_columns(
+        verdict=pl.when(pl.col("rule").is_in(["full", "majority"]))
+        .then(pl.lit("baseline"))
+        .otherwise(pl.col("rel_tokens").map_elements(verdict, return_dtype=pl.String))
+    )
+    return table.sort(GROUP, maintain_order=True), pl.concat(all_units, how="vertical_relaxed")
