@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 import yaml
 from conftest import ROOT
-from recompute import check_entropy_table, check_table1
+from recompute import check_entropy_table, check_probe_tables, check_table1
 
 from siaflow.answers import answer_is_final, extract_answer
 from siaflow.generation.backends.base import FINISH_REASONS
@@ -127,7 +127,13 @@ def test_tables_equal_a_recomputation_from_the_raw_draws(real):
         for dataset in DATASETS:
             check_entropy_table(r, cfg, model, dataset, stride)
             check_entropy_table(r, cfg, model, dataset, stride, "shuffled")
+            check_entropy_table(r, cfg, model, dataset, stride, "probe")
     check_table1(r, cfg, DATASETS, stride)
+    check_probe_tables(r, cfg, DATASETS, stride)
+    # a real model answers the forced cue "\n#### " with a number, mostly within a few tokens
+    probes = pl.read_parquet(r / f"continuations/smollm2-chat/gsm8k-mini/stride-{stride}/probe/*.parquet")
+    assert (probes["answer"] != "NULL").mean() > 0.5
+    assert probes["n_generated"].max() <= cfg["probe"]["max_new_tokens"]
 
 
 def test_a_rerun_is_identical(real):

@@ -107,6 +107,7 @@ def test_only_generation_and_toy_training_are_cluster_jobs(tmp_path):
         "rollouts",
         "continuations",
         "continuations_both_variants",
+        "probes",
     }
     assert local == set(_rules()) - jobs
 

@@ -69,6 +69,7 @@ def probe_prefixes(backend: Backend, rollouts: pl.DataFrame, spec: ProbeSpec, *,
     per question, as ``rollouts.continuation_prefixes``), with the cue each prefix takes.
     ``rules``: ``siaflow.answers.response_rules`` of the prompt (answer type, preamble, settled)."""
     out, cues = [], {}
+    # the trajectory's own prefixes (the seed only shuffles the shuffled variant's)
     for q, j, k, prefix, prompt in continuation_prefixes(rollouts, stride=stride, seed=0, variant="original"):
         text = backend.decode(prefix)
         cue = probe_cue(

@@ -240,12 +240,14 @@ def rules_of(cp: pl.DataFrame, pool: pl.DataFrame, settings: dict):
         yield "deepconf", "confidence", f"eta={eta:g}", units
 
 
-def early_exit_table(cp: pl.DataFrame, pool: pl.DataFrame, settings: dict, *, n_boot: int, ci: float, seed: int):
+def early_exit_table(cp: pl.DataFrame, pool, settings: dict, *, n_boot: int, ci: float, seed: int):
     """table_early_exit: one row per model x dataset x rule x setting (``rules_of``), and the units
-    (trajectories or questions) behind each row, for the figure and for tests."""
+    (trajectories or questions) behind each row, for the figure and for tests. ``pool``: the
+    rollouts (lazy or not), read one model x dataset at a time (their token confidences are the
+    bulk of the data)."""
     rows, all_units = [], []
     for (model, dataset), part in cp.group_by(GROUP, maintain_order=True):
-        mine = pool.filter((pl.col("model") == model) & (pl.col("dataset") == dataset))
+        mine = pool.lazy().filter((pl.col("model") == model) & (pl.col("dataset") == dataset)).collect()
         for rule, source, setting, units in rules_of(part, mine, settings):
             stats = summarise(units, n_boot=n_boot, ci=ci, seed=seed)
             unit = "question" if rule in ("majority", "deepconf") else "trajectory"

@@ -70,7 +70,7 @@ def table_early_exit(sm) -> None:
     pool = tagged(sm.input.rollouts, ["question_id", "trajectory", "T", "answer", "gold", "token_confidence"])
     settings = {**p.early_exit, "budgets": p.budgets, "window": p.selection["window"]}
     settings["keep_fractions"] = p.selection["keep_fractions"]
-    table, units = early_exit.early_exit_table(cp, pool.collect(), settings, **p.bootstrap)
+    table, units = early_exit.early_exit_table(cp, pool, settings, **p.bootstrap)
     prov = analysis_provenance(sm, [*sm.input.full, *sm.input.probe], rollouts=[str(f) for f in sm.input.rollouts])
     io.write_parquet(units, sm.output.units, prov)
     write_table(
