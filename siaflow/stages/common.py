@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from siaflow import io
+from siaflow.outputs.tables import write_table
 
 # what an analysis output records of each entropy table it read
 _ENTROPY_PROVENANCE = (
@@ -102,6 +103,14 @@ def analysis_provenance(sm, entropy_paths, **extra) -> dict:
 def figure_provenance(sm, prov: dict) -> None:
     """A figure's provenance sits beside its data: <figure>.data.provenance.json."""
     io.write_json(prov, Path(sm.output.data).with_suffix(".provenance.json"))
+
+
+def write_model_table(sm, df: pl.DataFrame, title: str, prov: dict) -> None:
+    """A table of model x dataset rows, each model's regime and family after its name, as the
+    rule's CSV, Markdown and LaTeX outputs with ``prov`` beside them; printed to the rule's log."""
+    df = with_model_info(df, sm.params.models)
+    write_table(df, csv=sm.output.csv, md=sm.output.md, tex=sm.output.tex, title=title, prov=prov)
+    print(df)
 
 
 def with_model_info(df: pl.DataFrame, models: dict[str, dict]) -> pl.DataFrame:

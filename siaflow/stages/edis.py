@@ -7,9 +7,8 @@ import polars as pl
 
 from siaflow import io
 from siaflow.outputs import plots
-from siaflow.outputs.tables import write_table
 from siaflow.selection import bestofn, edis
-from siaflow.stages.common import figure_provenance, params, stage, with_model_info
+from siaflow.stages.common import figure_provenance, params, stage, write_model_table
 
 # what the scores record of each rollout shard they read
 _ROLLOUT_PROVENANCE = (
@@ -58,16 +57,9 @@ def table_edis_bestofn(sm) -> None:
     )
     long.write_csv(sm.output.long)
     wide = bestofn.wide_table(long, edis.METHODS)
-    wide = with_model_info(wide, sm.params.models)
-    write_table(
-        wide,
-        csv=sm.output.csv,
-        md=sm.output.md,
-        tex=sm.output.tex,
-        prov=io.provenance(step="table_edis_bestofn", params=params(sm), scores=io.read_provenance(sm.input.scores)),
-        title="Best-of-N accuracy by selection rule (mean over random N-subsets of each question's pool)",
-    )
-    print(wide)
+    prov = io.provenance(step="table_edis_bestofn", params=params(sm), scores=io.read_provenance(sm.input.scores))
+    title = "Best-of-N accuracy by selection rule (mean over random N-subsets of each question's pool)"
+    write_model_table(sm, wide, title, prov)
 
 
 @stage

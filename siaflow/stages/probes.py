@@ -8,7 +8,6 @@ import polars as pl
 from siaflow import io
 from siaflow.analysis.probes import agreement_points, checkpoint_tokens, paired_checkpoints, probe_agreement_table
 from siaflow.outputs import exit_plots
-from siaflow.outputs.tables import write_table
 from siaflow.selection import early_exit
 from siaflow.stages.common import (
     analysis_provenance,
@@ -17,7 +16,7 @@ from siaflow.stages.common import (
     params,
     stage,
     tagged,
-    with_model_info,
+    write_model_table,
 )
 
 DRAW_COLUMNS = ["question_id", "trajectory", "k", "sample", "answer", "n_generated", "finish_reason", "cut"]
@@ -40,15 +39,8 @@ def table_probe_agreement(sm) -> None:
     )
     prov = analysis_provenance(sm, [*sm.input.full, *sm.input.probe], probe=p.probe)
     agreement_points(full, probe, h=p.h).write_csv(sm.output.points)
-    write_table(
-        with_model_info(table, p.models),
-        csv=sm.output.csv,
-        md=sm.output.md,
-        tex=sm.output.tex,
-        prov=prov,
-        title="Forced-answer probes against full continuations: H_k agreement, alignment, early AUC, tokens",
-    )
-    print(table)
+    title = "Forced-answer probes against full continuations: H_k agreement, alignment, early AUC, tokens"
+    write_model_table(sm, table, title, prov)
 
 
 @stage
@@ -73,15 +65,8 @@ def table_early_exit(sm) -> None:
     table, units = early_exit.early_exit_table(cp, pool, settings, **p.bootstrap)
     prov = analysis_provenance(sm, [*sm.input.full, *sm.input.probe], rollouts=[str(f) for f in sm.input.rollouts])
     io.write_parquet(units, sm.output.units, prov)
-    write_table(
-        with_model_info(table, p.models),
-        csv=sm.output.csv,
-        md=sm.output.md,
-        tex=sm.output.tex,
-        prov=prov,
-        title="Early exit after the fact: accuracy and tokens (probes and continuations included) of every rule",
-    )
-    print(table)
+    title = "Early exit after the fact: accuracy and tokens (probes and continuations included) of every rule"
+    write_model_table(sm, table, title, prov)
 
 
 @stage

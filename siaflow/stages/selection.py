@@ -7,10 +7,17 @@ import polars as pl
 
 from siaflow import io
 from siaflow.outputs import plots
-from siaflow.outputs.tables import write_table
 from siaflow.selection import bestofn, selectors
 from siaflow.selection.edis import EdisParams
-from siaflow.stages.common import analysis_provenance, figure_provenance, load_entropy, params, stage, with_model_info
+from siaflow.stages.common import (
+    analysis_provenance,
+    figure_provenance,
+    load_entropy,
+    params,
+    stage,
+    with_model_info,
+    write_model_table,
+)
 
 
 @stage
@@ -52,15 +59,8 @@ def table_selection(sm) -> None:
     )
     long.write_csv(sm.output.long)
     wide = bestofn.wide_table(long, methods)
-    write_table(
-        with_model_info(wide, p.models),
-        csv=sm.output.csv,
-        md=sm.output.md,
-        tex=sm.output.tex,
-        prov=prov,
-        title="Best-of-N accuracy of every selector on one pool (the trajectories with continuations)",
-    )
-    print(wide)
+    title = "Best-of-N accuracy of every selector on one pool (the trajectories with continuations)"
+    write_model_table(sm, wide, title, prov)
 
 
 @stage

@@ -6,21 +6,11 @@ import polars as pl
 
 from siaflow import io
 from siaflow.analysis import metrics
-from siaflow.outputs.tables import write_table
-from siaflow.stages.common import analysis_provenance, load_entropy, stage, tagged, with_model_info
+from siaflow.stages.common import analysis_provenance, load_entropy, stage, tagged, write_model_table
 
 
 def _write(sm, df: pl.DataFrame, title: str, entropy_paths, **extra) -> None:
-    df = with_model_info(df, sm.params.models)
-    write_table(
-        df,
-        csv=sm.output.csv,
-        md=sm.output.md,
-        tex=sm.output.tex,
-        title=title,
-        prov=analysis_provenance(sm, entropy_paths, **extra),
-    )
-    print(df)
+    write_model_table(sm, df, title, analysis_provenance(sm, entropy_paths, **extra))
 
 
 @stage
