@@ -70,6 +70,16 @@ def entropy_tables(stride=MAIN_STRIDE, variant="original"):
     ]
 
 
+def probe_inputs():
+    """The main stride's entropy tables and draws of the full continuations and of the probes."""
+    return dict(
+        full=entropy_tables(),
+        probe=entropy_tables(variant=PROBE_VARIANT),
+        full_draws=all_shards(layout.CONTINUATIONS, stride=MAIN_STRIDE, variant="original"),
+        probe_draws=all_shards(layout.CONTINUATIONS, stride=MAIN_STRIDE, variant=PROBE_VARIANT),
+    )
+
+
 def shards_of(pattern):
     """Input function: `pattern` for every shard of the job's model and dataset."""
     return lambda wc: expand(pattern, shard=shards(wc.dataset), **dict(wc.items()))

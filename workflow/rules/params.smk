@@ -128,7 +128,8 @@ def edis_params(*keys):
 
 def plan_params():
     """What the cost plan reads: the grid (model names, each dataset's size), N, K and the
-    strides, the EDIS pool, Table 3's stride, the probes' K and budget, and the plan's assumptions."""
+    strides, the EDIS pool, Table 3's stride, the probes' K and budget, and the plan's assumptions.
+    """
     return dict(
         models=list(config["models"]),
         datasets={d: config_keys(spec, "n_questions") for d, spec in config["datasets"].items()},

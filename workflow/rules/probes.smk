@@ -3,16 +3,6 @@
 # scripts/<rule>.py -> siaflow.stages.probes.<rule> -> siaflow.analysis.probes / siaflow.selection.early_exit.
 
 
-def probe_inputs():
-    """The main stride's entropy tables and draws of the full continuations and of the probes."""
-    return dict(
-        full=entropy_tables(),
-        probe=entropy_tables(variant=PROBE_VARIANT),
-        full_draws=all_shards(layout.CONTINUATIONS, stride=MAIN_STRIDE, variant="original"),
-        probe_draws=all_shards(layout.CONTINUATIONS, stride=MAIN_STRIDE, variant=PROBE_VARIANT),
-    )
-
-
 rule table_probe_agreement:
     input:
         **probe_inputs(),
