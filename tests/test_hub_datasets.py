@@ -233,7 +233,9 @@ def test_paper_grid_dry_run_offline():
     shards = -(-1319 // 50) + -(-1172 // 50) + -(-300 // 50)
     assert stats["rollouts"] == 11 * shards
     assert stats["continuations_both_variants"] == 11 * shards  # one stride, original + shuffled in one job
+    assert stats["probes"] == 11 * shards  # the forced-answer probes, one job per shard
     # a dataset this module's fixtures already fetched is not fetched again: download_dataset's params
     # are the fetch's keys (repo, revision, files), not n_questions
     missing = [d for d in PAPER["datasets"] if not (ROOT / "resources/datasets" / d).exists()]
-    assert stats["entropy"] == 11 * 3 * 2 and stats.get("download_dataset", 0) == len(missing)
+    # entropy: original, shuffled and probe of every model x dataset
+    assert stats["entropy"] == 11 * 3 * 3 and stats.get("download_dataset", 0) == len(missing)

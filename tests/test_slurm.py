@@ -74,8 +74,8 @@ def test_tables_and_figure_data_equal_a_local_run(slurm_run, local_run):
     files = sorted(p.relative_to(b) for p in b.glob("tables/*.csv")) + sorted(
         p.relative_to(b) for p in b.glob("figures/*.data.csv")
     )
-    # 5 tables (the two Best-of-N tables also in long form), 9 figures
-    assert len(files) == 7 + 9, files
+    # 7 tables (the two Best-of-N tables also in long form, probe agreement's points), 11 figures
+    assert len(files) == 10 + 11, files
     for rel in files:
         assert_frame_equal(pl.read_csv(a / rel), pl.read_csv(b / rel), rel_tol=1e-12, abs_tol=1e-15)
 
