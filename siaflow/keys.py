@@ -1,5 +1,6 @@
-"""What generation and analysis both name: the key columns of the results tables, and the
-checkpoints k of a trajectory at which the answer entropy H_k is measured (docs/design.md §2)."""
+"""What generation and analysis both name: the key columns of the results tables, the
+checkpoints k of a trajectory at which the answer entropy H_k is measured (docs/design.md §2), and
+the tokens a stored draw generated."""
 
 from __future__ import annotations
 
@@ -10,6 +11,14 @@ IN_SHARD = ["question_id", "trajectory"]  # one trajectory within a model x data
 # each), and the forced-answer probe (K short answers after an answer cue; siaflow.generation.probes)
 VARIANTS = ("original", "shuffled")
 PROBE_VARIANT = "probe"
+
+
+def draw_tokens():
+    """A polars expression: the tokens one stored draw (a row of continuations or probes) generated,
+    its text plus the stop token or the stop string's tokens (``Generation.n_sampled``)."""
+    import polars as pl  # here, not at the top: the Snakefile imports this module
+
+    return pl.col("n_generated") + (pl.col("finish_reason") == "stop").cast(pl.Int64) + pl.col("cut").cast(pl.Int64)
 
 
 def checkpoint_positions(T: int, stride: int) -> list[int]:

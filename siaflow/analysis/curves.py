@@ -175,6 +175,15 @@ def cumulative_gain_curves(
 # --------------------------------------------------------------------------------------------
 
 
+def early_auc(entropy: pl.LazyFrame, *, h: str, at: float, n_boot: int, ci: float, seed: int) -> dict:
+    """ROC AUC of -H_k for correctness at relative position ``at`` (each trajectory's H_k
+    interpolated there; one model x dataset), with its bootstrap CI over questions: ``auc``, ``lo``,
+    ``hi``, ``n_trajectories``, ``n_correct`` (``stats.auc_with_ci``)."""
+    early = interpolate_to_grid(entropy.with_columns(score=-pl.col(h)), "score", np.array([at])).collect()
+    early = early.join(entropy.select(*TRAJ, "correct").unique(TRAJ).collect(), on=TRAJ)
+    return auc_with_ci(early, "score", "rel_pos", n_boot=n_boot, ci=ci, seed=seed).row(0, named=True)
+
+
 def values_at_absolute_k(entropy: pl.LazyFrame, value: str, ks: np.ndarray) -> pl.LazyFrame:
     """``value`` at absolute prefix lengths ``ks``: the last checkpoint at or before k, so a
     trajectory that ended before k carries its final value (null before its first checkpoint)."""

@@ -19,10 +19,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from siaflow.analysis.curves import interpolate_to_grid
+from siaflow.analysis.curves import early_auc
 from siaflow.analysis.metrics import trajectory_alignment
-from siaflow.analysis.stats import auc_with_ci, bootstrap_cluster_mean_ci, bootstrap_mean_ci
-from siaflow.keys import IN_SHARD
+from siaflow.analysis.stats import bootstrap_cluster_mean_ci, bootstrap_mean_ci
 
 RHO_METRICS = {
     "mean_rho": ("rho", None),
@@ -60,11 +59,7 @@ def checkpoint_summary(
                 int(np.count_nonzero(~np.isnan(values))),
             )
         )
-    early = interpolate_to_grid(
-        entropy.lazy().with_columns(score=-pl.col(h)), "score", np.array([early_position])
-    ).collect()
-    early = early.join(traj.select("question_id", "trajectory", "correct"), on=IN_SHARD)
-    auc = auc_with_ci(early, "score", "rel_pos", **boot).row(0, named=True)
+    auc = early_auc(entropy.lazy(), h=h, at=early_position, **boot)
     smaller = min(auc["n_correct"], auc["n_trajectories"] - auc["n_correct"])
     if smaller < MIN_CLASS:
         auc.update(auc=np.nan, lo=np.nan, hi=np.nan)

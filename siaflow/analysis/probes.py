@@ -21,18 +21,12 @@ import math
 import numpy as np
 import polars as pl
 
-from siaflow.analysis.curves import interpolate_to_grid
+from siaflow.analysis.curves import early_auc
 from siaflow.analysis.metrics import trajectory_alignment
-from siaflow.analysis.stats import auc_with_ci, bootstrap_cluster_mean_ci, resample_counts
-from siaflow.keys import GROUP, TRAJ
+from siaflow.analysis.stats import bootstrap_cluster_mean_ci, resample_counts
+from siaflow.keys import GROUP, TRAJ, draw_tokens
 
 CHECKPOINT = [*TRAJ, "k"]
-
-
-def draw_tokens() -> pl.Expr:
-    """Tokens one stored draw generated: its text, plus the stop token or the stop string's tokens
-    (``Generation.n_sampled``)."""
-    return pl.col("n_generated") + (pl.col("finish_reason") == "stop").cast(pl.Int64) + pl.col("cut").cast(pl.Int64)
 
 
 def checkpoint_tokens(draws: pl.LazyFrame) -> pl.LazyFrame:
@@ -88,23 +82,23 @@ def _weighted_pearson(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray
     return np.where((cxx > 1e-15) & (cyy > 1e-15), r, np.nan)
 
 
-def _early_auc(entropy: pl.LazyFrame, *, h: str, at: float, boot: dict) -> dict:
-    early = interpolate_to_grid(entropy.with_columns(score=-pl.col(h)), "score", np.array([at])).collect()
-    correct = entropy.select(*TRAJ, "correct").unique(TRAJ).collect()
-    early = early.join(correct, on=TRAJ)
-    return auc_with_ci(early, "score", "rel_pos", **boot).row(0, named=True)
-
-
 def _ci_columns(name: str, value: float, lo: float, hi: float) -> dict:
     return {name: value, f"{name}_lo": lo, f"{name}_hi": hi}
 
 
 def agreement_row(
-    full: pl.LazyFrame, probe: pl.LazyFrame, tokens: dict[str, pl.LazyFrame], *, h: str, early_position: float, boot
+    full: pl.LazyFrame,
+    probe: pl.LazyFrame,
+    paired: pl.DataFrame,
+    tokens: dict[str, pl.LazyFrame],
+    *,
+    h: str,
+    early_position: float,
+    boot,
 ) -> dict:
-    """table_probe_agreement's numbers for one model x dataset (module docstring). ``tokens``: the
-    ``checkpoint_tokens`` of each estimator's draws, under "full" and "probe"."""
-    paired = paired_checkpoints(full, probe, h=h)
+    """table_probe_agreement's numbers for one model x dataset (module docstring). ``paired``: its
+    ``paired_checkpoints``; ``tokens``: the ``checkpoint_tokens`` of each estimator's draws, under
+    "full" and "probe"."""
     before_end = paired.filter(pl.col("k") < pl.col("T"))
     q = before_end["question_id"].to_numpy()
     row = {"n_questions": paired["question_id"].n_unique(), "n_checkpoints": before_end.height}
@@ -115,7 +109,7 @@ def agreement_row(
         traj = trajectory_alignment(ent, h=h).collect()
         rho = bootstrap_cluster_mean_ci(traj["rho"].to_numpy(), traj["question_id"].to_numpy(), **boot)
         row |= _ci_columns(f"rho_{tag}", *rho)
-        auc = _early_auc(ent, h=h, at=early_position, boot=boot)
+        auc = early_auc(ent, h=h, at=early_position, **boot)
         row |= _ci_columns(f"early_auc_{tag}", auc["auc"], auc["lo"], auc["hi"])
     for tag, t in tokens.items():
         per = t.select(pl.col("tokens").sum(), pl.len().alias("n"), pl.col("draws").mean()).collect().row(0)
@@ -128,6 +122,7 @@ def agreement_row(
 def probe_agreement_table(
     full: pl.LazyFrame,
     probe: pl.LazyFrame,
+    paired: pl.DataFrame,
     full_draws: pl.LazyFrame,
     probe_draws: pl.LazyFrame,
     *,
@@ -138,7 +133,7 @@ def probe_agreement_table(
     seed: int,
 ) -> pl.DataFrame:
     """table_probe_agreement: one row per model x dataset (entropy tables and draws with model and
-    dataset columns)."""
+    dataset columns; ``paired``: the tables' ``paired_checkpoints``)."""
     boot = dict(n_boot=n_boot, ci=ci, seed=seed)
     rows = []
     for model, dataset in full.select(GROUP).unique().sort(GROUP).collect().iter_rows():
@@ -148,18 +143,25 @@ def probe_agreement_table(
             "probe": checkpoint_tokens(probe_draws.filter(pair)),
         }
         row = agreement_row(
-            full.filter(pair), probe.filter(pair), tokens, h=h, early_position=early_position, boot=boot
+            full.filter(pair),
+            probe.filter(pair),
+            paired.filter(pair),
+            tokens,
+            h=h,
+            early_position=early_position,
+            boot=boot,
         )
         rows.append({"model": model, "dataset": dataset, **row})
     return pl.DataFrame(rows)
 
 
-def agreement_points(full: pl.LazyFrame, probe: pl.LazyFrame, *, h: str) -> pl.DataFrame:
+def agreement_points(paired: pl.DataFrame) -> pl.DataFrame:
     """fig_probe_agreement's data: how many checkpoints before the end (k < T) have each pair
-    (H_full, H_probe), per model x dataset (plug-in entropies of K draws take few values)."""
-    paired = paired_checkpoints(full, probe, h=h).filter(pl.col("k") < pl.col("T"))
+    (H_full, H_probe), per model x dataset (plug-in entropies of K draws take few values), from
+    ``paired_checkpoints``."""
     return (
-        paired.with_columns(pl.col("H_full").round(6), pl.col("H_probe").round(6))
+        paired.filter(pl.col("k") < pl.col("T"))
+        .with_columns(pl.col("H_full").round(6), pl.col("H_probe").round(6))
         .group_by(*GROUP, "H_full", "H_probe")
         .agg(n=pl.len())
         .sort(*GROUP, "H_full", "H_probe")

@@ -5,7 +5,7 @@ the prompt (``\\n#### `` for siaflow's ``####`` prompts; a think section left op
 first), then K short samples of at most ``probe.max_new_tokens`` tokens, each ended at the end of
 its answer line. Dynasor's Certaindex probes a prefix this way. Its answers are extracted as for any
 response (from prefix + cue + sample) and are stored exactly as the full continuations' are, one row
-per sample (``rollouts.CONTINUATION_SCHEMA``), so the entropy rule turns them into H_k unchanged.
+per sample (``rollouts.CONTINUATION_SCHEMA``, drawn by ``rollouts.draw_from_prefixes``), so the entropy rule turns them into H_k unchanged.
 
 The cue depends on the prefix:
 
@@ -27,7 +27,7 @@ import polars as pl
 
 from siaflow.answers import NULL, answer_lines, answer_on_line, leaves_think_open, think_sections
 from siaflow.generation.backends.base import Backend, Decoding, Request
-from siaflow.generation.rollouts import CONTINUATION_SCHEMA, continuation_prefixes
+from siaflow.generation.rollouts import continuation_prefixes, draw_from_prefixes
 from siaflow.generation.sampling import stream_key
 from siaflow.keys import PROBE_VARIANT
 
@@ -107,33 +107,19 @@ def probe_prefix_batch(
     extract: Callable[[str], str],
     settled: Callable[[str], bool],
     stop: tuple[str, ...] = (),
-    n_cue_tokens: int = 0,
 ) -> tuple[pl.DataFrame, dict]:
     """The probe samples of some prefixes (from ``probe_prefixes``), one row per sample in sample
     order, and the token ledger of this work (generated tokens, the prompt tokens prefilled)."""
     requests = probe_requests(prefixes, spec, seed=seed, stop=stop)
-    before = dict(getattr(backend, "stats", {}))
-    gens = backend.generate(requests, decoding, progress="probes", answer_final=settled) if requests else []
-    work = {k: v - before.get(k, 0) for k, v in getattr(backend, "stats", {}).items()}
-    cols = {c: [] for c in CONTINUATION_SCHEMA}
-    generated = in_prefix = 0
-    for (q, j, k, prefix, _), gs in zip(prefixes, gens):
-        for s, g in enumerate(gs):
-            for c, v in zip(CONTINUATION_SCHEMA, (q, j, k, s)):
-                cols[c].append(v)
-            cols["answer"].append(extract(backend.decode(prefix + g.token_ids)))
-            cols["n_generated"].append(len(g.token_ids))
-            cols["finish_reason"].append(g.finish_reason)
-            cols["cut"].append(g.cut)
-            generated += g.n_sampled
-            in_prefix += g.finish_reason == "answer" and g.n_sampled == 0
-    prompt_tokens = sum(len(r.prompt_ids) for r in requests)
-    ledger = {"prefixes": len(requests), "probes": len(requests) * spec.n_samples, "prompt_tokens": prompt_tokens}
-    ledger.update(generated_tokens=generated, answered_in_prefix=in_prefix)
-    ledger.update(
-        prefill_tokens=work.get("prefill_tokens", prompt_tokens), decoded_tokens=work.get("decoded_tokens", generated)
+    df, gens, work = draw_from_prefixes(
+        backend, prefixes, requests, decoding, extract=extract, answer_final=settled, progress="probes"
     )
-    return pl.DataFrame(cols, schema=CONTINUATION_SCHEMA), ledger
+    in_prefix = sum(g.finish_reason == "answer" and g.n_sampled == 0 for gs in gens for g in gs)
+    ledger = {"prefixes": work["prefixes"], "probes": len(requests) * spec.n_samples}
+    ledger.update(prompt_tokens=work["prompt_tokens"], generated_tokens=work["generated_tokens"])
+    ledger.update(answered_in_prefix=in_prefix, prefill_tokens=work["prefill_tokens"])
+    ledger.update(decoded_tokens=work["decoded_tokens"])
+    return df, ledger
 
 
 def run_probes(

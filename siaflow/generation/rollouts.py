@@ -15,7 +15,7 @@ import polars as pl
 
 from siaflow.generation.backends.base import Backend, Decoding, Request
 from siaflow.generation.sampling import stream_key
-from siaflow.keys import VARIANTS, checkpoint_positions
+from siaflow.keys import VARIANTS, checkpoint_positions, draw_tokens
 
 SHARED_TRAJECTORY = -1
 # the list columns of a rollouts table, stored compactly
@@ -208,18 +208,56 @@ def continue_prefixes(
     the ledger's estimate of what an early-stopped continuation would have gone on to generate.
     ``stop``: the prompt's stop strings, which end a continuation as they end a rollout."""
     requests = continuation_requests(prefixes, n_continuations=n_continuations, decoding=decoding, seed=seed, stop=stop)
+    df, gens, work = draw_from_prefixes(
+        backend,
+        prefixes,
+        requests,
+        decoding,
+        extract=extract,
+        answer_final=answer_final,
+        progress=f"continuations ({variant})",
+    )
+    tails = tails or {}
+    settled = sum(g.finish_reason == "answer" for gs in gens for g in gs)
+    tail_tokens = sum(
+        tails.get((q, j), 0) for (q, j, *_), gs in zip(prefixes, gens) for g in gs if g.finish_reason == "answer"
+    )
+    ledger = {"prefixes": work["prefixes"], "continuations": len(requests) * n_continuations}
+    ledger.update(prompt_tokens=work["prompt_tokens"], generated_tokens=work["generated_tokens"])
+    ledger.update(
+        settled_at_answer=settled,
+        naive_generated_tokens=work["generated_tokens"] + tail_tokens,
+        # what the engine computed: prompt tokens prefilled, and decode steps (one per distinct
+        # token history when the backend shares rows; else one per sample and token)
+        prefill_tokens=work["prefill_tokens"],
+        decoded_tokens=work["decoded_tokens"],
+    )
+    return df, ledger
+
+
+def draw_from_prefixes(
+    backend: Backend,
+    prefixes: list,
+    requests: list[Request],
+    decoding: Decoding,
+    *,
+    extract: Callable[[str], str],
+    answer_final: Callable[[str], bool] | None,
+    progress: str,
+) -> tuple[pl.DataFrame, list, dict]:
+    """Generate ``requests`` (one per prefix of ``prefixes``: question, trajectory, k, prefix ids,
+    prompt ids) and return the draws (one row per sample in sample order, each answer extracted
+    from prefix + sample), the generations, and the work done: prefixes, prompt and generated
+    tokens, and what the engine prefilled and decoded (its ``stats``, where it keeps them). The
+    full continuations and the forced-answer probes (``siaflow.generation.probes``) both draw here."""
     before = dict(getattr(backend, "stats", {}))
     gens = (
-        backend.generate(
-            requests, decoding, token_stats=False, progress=f"continuations ({variant})", answer_final=answer_final
-        )
+        backend.generate(requests, decoding, token_stats=False, progress=progress, answer_final=answer_final)
         if requests
         else []
     )
-    work = {k: v - before.get(k, 0) for k, v in getattr(backend, "stats", {}).items()}
+    stats = {k: v - before.get(k, 0) for k, v in getattr(backend, "stats", {}).items()}
     cols = {c: [] for c in CONTINUATION_SCHEMA}
-    generated = settled = naive = 0
-    tails = tails or {}
     for (q, j, k, prefix, _), gs in zip(prefixes, gens):
         for s, g in enumerate(gs):
             cols["question_id"].append(q)
@@ -230,22 +268,13 @@ def continue_prefixes(
             cols["n_generated"].append(len(g.token_ids))
             cols["finish_reason"].append(g.finish_reason)
             cols["cut"].append(g.cut)
-            generated += g.n_sampled
-            naive += g.n_sampled
-            if g.finish_reason == "answer":
-                settled += 1
-                naive += tails.get((q, j), 0)
     prompt_tokens = sum(len(r.prompt_ids) for r in requests)
-    ledger = {"prefixes": len(requests), "continuations": len(requests) * n_continuations}
-    ledger.update(prompt_tokens=prompt_tokens, generated_tokens=generated, settled_at_answer=settled)
-    ledger.update(
-        naive_generated_tokens=naive,
-        # what the engine computed: prompt tokens prefilled, and decode steps (one per distinct
-        # token history when the backend shares rows; else one per sample and token)
-        prefill_tokens=work.get("prefill_tokens", prompt_tokens),
-        decoded_tokens=work.get("decoded_tokens", generated),
+    generated = sum(g.n_sampled for gs in gens for g in gs)
+    work = {"prefixes": len(requests), "prompt_tokens": prompt_tokens, "generated_tokens": generated}
+    work.update(
+        prefill_tokens=stats.get("prefill_tokens", prompt_tokens), decoded_tokens=stats.get("decoded_tokens", generated)
     )
-    return pl.DataFrame(cols, schema=CONTINUATION_SCHEMA), ledger
+    return pl.DataFrame(cols, schema=CONTINUATION_SCHEMA), gens, work
 
 
 def run_continuations(
@@ -324,9 +353,7 @@ def _naive_with_k0(df: pl.DataFrame, ledger: dict, rollouts: pl.DataFrame, *, sh
     """The ledger's naive token count with the empty prefix as the naive procedure samples it: once
     per trajectory, in every variant (the draws here sample it once per question)."""
     k0_rows = df.filter(pl.col("k") == 0)
-    k0_tokens = (
-        int(k0_rows["n_generated"].sum()) + int((k0_rows["finish_reason"] == "stop").sum()) + int(k0_rows["cut"].sum())
-    )
+    k0_tokens = int(k0_rows.select(draw_tokens().sum()).item())
     n_traj = rollouts.select("question_id", "trajectory").unique().height
     n_q = rollouts["question_id"].n_unique()
     copies = n_traj / n_q if n_q else 0

@@ -39,12 +39,11 @@ import polars as pl
 
 from siaflow.analysis.probes import CHECKPOINT
 from siaflow.analysis.stats import resample_counts
+from siaflow.answers import NULL
 from siaflow.keys import GROUP, TRAJ
 from siaflow.selection.selectors import group_confidences
 
-NULL = "NULL"
 SOURCES = ("full", "probe")
-UNIT = ["model", "dataset", "question_id", "unit"]
 
 
 def exit_checkpoints(paired: pl.DataFrame, tokens: dict[str, pl.LazyFrame]) -> pl.DataFrame:
@@ -60,6 +59,11 @@ def exit_checkpoints(paired: pl.DataFrame, tokens: dict[str, pl.LazyFrame]) -> p
     return out.drop("_src").with_columns(pl.col(f"tok_{t}").fill_null(0) for t in tokens).sort(CHECKPOINT).collect()
 
 
+def _trajectories(cp: pl.DataFrame) -> pl.DataFrame:
+    """One row per trajectory of ``cp``: its length T and whether its own answer is right."""
+    return cp.group_by(TRAJ, maintain_order=True).agg(pl.col("T").first(), pl.col("correct").first())
+
+
 def _before_end(cp: pl.DataFrame) -> pl.DataFrame:
     return cp.filter(pl.col("k") < pl.col("T")).sort(CHECKPOINT)
 
@@ -69,9 +73,10 @@ def _exit_where(cp: pl.DataFrame, hit: pl.Expr, source: str) -> pl.DataFrame:
     rows = _before_end(cp).with_columns(_cum=pl.col(f"tok_{source}").cum_sum().over(TRAJ), _hit=hit)
     spent = rows.group_by(TRAJ).agg(_all=pl.col(f"tok_{source}").sum())
     first = rows.filter("_hit").group_by(TRAJ, maintain_order=True).first()
-    traj = cp.group_by(TRAJ, maintain_order=True).agg(pl.col("T").first(), pl.col("correct").first())
-    out = traj.join(spent, on=TRAJ, how="left").join(
-        first.select(*TRAJ, "k", "_cum", pl.col(f"map_{source}").alias("_answer"), "gold"), on=TRAJ, how="left"
+    out = (
+        _trajectories(cp)
+        .join(spent, on=TRAJ, how="left")
+        .join(first.select(*TRAJ, "k", "_cum", pl.col(f"map_{source}").alias("_answer"), "gold"), on=TRAJ, how="left")
     )
     exited = pl.col("k").is_not_null()
     return out.select(
@@ -101,8 +106,7 @@ def budget_exit(cp: pl.DataFrame, budget: int) -> pl.DataFrame:
     """Stop at B, answer with the probes' most frequent answer there (only that checkpoint's probes
     are paid for); a trajectory of at most B tokens runs to its end."""
     at_b = cp.filter((pl.col("k") == budget) & (pl.col("T") > budget))
-    traj = cp.group_by(TRAJ, maintain_order=True).agg(pl.col("T").first(), pl.col("correct").first())
-    out = traj.join(at_b.select(*TRAJ, "map_probe", "gold", "tok_probe"), on=TRAJ, how="left")
+    out = _trajectories(cp).join(at_b.select(*TRAJ, "map_probe", "gold", "tok_probe"), on=TRAJ, how="left")
     cut = pl.col("T") > budget
     if out.filter(cut & pl.col("map_probe").is_null()).height:
         raise ValueError(f"budget {budget}: some trajectories longer than it have no checkpoint at k = {budget}")
@@ -119,10 +123,13 @@ def budget_exit(cp: pl.DataFrame, budget: int) -> pl.DataFrame:
 
 
 def full_trajectory(cp: pl.DataFrame) -> pl.DataFrame:
-    traj = cp.group_by(TRAJ, maintain_order=True).agg(pl.col("T").first(), pl.col("correct").first())
-    return traj.select(
-        *GROUP, "question_id", pl.col("trajectory").alias("unit"), "correct", cost="T", draws=pl.lit(0), full="T"
-    ).with_columns(exited=pl.lit(False))
+    return (
+        _trajectories(cp)
+        .select(
+            *GROUP, "question_id", pl.col("trajectory").alias("unit"), "correct", cost="T", draws=pl.lit(0), full="T"
+        )
+        .with_columns(exited=pl.lit(False))
+    )
 
 
 def vote(answers, weights=None) -> str:
@@ -146,11 +153,26 @@ def stop_position(conf, window: int, threshold: float) -> int | None:
     return int(min(len(conf), below[0] + window))
 
 
+def _questions(pool: pl.DataFrame):
+    """(model, dataset, question, its responses in trajectory order) of every question of ``pool``."""
+    for (model, dataset, q), part in pool.sort("trajectory").group_by(*GROUP, "question_id", maintain_order=True):
+        yield model, dataset, q, part
+
+
+def _question_row(model, dataset, q, part, answer: str, cost: int, stopped: int) -> dict:
+    """A per-question unit: the pool's answer against gold, what it spent, its full length."""
+    correct = answer == part["gold"][0]
+    return dict(model=model, dataset=dataset, question_id=q, unit=-1, correct=correct, cost=cost, draws=0) | {
+        "full": int(part["T"].sum()),
+        "exited": stopped > 0,
+    }
+
+
 def deepconf_online(pool: pl.DataFrame, *, window: int, warmup: int, keep: float) -> pl.DataFrame:
     """One row per question: DeepConf online (module docstring) on its pool of responses
     (``trajectory`` order; columns question_id, trajectory, T, answer, gold, token_confidence)."""
     rows = []
-    for (model, dataset, q), part in pool.sort("trajectory").group_by(*GROUP, "question_id", maintain_order=True):
+    for model, dataset, q, part in _questions(pool):
         confs = [np.asarray(c, dtype=float) for c in part["token_confidence"].to_list()]
         lowest = np.array([group_confidences(c, window).min() if len(c) else np.nan for c in confs])
         s = float(np.nanquantile(lowest[:warmup], 1 - keep))
@@ -162,24 +184,17 @@ def deepconf_online(pool: pl.DataFrame, *, window: int, warmup: int, keep: float
             if at is None:
                 voters.append(i)
         answer = vote([part["answer"][i] for i in voters], [lowest[i] for i in voters])
-        rows.append(_question_row(model, dataset, q, answer == part["gold"][0], cost, part, stopped))
+        rows.append(_question_row(model, dataset, q, part, answer, cost, stopped))
     return pl.DataFrame(rows)
 
 
 def majority_vote(pool: pl.DataFrame) -> pl.DataFrame:
-    rows = []
-    for (model, dataset, q), part in pool.sort("trajectory").group_by(*GROUP, "question_id", maintain_order=True):
-        answer = vote(part["answer"].to_list())
-        rows.append(_question_row(model, dataset, q, answer == part["gold"][0], int(part["T"].sum()), part, 0))
+    """One row per question: the majority answer of its whole pool, every trace run in full."""
+    rows = [
+        _question_row(model, dataset, q, part, vote(part["answer"].to_list()), int(part["T"].sum()), 0)
+        for model, dataset, q, part in _questions(pool)
+    ]
     return pl.DataFrame(rows)
-
-
-def _question_row(model, dataset, q, correct, cost, part, stopped) -> dict:
-    full = int(part["T"].sum())
-    return dict(model=model, dataset=dataset, question_id=q, unit=-1, correct=bool(correct), cost=cost, draws=0) | {
-        "full": full,
-        "exited": stopped > 0,
-    }
 
 
 def summarise(units: pl.DataFrame, *, n_boot: int, ci: float, seed: int) -> dict:

@@ -12,9 +12,11 @@ from siaflow import io
 from siaflow.analysis.estimators import sia_trajectories
 from siaflow.answers import response_rules
 from siaflow.generation.backends import Decoding, backend_for, make_backend
+from siaflow.generation.probes import ProbeSpec, run_probes
 from siaflow.generation.resume import clear_parts, run_in_parts
 from siaflow.generation.rollouts import rescore_rollouts, run_continuations, run_rollouts
 from siaflow.inputs.datasets import build_prompts, shard_slice
+from siaflow.keys import PROBE_VARIANT
 from siaflow.stages.common import stage
 
 
@@ -199,8 +201,6 @@ def _continue_variant(sm, backend, roll, variant: str, output: str, shared_k0):
 @stage
 def probes(sm) -> None:
     """K forced-answer probes of every checkpoint of a shard's trajectories (``siaflow.generation.probes``)."""
-    from siaflow.generation.probes import PROBE_VARIANT, ProbeSpec, run_probes
-
     roll, backend = _setup_continuations(sm)
     p, s = sm.params, sm.params.sampling
     spec = ProbeSpec.of(p.probe)

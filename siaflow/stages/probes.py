@@ -34,11 +34,12 @@ def table_probe_agreement(sm) -> None:
     """How well forced-answer probes estimate H_k, against the full continuations, and at what cost."""
     p = sm.params
     full, probe, draws = _inputs(sm)
+    paired = paired_checkpoints(full, probe, h=p.h)
     table = probe_agreement_table(
-        full, probe, draws["full"], draws["probe"], h=p.h, early_position=p.early_position, **p.bootstrap
+        full, probe, paired, draws["full"], draws["probe"], h=p.h, early_position=p.early_position, **p.bootstrap
     )
     prov = analysis_provenance(sm, [*sm.input.full, *sm.input.probe], probe=p.probe)
-    agreement_points(full, probe, h=p.h).write_csv(sm.output.points)
+    agreement_points(paired).write_csv(sm.output.points)
     title = "Forced-answer probes against full continuations: H_k agreement, alignment, early AUC, tokens"
     write_model_table(sm, table, title, prov)
 
