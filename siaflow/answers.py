@@ -16,39 +16,47 @@ answer category like any other in the conditional answer distributions. The rule
 2. The last ``\\boxed{…}`` (balanced braces; ``\\text{}``, ``\\$``, ``\\%``, units inside allowed).
 3. The last "answer is / answer: / option is" phrase followed by an answer; ``answer is 2 * 1.5 =
    3`` reads the value after the last ``=``.
-4. Numbers, if the dataset allows it: the last number. Options: a lone letter on the last line
+4. Numbers, only if the dataset asks for it (``last_number_fallback``, off by default: a response
+   that states no answer is NULL): the last number. Options: a lone letter on the last line
    (``B``, ``(B)``, ``B.``), else the one line that starts with an option label (``D) Sand``),
    when only one line does (an options list repeated back is no answer).
 
-Markdown emphasis (``**``, ``__``) and LaTeX wrappers are removed before reading. Numbers drop
+Markdown emphasis (``**``, ``__``) and LaTeX wrappers are removed before reading
+(``siaflow.answer_text``, with think sections and the normalised values). Numbers drop
 currency signs, ``%`` and thousands separators and compare by value (``18.0`` == ``18``); option
 keys ``1``-``5`` map to ``A``-``E``. The first answer line wins for every model: a trajectory ends
 at its settled answer (``answer_is_final``), so nothing after that line is part of the response.
+``answer_start`` says where in a response the statement that ``extract_answer`` reads begins; both
+come from one code path (each rule returns its value and where it read it).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from decimal import Decimal, InvalidOperation
 
-NULL = "NULL"
+from siaflow.answer_text import (
+    LABELLED_LINE,
+    LINE_LETTER,
+    NULL,
+    NUMBER,
+    THINK_OPEN,
+    boxed_contents,
+    boxes,
+    clean_markup,
+    clean_with_offsets,
+    leaves_think_open,
+    letter_at_start,
+    normalize_number,
+    normalize_option,
+    think_sections,
+    think_spans,
+    value_at_start,
+)
+
 ANSWER_TYPES = ("numeric", "option")
 FINAL_MARKER = "####"  # the answer-line marker every siaflow prompt asks for
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-UNICODE_MINUS = "\u2212"  # "−", the minus sign of typeset mathematics (and of terse answers)
 
-# a number: optional sign (not a minus that follows a digit, as in "10-4"), optional currency,
-# strict thousands groups or plain digits, optional decimals
-_NUM = (
-    r"(?:(?<![\w)])-)?(?:[$€£]\s*)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
-    r"|(?:(?<![\w)])-)?(?:[$€£]\s*)?\.\d+"
-)
-_NUM_RE = re.compile(_NUM)
-# a value at the start of a text: a number, or an arithmetic chain whose value follows the last "="
-_OP = r"\s*(?:[-+*/×÷x]|=)\s*"
-_QUOTE = r"[\"'“‘]?"
-_VALUE_AT_START = re.compile(r"\s*" + _QUOTE + r"\s*(" + _NUM + r")((?:" + _OP + r"(?:" + _NUM + r"))*)")
 _MARKER = re.compile(r"(?<!#)####(?!#)")
 _PHRASE = re.compile(r"(?:answer|option)\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
 _LEAD_PHRASE = re.compile(
@@ -58,160 +66,6 @@ _LEAD_PHRASE = re.compile(
 )
 # an enumerated heading: "1. Find the cost", "2) Compute"
 _ENUMERATOR = re.compile(r"\s*\d+[.)]\s+[^\W\d_]")
-
-
-# --------------------------------------------------------------------------------------------
-# Markup: think sections, markdown emphasis, LaTeX wrappers
-# --------------------------------------------------------------------------------------------
-
-
-def think_sections(text: str) -> tuple[str, str | None]:
-    """(text outside ``<think>…</think>`` sections, the text of a think section left open at the
-    end or None). A ``</think>`` with no open section is ordinary text."""
-    outside, inside, depth_open = [], [], False
-    for part in re.split(r"(<think>|</think>)", text):
-        if part == THINK_OPEN:
-            depth_open, inside = True, []
-        elif part == THINK_CLOSE and depth_open:
-            depth_open = False
-        elif depth_open:
-            inside.append(part)
-        else:
-            outside.append(part)
-    return "".join(outside), ("".join(inside) if depth_open else None)
-
-
-def leaves_think_open(prompt: str) -> bool:
-    """True when a prompt (a rendered chat template) ends inside an open ``<think>`` section, as
-    DeepSeek-R1-style templates do: the response then starts in its think section."""
-    return prompt.rfind(THINK_OPEN) > prompt.rfind(THINK_CLOSE)
-
-
-_LATEX_WRAP = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
-_FRAC = re.compile(r"\\d?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(\d+(?:\.\d+)?)\s*\}")
-_LATEX_SUBS = [
-    (re.compile(p), r)
-    for p, r in [
-        (r"(?<=\d)\\,(?=\d{3})", ""),
-        (r"\\\$", "$"),
-        (r"\\%", "%"),
-        (r"\{,\}", ","),
-        (r"\\[,;!: ]", " "),
-        (r"\\(?:times|cdot)", "*"),
-        (r"\\div", "/"),
-        (r"\\(?:left|right)\b", ""),
-        (r"\\[()\[\]]", " "),
-        (r"\*\*|__", ""),
-        (r"(?<![\w*])\*(?=\S)([^*\n]*?\S)\*(?![\w*])", r"\1"),
-        (r"`", ""),
-    ]
-]
-
-
-def _frac_value(m: re.Match) -> str:
-    """``\\frac{a}{b}`` as a decimal (``_fraction_value``), so that it reads as one number."""
-    return _fraction_value(m.group(1), m.group(2))
-
-
-def clean_markup(text: str) -> str:
-    """Markdown emphasis and the LaTeX that wraps answers removed: ``**15**`` -> ``15``,
-    ``\\text{ apples}`` -> `` apples``, ``\\$`` -> ``$``, ``\\frac{1}{2}`` -> ``0.5``; a Unicode
-    minus sign (``−4``) read as ``-``."""
-    text = text.replace(UNICODE_MINUS, "-")
-    for _ in range(3):  # nested wrappers: \text{\textbf{B}}
-        new = _LATEX_WRAP.sub(r"\1", text)
-        if new == text:
-            break
-        text = new
-    text = _FRAC.sub(_frac_value, text)
-    for pattern, repl in _LATEX_SUBS:
-        text = pattern.sub(repl, text)
-    return text
-
-
-def boxed_contents(text: str) -> list[str]:
-    """The contents of every ``\\boxed{…}`` / ``\\fbox{…}``, braces balanced, in order."""
-    out = []
-    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            out.append(text[m.end() : i - 1])
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Values
-# --------------------------------------------------------------------------------------------
-
-
-def _canonical(d: Decimal) -> str:
-    if not d.is_finite():
-        return NULL
-    if d == d.to_integral_value():
-        return str(int(d))
-    return format(d.normalize(), "f")
-
-
-def normalize_number(raw: str) -> str:
-    """Canonical text of a number (``"$1,234.50"`` -> ``"1234.5"``), or ``NULL``."""
-    s = re.sub(r"[$€£,\s%]", "", raw.replace(UNICODE_MINUS, "-")).rstrip(".")
-    frac = _COMMON_FRACTION.fullmatch(s)
-    if frac:
-        return _fraction_value(frac.group(1), frac.group(2))
-    try:
-        return _canonical(Decimal(s))
-    except InvalidOperation:
-        return NULL
-
-
-def _value_at_start(text: str) -> str:
-    """The number a text starts with; for a chain ``2 * 1.5 = 3`` the value after the last ``=``."""
-    m = _VALUE_AT_START.match(text)
-    if not m:
-        return NULL
-    chain = m.group(2)
-    if "=" in chain:
-        return normalize_number(_NUM_RE.findall(chain.rsplit("=", 1)[1])[0])
-    frac = _COMMON_FRACTION.fullmatch(m.group(1) + chain)
-    if frac:  # "3/4" is the number 0.75, not a 3 followed by a division
-        return _fraction_value(frac.group(1), frac.group(2))
-    return normalize_number(m.group(1))
-
-
-# a common fraction: an integer numerator (optionally signed) over a positive integer denominator
-_COMMON_FRACTION = re.compile(r"\s*(-?\d+)\s*/\s*(\d+)\s*")
-
-
-def _fraction_value(num: str, den: str) -> str:
-    """``num / den`` as the canonical decimal (12 places, as ``\\frac``), NULL for a zero denominator."""
-    d = Decimal(den)
-    return NULL if d == 0 else _canonical(round(Decimal(num) / d, 12))
-
-
-def normalize_option(raw: str) -> str:
-    s = raw.strip().strip("().").upper()
-    if s in {"1", "2", "3", "4", "5"}:
-        return "ABCDE"[int(s) - 1]
-    return s if s in {"A", "B", "C", "D", "E"} else NULL
-
-
-# a letter answer: upper case or a key 1-5, or lower case in parentheses or alone at the end
-_LETTER = r"\(?([A-E1-5])\)?(?![\w])|\(([a-e])\)|([a-e])(?=[.)]?\s*$)"
-# an answer line's letter: the letter, then the end, punctuation, or " - text" / " (text)"
-_LINE_LETTER = re.compile(r"\s*" + _QUOTE + r"\(?([A-Ea-e1-5])\)?(?:\s*$|[.):,\"'”’]|\s+[-–(])")
-
-
-_LABELLED_LINE = re.compile(r"\s*(?:\(([A-E])\)|([A-E])[).])\s+\S")
-
-
-def _letter_at_start(text: str) -> str:
-    m = re.match(r"\s*" + _QUOTE + r"(?:" + _LETTER + ")", text, re.MULTILINE)
-    if not m:
-        return NULL
-    return normalize_option(next(g for g in m.groups() if g))
 
 
 def answer_on_line(content: str, answer_type: str) -> str:
@@ -227,11 +81,11 @@ def answer_on_line(content: str, answer_type: str) -> str:
     if answer_type == "numeric":
         if _ENUMERATOR.match(text):
             return NULL
-        return _value_at_start(text)
+        return value_at_start(text)
     if answer_type == "option":
         if re.match(r"\s*\d+[.)]\s+\w", text):
             return NULL
-        m = _LINE_LETTER.match(text)
+        m = LINE_LETTER.match(text)
         return normalize_option(m.group(1)) if m else NULL
     raise ValueError(f"unknown answer_type {answer_type!r}; choose one of {ANSWER_TYPES}")
 
@@ -240,68 +94,135 @@ def answer_lines(text: str):
     """(content, complete) of every ``####`` in ``text`` in order: the text after the marker on its
     line (on the next non-empty line when the marker ends its line), and whether that line is
     complete (a newline follows it)."""
+    for _, content, complete in _answer_lines(text):
+        yield content, complete
+
+
+def _answer_lines(text: str):
+    """``answer_lines``, each with where its marker starts in ``text``."""
     for m in _MARKER.finditer(text):
         rest = text[m.end() :]
         lead = len(rest) - len(rest.lstrip())
         end = rest.find("\n", lead)
-        yield (rest[lead:] if end < 0 else rest[lead:end]), end >= 0
+        yield m.start(), (rest[lead:] if end < 0 else rest[lead:end]), end >= 0
 
 
 # --------------------------------------------------------------------------------------------
 # Extraction
 # --------------------------------------------------------------------------------------------
+# Each rule returns (value, offset): the answer it reads and where, in the text it reads, the
+# statement it read begins, so that one code path decides both what the answer is and where it
+# starts (extract_answer, answer_start).
 
 
-def _first_answer_line(text: str, answer_type: str, *, complete_only: bool = False) -> str:
-    for content, complete in answer_lines(text):
+def _first_answer_line(text: str, answer_type: str, *, complete_only: bool = False) -> tuple[str, int | None]:
+    """Rule 1: the first answer line's value and where its ``####`` starts."""
+    for start, content, complete in _answer_lines(text):
         if complete_only and not complete:
-            return NULL
+            return NULL, None
         value = answer_on_line(content, answer_type)
         if value != NULL:
-            return value
-    return NULL
+            return value, start
+    return NULL, None
 
 
-def _extract_visible(text: str, answer_type: str, last_number_fallback: bool) -> str:
-    value = _first_answer_line(text, answer_type)
-    if value != NULL:
-        return value
-    text = clean_markup(text)
-    boxed = boxed_contents(text)
-    if boxed:
-        return answer_on_line(boxed[-1], answer_type)
+def _read_clean(text: str, answer_type: str, last_number_fallback: bool) -> tuple[str, int | None]:
+    """Rules 2-4 on a text whose markup is cleaned; the offset is in that text."""
+    found = boxes(text)
+    if found:
+        start, content = found[-1]
+        return answer_on_line(content, answer_type), start
     for m in reversed(list(_PHRASE.finditer(text))):
         rest = text[m.end() :]
-        value = _value_at_start(rest) if answer_type == "numeric" else _letter_at_start(rest)
+        value = value_at_start(rest) if answer_type == "numeric" else letter_at_start(rest)
         if value != NULL:
-            return value
+            return value, m.start()
     if answer_type == "numeric":
         if last_number_fallback:
-            nums = _NUM_RE.findall(text)
+            nums = list(NUMBER.finditer(text))
             if nums:
-                return normalize_number(nums[-1])
-        return NULL
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+                return normalize_number(nums[-1].group()), nums[-1].start()
+        return NULL, None
+    # the non-empty lines, each with where its first non-blank character is
+    body = text.strip()
+    at, lines = len(text) - len(text.lstrip()), []
+    for ln, with_end in zip(body.splitlines(), body.splitlines(keepends=True)):
+        if ln.strip():
+            lines.append((ln, at + len(ln) - len(ln.lstrip())))
+        at += len(with_end)
     if lines:
-        m = re.fullmatch(r"\s*\(?([A-E])\)?[.)]?\s*", lines[-1])
+        m = re.fullmatch(r"\s*\(?([A-E])\)?[.)]?\s*", lines[-1][0])
         if m:
-            return m.group(1)
+            return m.group(1), lines[-1][1]
     # an option stated as its label and text ("D) Sand"), on the only line that starts with a label
-    labelled = [m.group(1) or m.group(2) for ln in lines if (m := _LABELLED_LINE.match(ln))]
-    return labelled[0] if len(labelled) == 1 else NULL
+    labelled = [(m.group(1) or m.group(2), start) for ln, start in lines if (m := LABELLED_LINE.match(ln))]
+    return labelled[0] if len(labelled) == 1 else (NULL, None)
 
 
-def extract_answer(text: str, answer_type: str, *, last_number_fallback: bool = True, preamble: str = "") -> str:
-    """The answer a response gives (rules in the module docstring); ``preamble``: text the prompt
-    put before the response that changes how it reads (``"<think>"`` for a prompt that opens a think
-    section)."""
+def _read(text: str, answer_type: str, last_number_fallback: bool, *, locate: bool) -> tuple[str, int | None]:
+    """Rules 1-4 on a text outside think sections: (its answer, where in ``text`` the statement read
+    begins), (NULL, None) when it gives none. Without ``locate`` the offset of rules 2-4 (read on
+    the cleaned text) is not mapped back, and is None."""
+    value, start = _first_answer_line(text, answer_type)
+    if value != NULL:
+        return value, start
+    clean, pos = clean_with_offsets(text) if locate else (clean_markup(text), None)
+    value, start = _read_clean(clean, answer_type, last_number_fallback)
+    if value == NULL:
+        return NULL, None
+    return value, (pos[start] if locate else None)
+
+
+def _answer(
+    text: str, answer_type: str, *, last_number_fallback: bool, preamble: str, locate: bool
+) -> tuple[str, int | None]:
+    """(the answer a response gives, where in ``text`` its statement begins, None without ``locate``)."""
     if answer_type not in ANSWER_TYPES:
         raise ValueError(f"unknown answer_type {answer_type!r}; choose one of {ANSWER_TYPES}")
-    visible, open_think = think_sections(preamble + text)
-    value = _extract_visible(visible, answer_type, last_number_fallback)
-    if value == NULL and open_think is not None:
-        value = _extract_visible(open_think, answer_type, last_number_fallback)
-    return value
+    full = preamble + text
+    spans, open_at = think_spans(full)
+    visible = "".join(full[a:b] for a, b in spans)
+    value, start = _read(visible, answer_type, last_number_fallback, locate=locate)
+    if value != NULL:
+        if locate:  # the visible offset, back in the full text
+            for a, b in spans:
+                if start < b - a:
+                    start = a + start
+                    break
+                start -= b - a
+    elif open_at is not None:  # ran out while thinking: the open think section's text
+        value, start = _read(full[open_at:], answer_type, last_number_fallback, locate=locate)
+        if value != NULL and locate:
+            start += open_at
+    if value == NULL or not locate:
+        return value, None
+    if start < len(preamble):
+        raise ValueError(f"the answer is read from the preamble {preamble!r}, not from the response")
+    return value, start - len(preamble)
+
+
+def extract_answer(text: str, answer_type: str, *, last_number_fallback: bool = False, preamble: str = "") -> str:
+    """The answer a response gives (rules in the module docstring); ``preamble``: text the prompt
+    put before the response that changes how it reads (``"<think>"`` for a prompt that opens a think
+    section). ``last_number_fallback``: rule 4 for numbers (a bare last number is the answer), off
+    unless a dataset asks for it: a response that stops without stating its answer is NULL."""
+    return _answer(text, answer_type, last_number_fallback=last_number_fallback, preamble=preamble, locate=False)[0]
+
+
+def answer_start(text: str, answer_type: str, *, last_number_fallback: bool = False, preamble: str = "") -> int | None:
+    """Where in ``text`` the statement that ``extract_answer`` reads (same arguments) begins: the
+    character offset of the ``####`` of the first answer line (rule 1), of the ``\\boxed`` /
+    ``\\fbox`` of the last box (rule 2), of the "answer is" / "answer:" / "option is" phrase read
+    (rule 3), or of the first character of the last number or of the option line read (rule 4);
+    None when the answer is NULL. Markup that wraps the statement's first character belongs to it
+    (``**Answer:** 37`` begins at its first ``*``, ``\\text{B}`` at its ``\\``); an answer read
+    from an unclosed think section begins inside it.
+
+    Over a rollout's tokens, the answer begins at the token that holds this character
+    (``generation.backends.base.token_at``), and a checkpoint k (a prefix of k generated tokens)
+    is *before the answer* when k <= that token's index and k < T: its prefix holds none of the
+    statement."""
+    return _answer(text, answer_type, last_number_fallback=last_number_fallback, preamble=preamble, locate=True)[1]
 
 
 def answer_is_final(text: str, answer_type: str, *, preamble: str = "") -> bool:
@@ -317,7 +238,7 @@ def answer_is_final(text: str, answer_type: str, *, preamble: str = "") -> bool:
     if FINAL_MARKER not in text:
         return False
     visible, _ = think_sections(preamble + text)
-    return _first_answer_line(visible, answer_type, complete_only=True) != NULL
+    return _first_answer_line(visible, answer_type, complete_only=True)[0] != NULL
 
 
 def answer_line_open(text: str) -> bool:
@@ -335,23 +256,26 @@ def normalize_gold(gold: str, answer_type: str) -> str:
 
 def response_rules(dataset_spec: dict, template, *, stop_at_answer: bool, example_prompt: str) -> dict:
     """How a response to a prompt made from ``template`` on a dataset is read and where it ends:
-    its answer extractor, its early-stop test (None when ``stop_at_answer`` is off) and the
-    template's stop strings. A prompt that leaves a ``<think>`` section open (R1-style chat
-    templates; ``example_prompt`` is one of them) starts the response inside it."""
+    its answer extractor, where the answer it reads begins, its early-stop test (None when
+    ``stop_at_answer`` is off) and the template's stop strings. A prompt that leaves a ``<think>``
+    section open (R1-style chat templates; ``example_prompt`` is one of them) starts the response
+    inside it."""
     preamble = THINK_OPEN if leaves_think_open(example_prompt) else ""
     answer_type = dataset_spec["answer_type"]
     settled = functools.partial(answer_is_final, answer_type=answer_type, preamble=preamble)
+    reading = dict(
+        answer_type=answer_type, preamble=preamble, last_number_fallback=dataset_spec.get("last_number_fallback", False)
+    )
     return {
-        "extract": functools.partial(
-            extract_answer,
-            answer_type=answer_type,
-            preamble=preamble,
-            last_number_fallback=dataset_spec.get("last_number_fallback", True),
-        ),
+        "extract": functools.partial(extract_answer, **reading),
+        # where the statement that "extract" reads begins (a character offset in the response)
+        "answer_start": functools.partial(answer_start, **reading),
         "answer_final": settled if stop_at_answer else None,
         # whether a text's answer can no longer change, whatever stop_at_answer says (probes)
         "settled": settled,
         "answer_type": answer_type,
         "stop": tuple(template.get("stop", ())) if isinstance(template, dict) else (),
         "preamble": preamble,
+        # how "extract" and "answer_start" read a response: part of the identity of resumable work
+        "reading": reading,
     }

@@ -21,9 +21,24 @@ def test_numeric_extraction_toy_rule(text, want):
     assert extract_answer(text, "numeric", last_number_fallback=False) == want
 
 
-def test_last_number_fallback():
-    assert extract_answer("she has 3 then 12 apples.", "numeric") == "12"
-    assert extract_answer("no numbers here", "numeric") == NULL
+def test_last_number_fallback_only_when_asked_for():
+    assert extract_answer("she has 3 then 12 apples.", "numeric", last_number_fallback=True) == "12"
+    assert extract_answer("no numbers here", "numeric", last_number_fallback=True) == NULL
+    assert extract_answer("she has 3 then 12 apples.", "numeric") == NULL  # the default: no answer stated
+
+
+def test_response_rules_read_the_last_number_only_where_the_dataset_asks():
+    from siaflow.answers import response_rules
+
+    def rules(spec):
+        return response_rules(spec, "{question}", stop_at_answer=True, example_prompt="Q")
+
+    cut = "47+7=54. 54+9="  # a response cut at its budget before its answer line
+    assert rules({"answer_type": "numeric"})["extract"](cut) == NULL
+    assert rules({"answer_type": "numeric", "last_number_fallback": False})["extract"](cut) == NULL
+    asked = rules({"answer_type": "numeric", "last_number_fallback": True})
+    assert asked["extract"](cut) == "9" and asked["answer_start"](cut) == cut.rindex("9")
+    assert asked["reading"] == {"answer_type": "numeric", "preamble": "", "last_number_fallback": True}
 
 
 @pytest.mark.parametrize(

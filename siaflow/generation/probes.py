@@ -151,6 +151,7 @@ def run_probes(
 
         identity = {"stride": stride, "seed": seed, "variant": PROBE_VARIANT, "probe": spec.as_dict()}
         identity.update(stop=list(rules["stop"]), decoding=decoding.as_dict(), **backend.info.identity())
+        identity.update(reading=rules["reading"])
         df, ledger = run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)
     ledger["cue_tokens"] = sum(len(p[3]) - p[2] for p in prefixes)  # prompt tokens the cues added
     return df, ledger

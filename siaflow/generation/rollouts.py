@@ -13,16 +13,19 @@ from collections.abc import Callable
 
 import polars as pl
 
-from siaflow.generation.backends.base import Backend, Decoding, Request
+from siaflow.generation.backends.base import Backend, Decoding, Request, token_at
 from siaflow.generation.sampling import stream_key
 from siaflow.keys import VARIANTS, checkpoint_positions, draw_tokens
 
 SHARED_TRAJECTORY = -1
-# the list columns of a rollouts table, stored compactly
-ROLLOUT_LISTS = {"prompt_ids": pl.List(pl.Int32), "token_ids": pl.List(pl.Int32)}
-ROLLOUT_LISTS |= dict.fromkeys(
-    ["token_logprobs", "token_entropy", "token_self_certainty", "token_confidence"], pl.List(pl.Float32)
-)
+TOKEN_STATS = ("token_logprobs", "token_entropy", "token_self_certainty", "token_confidence")
+# the columns of a rollouts table, in order: the identity of its saved parts (parts an older siaflow
+# wrote with other columns are not resumed)
+ROLLOUT_COLUMNS = ("question_id", "trajectory", "prompt", "prompt_ids", "token_ids", *TOKEN_STATS, "T")
+ROLLOUT_COLUMNS += ("finish_reason", "cut", "text", "answer", "answer_start", "gold", "correct")
+# the types polars would not infer: compact lists, and answer_start (null where no answer is located)
+ROLLOUT_TYPES = {"prompt_ids": pl.List(pl.Int32), "token_ids": pl.List(pl.Int32), "answer_start": pl.Int32}
+ROLLOUT_TYPES |= dict.fromkeys(TOKEN_STATS, pl.List(pl.Float32))
 
 
 def _check_context(qids: list, prompt_ids: list[tuple[int, ...]], max_context: int) -> None:
@@ -49,13 +52,20 @@ def run_rollouts(
     prompt_ids: list[list[int]] | None = None,
     answer_final: Callable[[str], bool] | None = None,
     stop: tuple[str, ...] = (),
+    locate: Callable[[str], int | None] | None = None,
 ) -> pl.DataFrame:
     """Sample ``n_trajectories`` responses per question, with per-token log-prob and entropy.
     ``prompt_ids`` default to ``backend.encode`` of each prompt text.
 
     A response ends at its settled answer (``answer_final``: finish reason "answer"), at one of the
     prompt's ``stop`` strings (cut, "stop_sequence"), at EOS ("stop") or at the token limit
-    ("length"): T is the response's own length, so every checkpoint lies inside the response."""
+    ("length"): T is the response's own length, so every checkpoint lies inside the response.
+
+    ``locate``: where in a response the statement that ``extract`` reads begins (a character offset,
+    None when the answer is NULL: ``response_rules(...)["answer_start"]``). Each row's
+    ``answer_start`` is the index of the generated token that holds that character (``token_at``),
+    null where the answer is NULL or without ``locate``: checkpoint k is before the answer when
+    k <= answer_start and k < T."""
     prompt_ids = (
         [tuple(ids) for ids in prompt_ids] if prompt_ids is not None else [tuple(backend.encode(p)) for p in prompts]
     )
@@ -71,32 +81,26 @@ def run_rollouts(
         for q, ids in zip(qids, prompt_ids)
     ]
     gens = backend.generate(requests, decoding, token_stats=True, progress="rollouts", answer_final=answer_final)
-    rows = []
-    for q, gold, prompt, ids, gs in zip(qids, questions["gold"], prompts, prompt_ids, gens):
-        for j, g in enumerate(gs):
-            text = backend.decode(g.token_ids)
-            answer = extract(text)
-            rows.append(
-                {
-                    "question_id": q,
-                    "trajectory": j,
-                    "prompt": prompt,
-                    "prompt_ids": list(ids),
-                    "token_ids": g.token_ids,
-                    "token_logprobs": g.logprobs,
-                    "token_entropy": g.entropies,
-                    "token_self_certainty": g.self_certainty,
-                    "token_confidence": g.confidence,
-                    "T": len(g.token_ids),
-                    "finish_reason": g.finish_reason,
-                    "cut": g.cut,
-                    "text": text,
-                    "answer": answer,
-                    "gold": gold,
-                    "correct": answer == gold,
-                }
-            )
-    return pl.DataFrame(rows, schema_overrides=ROLLOUT_LISTS)
+    rows = [
+        _rollout_row(backend, g, extract, locate, question=q, trajectory=j, prompt=prompt, prompt_ids=ids, gold=gold)
+        for q, gold, prompt, ids, gs in zip(qids, questions["gold"], prompts, prompt_ids, gens)
+        for j, g in enumerate(gs)
+    ]
+    return pl.DataFrame(rows, schema_overrides=ROLLOUT_TYPES)
+
+
+def _rollout_row(backend: Backend, g, extract, locate, *, question, trajectory, prompt, prompt_ids, gold) -> dict:
+    """One generation's row of a rollouts table: its tokens and their statistics, how it ended, its
+    text, its answer, the token where the answer's statement begins (``token_at``; null when the
+    answer is NULL or without ``locate``), and whether it is correct."""
+    text = backend.decode(g.token_ids)
+    answer = extract(text)
+    start = locate(text) if locate is not None else None
+    at = None if start is None else token_at(backend.decode, g.token_ids, start, text)
+    stats = (g.logprobs, g.entropies, g.self_certainty, g.confidence)
+    values = (question, trajectory, prompt, list(prompt_ids), g.token_ids, *stats, len(g.token_ids))
+    values += (g.finish_reason, g.cut, text, answer, at, gold, answer == gold)
+    return dict(zip(ROLLOUT_COLUMNS, values, strict=True))
 
 
 def rescore_rollouts(scorer: Backend, rollouts: pl.DataFrame, decoding: Decoding) -> tuple[pl.DataFrame, dict]:
@@ -292,6 +296,7 @@ def run_continuations(
     shared_k0: pl.DataFrame | None = None,
     answer_final: Callable[[str], bool] | None = None,
     stop: tuple[str, ...] = (),
+    reading: dict | None = None,
 ) -> tuple[pl.DataFrame, dict]:
     """K continuations of every checkpoint prefix, one row per sample in sample order (so a
     coarser K' <= K is an exact sub-sample), with each sample's extracted answer.
@@ -304,7 +309,8 @@ def run_continuations(
     are reused instead of sampled again. ``answer_final``: stop each continuation once its answer
     is settled (``continue_prefixes``). Returns the table and a token ledger, whose
     ``naive_generated_tokens`` estimates what the naive procedure (every continuation run to its
-    end, the empty prefix sampled once per trajectory and per variant) would have generated."""
+    end, the empty prefix sampled once per trajectory and per variant) would have generated.
+    ``reading``: how ``extract`` reads (``response_rules``); parts read otherwise are not resumed."""
     prefixes = list(continuation_prefixes(rollouts, stride=stride, seed=seed, variant=variant))
     tails = answer_tails(backend, rollouts, answer_final) if answer_final is not None else {}
     k0, prefixes = _take_shared_k0(shared_k0, prefixes, n_continuations)
@@ -328,7 +334,7 @@ def run_continuations(
             "shared_k0": k0 is not None,
         }
         identity.update(stop_at_answer=answer_final is not None, stop=list(stop), decoding=decoding.as_dict())
-        identity.update(backend.info.identity())
+        identity.update(reading=reading, **backend.info.identity())
         df, ledger = run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)
     if k0 is not None:
         df = pl.concat([k0, df]).sort("question_id", "trajectory", "k", "sample", maintain_order=True)

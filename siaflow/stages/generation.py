@@ -14,7 +14,7 @@ from siaflow.answers import response_rules
 from siaflow.generation.backends import Decoding, backend_for, make_backend
 from siaflow.generation.probes import ProbeSpec, run_probes
 from siaflow.generation.resume import clear_parts, run_in_parts
-from siaflow.generation.rollouts import rescore_rollouts, run_continuations, run_rollouts
+from siaflow.generation.rollouts import ROLLOUT_COLUMNS, rescore_rollouts, run_continuations, run_rollouts
 from siaflow.inputs.datasets import build_prompts, shard_slice
 from siaflow.keys import PROBE_VARIANT
 from siaflow.stages.common import stage
@@ -59,6 +59,7 @@ def rollouts(sm) -> None:
             prompt_ids=[prompt_ids[i] for i in idx],
             answer_final=rules["answer_final"],
             stop=rules["stop"],
+            locate=rules["answer_start"],
         )
         return df, {"trajectories": df.height}
 
@@ -71,6 +72,8 @@ def rollouts(sm) -> None:
         **backend.info.identity(),
         "stop_at_answer": s["stop_at_answer"],
         "stop": list(rules["stop"]),
+        "reading": rules["reading"],
+        "columns": list(ROLLOUT_COLUMNS),  # parts an older siaflow wrote, without answer_start, are redone
     }
     df, _ = run_in_parts(
         list(range(questions.height)), work, output=sm.output[0], chunk=s["parts"]["questions"], identity=identity
@@ -184,6 +187,7 @@ def _continue_variant(sm, backend, roll, variant: str, output: str, shared_k0):
         shared_k0=shared_k0,
         answer_final=rules["answer_final"],
         stop=rules["stop"],
+        reading=rules["reading"],
     )
     ledger["seconds"] = round(time.perf_counter() - t0, 3)  # generation time: the cost plan's throughput
     prov = {

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from siaflow.answers import FINAL_MARKER, THINK_CLOSE, THINK_OPEN
+from siaflow.answer_text import THINK_CLOSE, THINK_OPEN
+from siaflow.answers import FINAL_MARKER
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,36 @@ class HFTokenizerBackend(Backend):
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def token_at(decode: Callable[[list[int]], str], token_ids: list[int], offset: int, text: str | None = None) -> int:
+    """The index of the token of ``token_ids`` that holds character ``offset`` of their text
+    (``text``, which is ``decode(token_ids)``): the smallest m whose prefix ``token_ids[:m]``
+    decodes to more than ``offset`` characters, minus 1, by binary search.
+
+    A prefix that ends inside a character (byte-level BPE) decodes to its whole characters and
+    replacement characters (U+FFFD: one, or one per byte with byte fallback); those count as one
+    character, the one the prefix has begun, so the token that holds a character's first byte
+    holds the character."""
+    text = decode(token_ids) if text is None else text
+    if not 0 <= offset < len(text):
+        raise ValueError(f"offset {offset} is outside the text of {len(token_ids)} tokens ({len(text)} characters)")
+
+    def decoded_length(m: int) -> int:
+        s = decode(token_ids[:m])
+        if text.startswith(s):
+            return len(s)
+        whole = s.rstrip("\ufffd")
+        return len(whole) + 1 if len(whole) < len(s) else len(s)
+
+    lo, hi = 1, len(token_ids)  # all the tokens decode to the text, which holds the offset
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if decoded_length(mid) > offset:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo - 1
 
 
 FINISH_REASONS = ("stop", "stop_sequence", "answer", "length")
