@@ -26,7 +26,7 @@ boot = dict(n_boot=n_boot, ci=0.95, seed=0)
 timings = {}
 def timed(name, fn):
     t = time.perf_counter(); fn(); timings[name] = round(time.perf_counter() - t, 2)
-timed("table1", lambda: metrics.table1_alignment(metrics.trajectory_alignment(ent)))
+timed("table1", lambda: metrics.table1_alignment(metrics.trajectory_alignment(ent), **boot))
 timed("fig1_cumulative_gain", lambda: curves.cumulative_gain_curves(ent, h="H", grid=grid, **boot))
 timed("fig2_auc", lambda: curves.auc_curves(ent, h="H", stride=32, grid=grid, **boot))
 timed("fig3_saturation", lambda: curves.saturation_summary(ent, h="H", grid=grid, plateau_fraction=0.2, late_from=0.6,
@@ -73,8 +73,11 @@ def synthetic_entropy_table(
                     "rel_pos": rel,
                     "H": h,
                     "S": h + rng.random(n),
+                    "c_gold": rng.integers(0, 3, n),
                     "H_a": h * rng.random(n),
                     "S_b": rng.random(n) * 3,
+                    "c_gold_b": rng.integers(0, 3, n),
+                    "before_answer": k < T - 8,
                     "correct": correct,
                     "map_correct": correct ^ (rng.random(n) < 0.1),
                 }

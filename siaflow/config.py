@@ -119,7 +119,30 @@ def prepare(config: dict, schema_path: str | Path) -> dict:
     check_references(config)
     check_dynamics(config)
     check_early_exit(config)
+    if "analysis" in config:
+        config["analysis"]["saturation"]["rebound_threshold"] = rebound_threshold(config)
     return config
+
+
+def rebound_threshold(config: dict) -> float:
+    """``analysis.saturation.rebound_threshold``, or where it is null the entropy estimator's
+    resolution at K (the smallest non-zero H_k that K draws can give); an explicit value below that
+    resolution is refused, naming the key: one stray draw would count as a rebound."""
+    from siaflow.analysis.estimators import entropy_resolution
+
+    K = config["sampling"]["n_continuations"]
+    mm = config.get("estimation", {}).get("entropy_estimator") == "miller_madow"
+    resolution = entropy_resolution(K, miller_madow=mm)
+    value = config["analysis"]["saturation"].get("rebound_threshold")
+    if value is None:
+        return round(resolution, 6)
+    if value < resolution - 1e-9:
+        raise ConfigError(
+            f"analysis.saturation.rebound_threshold: {value} nats is below the entropy estimator's resolution "
+            f"at K = {K} (sampling.n_continuations), {resolution:.4f} nats, the smallest non-zero H_k that "
+            f"{K} draws can give: one stray draw would count as a rebound. Use at least {resolution:.4f}, or null"
+        )
+    return float(value)
 
 
 def main_stride(config: dict) -> int:

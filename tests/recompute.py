@@ -35,41 +35,61 @@ def check_entropy_table(
     draws = draws_by_checkpoint(cont)
     assert all(len(v) == K for v in draws.values())
     assert sum(1 for (_, j, _) in draws if j == -1) == roll["question_id"].n_unique()  # k = 0 once per question
+    starts = {(r["question_id"], r["trajectory"]): r["answer_start"] for r in roll.iter_rows(named=True)}
     for row in ent.iter_rows(named=True):
         d = draws[(row["question_id"], -1 if row["k"] == 0 else row["trajectory"], row["k"])]
         assert row["H"] == pytest.approx(conditional_answer_entropy(d), abs=1e-12)
         assert row["S"] == pytest.approx(gold_surprisal(d, row["gold"], alpha=alpha)[0])
+        assert row["c_gold"] == d.count(row["gold"])
+        assert row["before_answer"] == before_answer(
+            row["k"], row["T"], starts[(row["question_id"], row["trajectory"])]
+        )
     # correctness of a rollout is its own extracted answer against gold
     assert (roll["correct"] == (roll["answer"] == roll["gold"])).all()
 
 
+def before_answer(k: int, T: int, answer_start: int | None) -> bool:
+    """A checkpoint before the final answer begins: k < T, and k <= the answer's first token."""
+    return k < T and (answer_start is None or k <= answer_start)
+
+
 def check_table1(results: Path, cfg: dict, datasets: list[str], stride: int) -> None:
-    """Table 1's row of every model x dataset recomputed from its entropy table."""
+    """Table 1's row of every model x dataset recomputed from its entropy table: both rho (every
+    checkpoint; before the answer begins, from the rollouts' answer_start) with their reasons."""
     table = pl.read_csv(results / "tables/table1_alignment.csv")
     for model in cfg["models"]:
         for dataset in datasets:
             ent = pl.read_parquet(results / f"entropy/{model}/{dataset}/stride-{stride}/original.parquet").sort("k")
-            rhos, splits, correct = [], [], []
-            for _, part in ent.group_by("question_id", "trajectory"):
-                rhos.append(alignment_coefficient(part["H"].to_list(), part["S"].to_list())[0])
-                splits.append(alignment_coefficient(part["H_a"].to_list(), part["S_b"].to_list())[0])
+            roll = pl.read_parquet(results / f"rollouts/{model}/{dataset}/*.parquet")
+            starts = {(r["question_id"], r["trajectory"]): r["answer_start"] for r in roll.iter_rows(named=True)}
+            rhos, pres, splits, split_pres, correct, unseen = [], [], [], [], [], 0
+            for (q, j), part in ent.group_by("question_id", "trajectory"):
+                rho, why = alignment_coefficient(part["H"], part["S"], part["c_gold"])
+                rhos.append(rho)
+                unseen += why == "gold_unseen"
+                pre = part.filter([before_answer(k, t, starts[(q, j)]) for k, t in zip(part["k"], part["T"])])
+                pres.append(alignment_coefficient(pre["H"], pre["S"], pre["c_gold"])[0])
+                splits.append(alignment_coefficient(part["H_a"], part["S_b"], part["c_gold_b"])[0])
+                split_pres.append(alignment_coefficient(pre["H_a"], pre["S_b"], pre["c_gold_b"])[0])
                 correct.append(part["correct"][0])
-            rhos, splits, correct = np.array(rhos), np.array(splits), np.array(correct)
-            ok = ~np.isnan(rhos)
+            rhos, pres, splits, correct = np.array(rhos), np.array(pres), np.array(splits), np.array(correct)
+            ok, ok_pre = ~np.isnan(rhos), ~np.isnan(pres)
             row = table.filter((pl.col("model") == model) & (pl.col("dataset") == dataset)).row(0, named=True)
             assert row["n_total"] == len(rhos)
-            assert row["n_defined"] == ok.sum()
+            assert (row["n_defined"], row["n_pre_defined"], row["n_gold_unseen"]) == (ok.sum(), ok_pre.sum(), unseen)
             assert row["accuracy"] == pytest.approx(correct.mean())
-            if ok.sum():
-                assert row["mean_rho"] == pytest.approx(rhos[ok].mean())
-            if (ok & correct).sum():
-                assert row["mean_rho_correct"] == pytest.approx(rhos[ok & correct].mean())
-            if (ok & ~correct).sum():
-                assert row["mean_rho_incorrect"] == pytest.approx(rhos[ok & ~correct].mean())
-            split_ok = ~np.isnan(splits)
-            assert row["n_split_defined"] == split_ok.sum()
-            if split_ok.sum():
-                assert row["mean_rho_split"] == pytest.approx(splits[split_ok].mean())
+            for name, values, defined in (("rho", rhos, ok), ("rho_pre", pres, ok_pre)):
+                if defined.sum():
+                    assert row[f"mean_{name}"] == pytest.approx(values[defined].mean())
+                if (defined & correct).sum():
+                    assert row[f"mean_{name}_correct"] == pytest.approx(values[defined & correct].mean())
+                if (defined & ~correct).sum():
+                    assert row[f"mean_{name}_incorrect"] == pytest.approx(values[defined & ~correct].mean())
+            for name, values in (("split", splits), ("split_pre", np.array(split_pres))):
+                defined = ~np.isnan(values)
+                assert row[f"n_{name}_defined"] == defined.sum()
+                if defined.sum():
+                    assert row[f"mean_rho_{name}"] == pytest.approx(values[defined].mean())
             assert row["regime"] == cfg["models"][model]["regime"]
 
 
@@ -129,7 +149,7 @@ def check_probe_agreement(results: Path, cfg: dict, model: str, dataset: str, st
         for tag in rho:
             h = [conditional_answer_entropy(p[tag]) for p in t["points"]]
             s = [gold_surprisal(p[tag], t["gold"], alpha=alpha)[0] for p in t["points"]]
-            rho[tag].append(alignment_coefficient(h, s)[0])
+            rho[tag].append(alignment_coefficient(h, s, [p[tag].count(t["gold"]) for p in t["points"]])[0])
     table = pl.read_csv(results / "tables/table_probe_agreement.csv")
     row = table.filter((pl.col("model") == model) & (pl.col("dataset") == dataset)).row(0, named=True)
     assert row["n_checkpoints"] == len(hf)

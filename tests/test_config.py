@@ -161,3 +161,38 @@ def test_the_engine_takes_its_settings_and_its_gpus_from_the_model():
     assert vllm_options({"path": "m", "resources": {"gpu": 8}, "vllm": {"tensor_parallel_size": 2}}) == {
         "tensor_parallel_size": 2
     }
+
+
+@pytest.mark.parametrize(
+    "block,key,value,named",
+    [
+        ("sampling", "n_continuations", 1, "n_continuations"),
+        ("estimation", "alpha", 0, "alpha"),
+        ("estimation", "alpha", -0.5, "alpha"),
+    ],
+)
+def test_an_estimator_that_cannot_estimate_is_refused(demo, tmp_path, block, key, value, named):
+    """K < 2 draws have no entropy to speak of, and alpha <= 0 leaves an unseen gold's surprisal
+    infinite: both stop before anything runs, naming the key."""
+    demo[block][key] = value
+    res = dry_run(demo, tmp_path)
+    assert res.returncode != 0 and named in res.output
+
+
+def test_the_rebound_threshold_is_at_least_the_estimators_resolution(demo):
+    """null means the smallest non-zero H_k that K draws can give; a smaller explicit value (one
+    stray draw would be a rebound) is refused, naming the key."""
+    import copy
+
+    from siaflow.analysis.estimators import conditional_answer_entropy
+    from siaflow.config import ConfigError, rebound_threshold
+
+    cfg = copy.deepcopy(demo)
+    cfg["analysis"]["saturation"]["rebound_threshold"] = None
+    K = cfg["sampling"]["n_continuations"]
+    assert rebound_threshold(cfg) == pytest.approx(conditional_answer_entropy({"a": K - 1, "b": 1}), abs=1e-6)
+    cfg["analysis"]["saturation"]["rebound_threshold"] = 0.1
+    with pytest.raises(ConfigError, match="analysis.saturation.rebound_threshold"):
+        rebound_threshold(cfg)
+    cfg["analysis"]["saturation"]["rebound_threshold"] = 0.5
+    assert rebound_threshold(cfg) == 0.5

@@ -185,8 +185,11 @@ def _entropy(n_correct: int, n_wrong: int) -> pl.DataFrame:
                     "rel_pos": k / 10,
                     "H": h,
                     "S": s,
+                    "c_gold": 1,  # the gold drawn at every checkpoint: rho is defined
                     "H_a": h,
                     "S_b": s,
+                    "c_gold_b": 1,
+                    "before_answer": k < 10,
                     "correct": right,
                 }
             )

@@ -185,10 +185,15 @@ def test_provenance_is_recorded(run):
     assert len(t1["inputs"]) == 2 and all(v["revision"] for v in t1["inputs"].values())
 
 
-def _alignment_means(ent: pl.DataFrame):
+def _alignment_means(ent: pl.DataFrame, pre: bool = False):
+    """Mean rho over the defined trajectories and their number: every checkpoint, or (``pre``)
+    the checkpoints before the answer begins (k < T and k <= answer_start)."""
     rhos = []
     for _, part in ent.sort("k").group_by("question_id", "trajectory"):
-        rhos.append(alignment_coefficient(part["H"].to_list(), part["S"].to_list())[0])
+        if pre:
+            start = part["answer_start"][0]
+            part = part.filter((pl.col("k") < pl.col("T")) & ((pl.col("k") <= start) if start is not None else True))
+        rhos.append(alignment_coefficient(part["H"], part["S"], part["c_gold"])[0])
     rhos = np.array(rhos)
     return rhos[~np.isnan(rhos)].mean() if (~np.isnan(rhos)).any() else math.nan, int((~np.isnan(rhos)).sum())
 
@@ -201,10 +206,14 @@ def test_table2_shuffle_recomputed(run):
         s = pl.read_parquet(r / f"entropy/{model}/toy-arith/stride-8/shuffled.parquet")
         row = t2.filter(pl.col("model") == model).row(0, named=True)
         for ent, tag in ((o, "original"), (s, "shuffled")):
-            mean, n = _alignment_means(ent)
-            assert row[f"n_defined_{tag}"] == n
-            if n:
-                assert row[f"mean_rho_{tag}"] == pytest.approx(mean)
+            for pre in (False, True):
+                mean, n = _alignment_means(ent, pre=pre)
+                assert row[f"n_{'pre_' if pre else ''}defined_{tag}"] == n
+                if n:
+                    assert row[f"mean_rho{'_pre' if pre else ''}_{tag}"] == pytest.approx(mean)
+        if row["n_defined_original"] and row["n_defined_shuffled"]:
+            assert row["delta_rho"] == pytest.approx(row["mean_rho_shuffled"] - row["mean_rho_original"])
+            assert row["delta_rho_lo"] <= row["delta_rho_hi"]
         paired = o.join(s, on=["question_id", "trajectory", "k"], suffix="_s")
         assert paired.height == o.height == s.height
         assert row["mean_delta_H"] == pytest.approx((paired["H_s"] - paired["H"]).mean())
@@ -235,7 +244,8 @@ def test_table3_is_an_exact_subsample(run):
             ks = checkpoint_positions(T, 16)
             h = [conditional_answer_entropy(draws[(q, -1 if k == 0 else j, k)]) for k in ks]
             s = [gold_surprisal(draws[(q, -1 if k == 0 else j, k)], gold[q], alpha=alpha)[0] for k in ks]
-            rhos.append(alignment_coefficient(h, s)[0])
+            c = [draws[(q, -1 if k == 0 else j, k)].count(gold[q]) for k in ks]
+            rhos.append(alignment_coefficient(h, s, c)[0])
         rhos = np.array(rhos)
         row = t3.filter(pl.col("model") == model).row(0, named=True)
         assert row["n_defined_ablated"] == (~np.isnan(rhos)).sum()

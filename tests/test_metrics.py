@@ -63,42 +63,115 @@ def test_interpolate_to_grid():
 
 
 def test_table1_counts_and_means():
+    nan = float("nan")
     traj = pl.DataFrame(
         {
-            "model": ["m"] * 5,
-            "dataset": ["d"] * 5,
-            "question_id": list("abcde"),
-            "trajectory": [0] * 5,
-            "rho": [0.9, 0.7, -0.5, float("nan"), float("nan")],
-            "rho_reason": ["ok", "ok", "ok", "constant_H", "too_few_checkpoints"],
-            "rho_split": [0.5, float("nan"), -0.1, 0.2, float("nan")],
-            "correct": [True, True, False, True, False],
+            "model": ["m"] * 6,
+            "dataset": ["d"] * 6,
+            "question_id": list("abcdef"),
+            "trajectory": [0] * 6,
+            "rho": [0.9, 0.7, -0.5, nan, nan, nan],
+            "rho_reason": ["ok", "ok", "ok", "constant_H", "too_few_checkpoints", "gold_unseen"],
+            "rho_pre": [0.4, nan, -0.2, nan, nan, nan],
+            "rho_pre_reason": ["ok", "gold_unseen", "ok", "constant_H", "too_few_checkpoints", "gold_unseen"],
+            "rho_split": [0.5, nan, -0.1, 0.2, nan, nan],
+            "rho_split_pre": [nan, nan, 0.3, 0.1, nan, nan],
+            "correct": [True, True, False, True, False, False],
         }
     )
-    t = metrics.table1_alignment(traj.lazy()).row(0, named=True)
-    assert (t["n_total"], t["n_defined"]) == (5, 3)
+    boot = dict(n_boot=400, ci=0.9, seed=5)
+    t = metrics.table1_alignment(traj.lazy(), **boot).row(0, named=True)
+    assert (t["n_total"], t["n_defined"], t["n_pre_defined"]) == (6, 3, 2)
     assert t["mean_rho"] == pytest.approx(1.1 / 3)
-    assert t["se_rho"] == pytest.approx(np.std([0.9, 0.7, -0.5], ddof=1) / math.sqrt(3))
     assert t["mean_rho_correct"] == pytest.approx(0.8) and t["n_correct_defined"] == 2
     assert t["mean_rho_incorrect"] == pytest.approx(-0.5) and t["n_incorrect_defined"] == 1
+    assert t["mean_rho_pre"] == pytest.approx(0.1)
+    assert t["mean_rho_pre_correct"] == pytest.approx(0.4) and t["n_pre_incorrect_defined"] == 1
     assert t["mean_rho_split"] == pytest.approx(0.2) and t["n_split_defined"] == 3
-    assert t["accuracy"] == pytest.approx(0.6)
-    assert (t["n_constant_H"], t["n_too_few_checkpoints"], t["n_constant_S"]) == (1, 1, 0)
+    assert t["mean_rho_split_pre"] == pytest.approx(0.2) and t["n_split_pre_defined"] == 2
+    assert t["accuracy"] == pytest.approx(0.5)
+    assert (t["n_constant_H"], t["n_too_few_checkpoints"], t["n_constant_S"], t["n_gold_unseen"]) == (1, 1, 0, 1)
+    assert (t["n_pre_gold_unseen"], t["n_pre_constant_H"]) == (2, 1)
+    # the interval and standard error are a bootstrap over questions, recomputed here by a loop
+    draws = stats.resample_counts(6, 400, 5)  # questions a..f in sorted order
+    rho = np.array([0.9, 0.7, -0.5, nan, nan, nan])
+    boots = [np.nansum(np.repeat(rho, d)) / np.sum(~np.isnan(np.repeat(rho, d))) for d in draws if d[:3].sum()]
+    assert (t["rho_lo"], t["rho_hi"]) == pytest.approx((np.quantile(boots, 0.05), np.quantile(boots, 0.95)))
+    assert t["se_rho"] == pytest.approx(np.std(boots, ddof=1))
+
+
+def test_table1_bootstrap_resamples_questions_not_trajectories():
+    """Two trajectories of one question move together in every resample: with identical values
+    per question, the interval is that of the question means (n = 3), not of 6 independent values."""
+    traj = pl.DataFrame(
+        {
+            "model": ["m"] * 6,
+            "dataset": ["d"] * 6,
+            "question_id": list("aabbcc"),
+            "trajectory": [0, 1] * 3,
+            "rho": [0.9, 0.9, 0.1, 0.1, -0.4, -0.4],
+            "rho_reason": ["ok"] * 6,
+            "rho_pre": [0.9, 0.9, 0.1, 0.1, -0.4, -0.4],
+            "rho_pre_reason": ["ok"] * 6,
+            "rho_split": [0.0] * 6,
+            "rho_split_pre": [0.0] * 6,
+            "correct": [True] * 6,
+        }
+    )
+    t = metrics.table1_alignment(traj.lazy(), n_boot=300, ci=0.95, seed=1).row(0, named=True)
+    per_q = stats.bootstrap_cluster_mean(np.array([0.9, 0.1, -0.4]), np.array(list("abc")), n_boot=300, ci=0.95, seed=1)
+    assert (t["rho_lo"], t["rho_hi"], t["se_rho"]) == pytest.approx((per_q.lo, per_q.hi, per_q.se))
+
+
+def test_paired_difference_cancels_what_both_sides_share():
+    """Table 2/3's difference: each resample of questions serves both sides, so a constant shift
+    between the sides has a zero-width interval, however much the questions differ."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, 40)
+    q = np.repeat(np.arange(20), 2)
+    d = stats.bootstrap_cluster_difference(a, a + 0.3, q, n_boot=200, ci=0.95, seed=0)
+    assert (d.mean, d.lo, d.hi) == pytest.approx((0.3, 0.3, 0.3))
+    unpaired = stats.bootstrap_cluster_mean(a, q, n_boot=200, ci=0.95, seed=0)
+    assert unpaired.hi - unpaired.lo > 0.3
+    # undefined values drop out of their own side's mean only
+    b = a + 0.3
+    b[:4] = np.nan
+    d = stats.bootstrap_cluster_difference(a, b, q, n_boot=200, ci=0.95, seed=0)
+    assert d.mean == pytest.approx(np.mean(b[4:]) - np.mean(a))
 
 
 def test_normalised_gain_and_exclusion():
     df = _traj_frame(
         [
-            {"question_id": "q", "trajectory": 0, "k": 0, "H": 1.0, "correct": True},
-            {"question_id": "q", "trajectory": 0, "k": 4, "H": 0.25, "correct": True},
-            {"question_id": "q", "trajectory": 0, "k": 8, "H": 0.0, "correct": True},
-            {"question_id": "q", "trajectory": 1, "k": 0, "H": 0.5, "correct": False},
-            {"question_id": "q", "trajectory": 1, "k": 4, "H": 0.7, "correct": False},
+            {"question_id": "q", "trajectory": 0, "k": 0, "H": 1.0, "S": 2.0, "correct": True},
+            {"question_id": "q", "trajectory": 0, "k": 4, "H": 0.25, "S": 1.0, "correct": True},
+            {"question_id": "q", "trajectory": 0, "k": 8, "H": 0.0, "S": 0.0, "correct": True},
+            {"question_id": "q", "trajectory": 1, "k": 0, "H": 0.5, "S": 1.0, "correct": False},
+            {"question_id": "q", "trajectory": 1, "k": 4, "H": 0.7, "S": 0.5, "correct": False},
         ]
     )
-    g = curves.normalised_gain(df.lazy()).collect().sort("trajectory", "k")
+    g = curves.normalised_gain(df.lazy(), gain="entropy").collect().sort("trajectory", "k")
     assert g["G_hat"].to_list()[:3] == pytest.approx([0.0, 0.75, 1.0])
     assert g.filter(pl.col("trajectory") == 1)["excluded"].all()  # G_T = -0.2 <= 0
+    # the paper's Def. 11: per trace from the gold surprisal, G_k = S_0 - S_k
+    g = curves.normalised_gain(df.lazy()).collect().sort("trajectory", "k")
+    assert g["G"].to_list() == pytest.approx([0.0, 1.0, 2.0, 0.0, 0.5])
+    assert g["G_hat"].to_list()[:3] == pytest.approx([0.0, 0.5, 1.0])
+    assert not g.filter(pl.col("trajectory") == 1)["excluded"].any()  # S fell: G_T = 0.5
+    with pytest.raises(ValueError, match="gain"):
+        curves.normalised_gain(df.lazy(), gain="H")
+
+
+def test_cumulative_gain_curves_hold_both_bases_and_count_exclusions():
+    df = _synthetic_entropy()
+    out = curves.cumulative_gain_curves(df.lazy(), h="H", grid=curves.relative_grid(5), n_boot=20, ci=0.9, seed=0)
+    assert set(out["gain"]) == {"surprisal", "entropy"}
+    for gain in ("surprisal", "entropy"):
+        g = curves.normalised_gain(df.lazy(), gain=gain).collect()
+        per_traj = g.group_by("question_id", "trajectory").agg(pl.col("excluded").first(), pl.col("correct").first())
+        want = per_traj.group_by("correct").agg(pl.col("excluded").sum()).sort("correct")
+        got = out.filter(pl.col("gain") == gain).group_by("correct").agg(pl.col("n_excluded").first()).sort("correct")
+        assert got["n_excluded"].to_list() == want["excluded"].to_list()
 
 
 def test_values_at_absolute_k_carry_the_final_value():
@@ -196,8 +269,11 @@ def _synthetic_entropy(n_q=12, n_traj=3, seed=0):
                         "rel_pos": k / T,
                         "H": h,
                         "S": h + float(rng.random()),
+                        "c_gold": int(rng.integers(0, 3)),
                         "H_a": h * float(rng.random()),
                         "S_b": float(rng.random()),
+                        "c_gold_b": int(rng.integers(0, 3)),
+                        "before_answer": k < T - 2,
                         "correct": correct,
                         "map_correct": bool(rng.random() < 0.5),
                     }
@@ -222,7 +298,7 @@ def test_every_bootstrapped_result_ignores_the_input_row_order():
             *curves.saturation_summary(
                 lf, h="H", grid=grid, plateau_fraction=0.2, late_from=0.6, rebound_threshold=0.2, **boot
             ),
-            metrics.table1_alignment(metrics.trajectory_alignment(lf)),
+            metrics.table1_alignment(metrics.trajectory_alignment(lf), **boot),
         ]
 
     for a, b in zip(results(df), results(shuffled), strict=True):
@@ -333,20 +409,24 @@ def test_tables_do_not_depend_on_the_order_of_their_rows():
                             "T": T,
                             "H": h,
                             "S": h + float(rng.random()),
+                            "c_gold": int(rng.integers(0, 3)),
                             "H_a": float(rng.random()),
                             "S_b": float(rng.random()),
+                            "c_gold_b": int(rng.integers(0, 3)),
+                            "before_answer": k < T - 8,
                             "correct": correct,
                         }
                     )
     ent = pl.DataFrame(rows)
     shuffled = ent.with_columns(pl.col("H") * 1.1 + 0.01, pl.col("S") * 0.9)
-    t1 = table1_alignment(trajectory_alignment(ent.lazy()).collect().lazy())
-    t2 = shuffle_comparison(ent.lazy(), shuffled.lazy())
+    boot = dict(n_boot=50, ci=0.95, seed=0)
+    t1 = table1_alignment(trajectory_alignment(ent.lazy()).collect().lazy(), **boot)
+    t2 = shuffle_comparison(ent.lazy(), shuffled.lazy(), **boot)
     for seed in range(5):
         perm = np.random.default_rng(seed + 1).permutation(ent.height)
         e, s = ent[perm], shuffled[np.random.default_rng(seed + 100).permutation(ent.height)]
-        assert table1_alignment(trajectory_alignment(e.lazy()).collect().lazy()).equals(t1)
-        assert shuffle_comparison(e.lazy(), s.lazy()).equals(t2)
+        assert table1_alignment(trajectory_alignment(e.lazy()).collect().lazy(), **boot).equals(t1)
+        assert shuffle_comparison(e.lazy(), s.lazy(), **boot).equals(t2)
 
 
 def test_cluster_bootstrap_resamples_questions_not_values():

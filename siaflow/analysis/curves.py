@@ -143,12 +143,22 @@ def curve_with_ci(df: pl.DataFrame, value: str, *, n_boot: int, ci: float, seed:
 # --------------------------------------------------------------------------------------------
 
 
-def normalised_gain(entropy: pl.LazyFrame, *, h: str = "H") -> pl.LazyFrame:
-    """G_k = H_0 - H_k and G^_k = G_k / G_T per checkpoint; trajectories with G_T <= 0 get
+# what a trajectory's cumulative gain is built from: the paper's Def. 11, per sampled trace from
+# the gold surprisal (G_k = S_0 - S_k: a step gains when it makes the *correct* answer more
+# probable), or the entropy drop H_0 - H_k (its expectation, the same for any trace that converges)
+GAIN_BASES = ("surprisal", "entropy")
+
+
+def normalised_gain(entropy: pl.LazyFrame, *, h: str = "H", gain: str = "surprisal") -> pl.LazyFrame:
+    """G_k = S_0 - S_k (``gain="surprisal"``, the paper's Def. 11) or H_0 - H_k (``"entropy"``, with
+    ``h`` the H_k column), and G^_k = G_k / G_T per checkpoint; trajectories with G_T <= 0 get
     ``excluded`` = True (they have no normalised curve)."""
-    first = pl.col(h).sort_by("k").first().over(TRAJ)
-    last = pl.col(h).sort_by("k").last().over(TRAJ)
-    return entropy.with_columns(G=first - pl.col(h), G_T=first - last).with_columns(
+    if gain not in GAIN_BASES:
+        raise ValueError(f"gain must be one of {GAIN_BASES}, got {gain!r}")
+    value = pl.col("S" if gain == "surprisal" else h)
+    first = value.sort_by("k").first().over(TRAJ)
+    last = value.sort_by("k").last().over(TRAJ)
+    return entropy.with_columns(G=first - value, G_T=first - last).with_columns(
         excluded=pl.col("G_T") <= 0,
         G_hat=pl.when(pl.col("G_T") > 0).then(pl.col("G") / pl.col("G_T")).otherwise(None),
     )
@@ -157,17 +167,29 @@ def normalised_gain(entropy: pl.LazyFrame, *, h: str = "H") -> pl.LazyFrame:
 def cumulative_gain_curves(
     entropy: pl.LazyFrame, *, h: str, grid: np.ndarray, n_boot: int, ci: float, seed: int
 ) -> pl.DataFrame:
-    """Fig 1 data: mean G^ against relative position, correct vs incorrect, per model x dataset."""
-    g = normalised_gain(entropy, h=h).select(*TRAJ, "k", "rel_pos", "G_hat", "excluded", "correct").collect()
-    pts = TrajectoryPoints.of(g, order="k", values=["rel_pos", "G_hat"], per_trajectory=("excluded", "correct"))
-    counts = pts.trajs.group_by(*GROUP, "correct").agg(n_trajectories=pl.len(), n_excluded=pl.col("excluded").sum())
-    curves = pts.interpolate("rel_pos", "G_hat", grid).filter(~pl.col("excluded"))
+    """Fig 1 data: mean G^ against relative position, correct vs incorrect, per model x dataset,
+    for each ``gain`` basis (``GAIN_BASES``), with the trajectories each curve excludes counted; a
+    class whose every trajectory is excluded keeps one row with its counts and no curve (null
+    rel_pos), so that the figure can say so."""
     frames = []
-    for (model, dataset, correct), part in curves.group_by(*GROUP, "correct", maintain_order=True):
-        c = curve_with_ci(part, "G_hat", n_boot=n_boot, ci=ci, seed=seed)
-        frames.append(c.with_columns(model=pl.lit(model), dataset=pl.lit(dataset), correct=pl.lit(correct)))
-    out = pl.concat(frames) if frames else pl.DataFrame()
-    return out.join(counts, on=[*GROUP, "correct"], how="left").sort(*GROUP, "correct", "rel_pos")
+    for gain in GAIN_BASES:
+        g = normalised_gain(entropy, h=h, gain=gain).select(*TRAJ, "k", "rel_pos", "G_hat", "excluded", "correct")
+        pts = TrajectoryPoints.of(
+            g.collect(), order="k", values=["rel_pos", "G_hat"], per_trajectory=("excluded", "correct")
+        )
+        counts = pts.trajs.group_by(*GROUP, "correct").agg(n_trajectories=pl.len(), n_excluded=pl.col("excluded").sum())
+        curves = pts.interpolate("rel_pos", "G_hat", grid).filter(~pl.col("excluded"))
+        parts = []
+        for (model, dataset, correct), part in curves.group_by(*GROUP, "correct", maintain_order=True):
+            c = curve_with_ci(part, "G_hat", n_boot=n_boot, ci=ci, seed=seed)
+            parts.append(c.with_columns(model=pl.lit(model), dataset=pl.lit(dataset), correct=pl.lit(correct)))
+        curve = pl.concat(parts) if parts else pl.DataFrame(schema={"model": pl.String, "correct": pl.Boolean})
+        out = counts.join(curve, on=[*GROUP, "correct"], how="left")
+        frames.append(out.with_columns(gain=pl.lit(gain)))
+    if not frames:
+        return pl.DataFrame()
+    order = ["gain", *GROUP, "correct", "rel_pos"]
+    return pl.concat(frames, how="diagonal_relaxed").sort(order, descending=[True, False, False, False, False])
 
 
 # --------------------------------------------------------------------------------------------

@@ -47,8 +47,13 @@ def conditional_answer_entropy(answers_or_counts, *, miller_madow: bool = False)
 
 
 def gold_surprisal(answers_or_counts, gold: str, *, alpha: float = 0.5) -> tuple[float, float]:
-    """Smoothed gold surprisal ``S_k = -log p~(a*)`` with
-    ``p~(a*) = (c(a*) + alpha) / (K + alpha * |supp ∪ {a*}|)``; returns ``(S_k, raw p^(a*))``."""
+    """Smoothed gold surprisal ``S_k = -log p~(a*)`` with the gold-vs-rest estimate
+    ``p~(a*) = (c(a*) + alpha) / (K + 2 alpha)``; returns ``(S_k, raw p^(a*))``.
+
+    The smoothing sees only the gold's count and K, never how the non-gold mass is split: with the
+    support-size smoothing ``(c + alpha) / (K + alpha |supp ∪ {a*}|)`` an unseen gold (c = 0) makes
+    S_k follow the number of distinct answers, hence H_k, and manufactures rho near +1
+    (docs/design.md#what-the-estimator-itself-made)."""
     c = _counts(answers_or_counts)
     K = sum(c.values())
     if K == 0:
@@ -56,8 +61,15 @@ def gold_surprisal(answers_or_counts, gold: str, *, alpha: float = 0.5) -> tuple
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0 so that an unseen gold answer has finite surprisal, got {alpha}")
     cg = c.get(gold, 0)
-    support = len(c) + (0 if cg else 1)
-    return -math.log((cg + alpha) / (K + alpha * support)), cg / K
+    return -math.log((cg + alpha) / (K + 2 * alpha)), cg / K
+
+
+def entropy_resolution(K: int, *, miller_madow: bool = False) -> float:
+    """The smallest non-zero plug-in H_k K draws can give: one draw apart from the rest, counts
+    (K - 1, 1). A change of H_k smaller than this is below what the estimator can see."""
+    if K < 2:
+        raise ValueError(f"the entropy resolution needs K >= 2 draws, got {K}")
+    return conditional_answer_entropy({0: K - 1, 1: 1}, miller_madow=miller_madow)
 
 
 def split_sample(answers: Sequence[str], gold: str, *, alpha: float = 0.5) -> tuple[float, float]:
@@ -69,19 +81,26 @@ def split_sample(answers: Sequence[str], gold: str, *, alpha: float = 0.5) -> tu
     return conditional_answer_entropy(answers[:half]), gold_surprisal(answers[half:], gold, alpha=alpha)[0]
 
 
-ALIGNMENT_REASONS = ("ok", "too_few_checkpoints", "constant_H", "constant_S")
+ALIGNMENT_REASONS = ("ok", "too_few_checkpoints", "gold_unseen", "constant_H", "constant_S")
 MIN_CHECKPOINTS = 3
 _CONST_TOL = 1e-12
 
 
-def alignment_coefficient(h: Iterable[float], s: Iterable[float]) -> tuple[float, str]:
+def alignment_coefficient(
+    h: Iterable[float], s: Iterable[float], gold_counts: Iterable[int] | None = None
+) -> tuple[float, str]:
     """SIA alignment coefficient of one trajectory: Pearson correlation of ``(H_k, S_k)`` across its
-    checkpoints. Returns ``(rho, "ok")`` or ``(nan, reason)`` with the reason it is undefined."""
+    checkpoints. Returns ``(rho, "ok")`` or ``(nan, reason)`` with the reason it is undefined, checked
+    in this order: fewer than 3 checkpoints, the gold never drawn at any of them (``gold_counts``, the
+    gold's count per checkpoint: S_k is then the smoothing alone, and p(a*) unknown), constant H,
+    constant S."""
     h, s = np.asarray(list(h), dtype=float), np.asarray(list(s), dtype=float)
     if len(h) != len(s):
         raise ValueError("H and S series differ in length")
     if len(h) < MIN_CHECKPOINTS:
         return math.nan, "too_few_checkpoints"
+    if gold_counts is not None and sum(gold_counts) == 0:
+        return math.nan, "gold_unseen"
     if np.ptp(h) <= _CONST_TOL:
         return math.nan, "constant_H"
     if np.ptp(s) <= _CONST_TOL:
@@ -119,14 +138,13 @@ def answer_distribution_stats(
         c_gold=c.filter(pl.col("is_gold")).sum().cast(pl.Int64),
         map_answer=pl.col("answer").sort_by(["c", "answer"], descending=[True, False]).first(),
     )
-    support = pl.col("m") + (pl.col("c_gold") == 0).cast(pl.Int64)
     out = (
         stats.with_columns(H=pl.col("_profile").map_batches(_entropy_of_count_profiles, return_dtype=pl.Float64))
         .drop("_profile")
         .with_columns(
             H_mm=pl.col("H") + (pl.col("m") - 1) / (2 * pl.col("K")),
             p_gold=pl.col("c_gold") / pl.col("K"),
-            S=-((pl.col("c_gold") + alpha) / (pl.col("K") + alpha * support)).log(),
+            S=-((pl.col("c_gold") + alpha) / (pl.col("K") + 2 * alpha)).log(),
         )
     )
     if suffix:
@@ -136,23 +154,48 @@ def answer_distribution_stats(
     return out
 
 
+# what the entropy table reads of each trajectory (a rollouts table's columns)
+TRAJECTORY_COLUMNS = ("question_id", "trajectory", "T", "correct", "gold", "answer_start")
+
+
 def sia_trajectories(rollouts, n_trajectories: int):
     """The trajectories that get checkpoint continuations: the first ``n_trajectories`` of each
     question (rollouts may draw a larger EDIS pool; its first N are the same draws)."""
     return rollouts.filter(pl.col("trajectory") < n_trajectories)
 
 
+def trajectory_columns(rollouts: pl.LazyFrame, where: str = "the rollouts") -> pl.LazyFrame:
+    """The columns of ``TRAJECTORY_COLUMNS``; a rollouts table made before siaflow recorded where
+    each answer begins is named, with what to do."""
+    missing = [c for c in TRAJECTORY_COLUMNS if c not in rollouts.collect_schema().names()]
+    if missing:
+        raise ValueError(
+            f"{where} lack column(s) {missing}: they were made by an older siaflow, which did not record "
+            f"where each answer begins; regenerate them (snakemake --forcerun rollouts)"
+        )
+    return rollouts.select(*TRAJECTORY_COLUMNS)
+
+
+def before_answer() -> pl.Expr:
+    """A checkpoint whose prefix holds none of the final answer: k < T and k <= answer_start (the
+    first token of the statement the extractor reads; null when the answer is NULL, then k < T)."""
+    return (pl.col("k") < pl.col("T")) & (pl.col("answer_start").is_null() | (pl.col("k") <= pl.col("answer_start")))
+
+
 def entropy_table(samples: pl.LazyFrame, trajectories: pl.LazyFrame, *, alpha: float) -> pl.LazyFrame:
     """One row per (question, trajectory, checkpoint k) with H_k, S_k, p^_k(gold), split-sample
-    halves (H_a from draws [0, K/2), S_b from draws [K/2, K)), the MAP answer and its correctness.
+    halves (H_a from draws [0, K/2), S_b and its gold count c_gold_b from draws [K/2, K)), the MAP
+    answer and its correctness, and whether the checkpoint is ``before_answer``.
 
     ``samples``: question_id, trajectory, k, sample, answer; the empty prefix (k = 0) is stored once
     per question with trajectory = -1 and is shared by all the question's trajectories.
-    ``trajectories``: question_id, trajectory, T, correct, gold.
+    ``trajectories``: ``TRAJECTORY_COLUMNS``.
     """
     ints = {"trajectory": pl.Int64, "k": pl.Int64}
     samples = samples.with_columns(pl.col(c).cast(t) for c, t in {**ints, "sample": pl.Int64}.items())
-    trajectories = trajectories.with_columns(pl.col("trajectory").cast(pl.Int64), pl.col("T").cast(pl.Int64))
+    trajectories = trajectories.with_columns(
+        pl.col("trajectory").cast(pl.Int64), pl.col("T").cast(pl.Int64), pl.col("answer_start").cast(pl.Int64)
+    )
     gold = trajectories.select("question_id", "gold").unique("question_id")
     s = samples.join(gold, on="question_id", how="left")
     keys = ["question_id", "trajectory", "k"]
@@ -160,43 +203,60 @@ def entropy_table(samples: pl.LazyFrame, trajectories: pl.LazyFrame, *, alpha: f
     full = answer_distribution_stats(s, keys, alpha=alpha)
     a = answer_distribution_stats(s.filter(pl.col("sample") < half_k // 2), keys, alpha=alpha, suffix="_a")
     b = answer_distribution_stats(s.filter(pl.col("sample") >= half_k // 2), keys, alpha=alpha, suffix="_b")
-    stats = full.join(a.select(*keys, "H_a"), on=keys, how="left").join(b.select(*keys, "S_b"), on=keys, how="left")
-    traj = trajectories.select("question_id", "trajectory", "T", "correct", "gold")
+    stats = full.join(a.select(*keys, "H_a"), on=keys, how="left").join(
+        b.select(*keys, "S_b", "c_gold_b"), on=keys, how="left"
+    )
+    traj = trajectories.select(*TRAJECTORY_COLUMNS)
     shared = (
         stats.filter(pl.col("trajectory") == -1)
         .drop("trajectory")
         .join(traj.select("question_id", "trajectory"), on="question_id", how="inner")
     )
     own = stats.filter(pl.col("trajectory") != -1)
-    cols = [*keys, "K", "m", "H", "H_mm", "c_gold", "p_gold", "S", "H_a", "S_b", "map_answer"]
+    cols = [*keys, "K", "m", "H", "H_mm", "c_gold", "p_gold", "S", "H_a", "S_b", "c_gold_b", "map_answer"]
     table = pl.concat([own.select(cols), shared.select(cols)]).join(traj, on=IN_SHARD, how="inner")
     return table.with_columns(
         rel_pos=pl.when(pl.col("T") > 0).then(pl.col("k") / pl.col("T")).otherwise(1.0),
         map_correct=pl.col("map_answer") == pl.col("gold"),
+        before_answer=before_answer(),
     ).sort(keys)
 
 
 def alignment_by_trajectory(
-    table: pl.LazyFrame, *, h: str = "H", s: str = "S", keys: list[str] | None = None, name: str = "rho"
+    table: pl.LazyFrame,
+    *,
+    h: str = "H",
+    s: str = "S",
+    gold: str = "c_gold",
+    keys: list[str] | None = None,
+    name: str = "rho",
+    where: pl.Expr | None = None,
 ) -> pl.LazyFrame:
-    """Per trajectory: ``name`` = Pearson(h, s) across checkpoints, with ``{name}_reason`` saying
-    why it is undefined (fewer than 3 checkpoints, constant H, constant S) when it is NaN."""
+    """Per trajectory: ``name`` = Pearson(h, s) across its checkpoints (those where ``where`` holds,
+    when given), with ``{name}_reason`` saying why it is undefined (``alignment_coefficient``'s
+    reasons, in its order; ``gold`` is the column of the gold's count behind ``s``) and
+    ``{name}_n_checkpoints``. Every trajectory of ``table`` gets a row."""
     keys = keys or TRAJ
-    hc, sc = pl.col(h), pl.col(s)
+    use = pl.col("k").is_not_null() if where is None else where
+    hc, sc, k = pl.col(h).filter(use), pl.col(s).filter(use), pl.col("k").filter(use)
+    n_checkpoints = f"{name}_n_checkpoints"
     agg = (
         table.group_by(keys)
         .agg(
-            n_checkpoints=pl.len(),
+            use.sum().cast(pl.Int64).alias(n_checkpoints),
+            _gold=pl.col(gold).filter(use).sum(),
             _h_range=hc.max() - hc.min(),
             _s_range=sc.max() - sc.min(),
-            _r=pl.corr(hc.sort_by("k"), sc.sort_by("k")),  # in checkpoint order, whatever the row order
+            _r=pl.corr(hc.sort_by(k), sc.sort_by(k)),  # in checkpoint order, whatever the row order
             correct=pl.col("correct").first(),
         )
         .sort(keys)
     )  # group_by order varies between runs; every mean over these rows must not
     reason = (
-        pl.when(pl.col("n_checkpoints") < MIN_CHECKPOINTS)
+        pl.when(pl.col(n_checkpoints) < MIN_CHECKPOINTS)
         .then(pl.lit("too_few_checkpoints"))
+        .when(pl.col("_gold") == 0)
+        .then(pl.lit("gold_unseen"))
         .when(pl.col("_h_range") <= _CONST_TOL)
         .then(pl.lit("constant_H"))
         .when(pl.col("_s_range") <= _CONST_TOL)
@@ -206,5 +266,5 @@ def alignment_by_trajectory(
     return (
         agg.with_columns(reason.alias(f"{name}_reason"))
         .with_columns(pl.when(pl.col(f"{name}_reason") == "ok").then(pl.col("_r")).otherwise(float("nan")).alias(name))
-        .drop("_h_range", "_s_range", "_r")
+        .drop("_gold", "_h_range", "_s_range", "_r")
     )

@@ -9,6 +9,7 @@ import math
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -51,24 +52,67 @@ def bootstrap_mean_ci(values: np.ndarray, *, n_boot: int, ci: float, seed: int, 
     return mean, lo, hi
 
 
-def bootstrap_cluster_mean_ci(values, groups, *, n_boot: int, ci: float, seed: int) -> tuple[float, float, float]:
-    """Mean of the defined (non-NaN) ``values`` with a percentile bootstrap CI that resamples
-    ``groups`` (questions): a question drawn m times weighs its values m times. NaN where no value
-    is defined."""
+class ClusterMean(NamedTuple):
+    """A mean over the defined values and its percentile bootstrap over groups (questions): the CI
+    bounds and the standard error (the bootstrap means' standard deviation)."""
+
+    mean: float
+    lo: float
+    hi: float
+    se: float
+
+
+def _group_sums(values, codes, n_groups):
     v = np.asarray(values, dtype=float)
-    _, codes = np.unique(np.asarray(groups), return_inverse=True)
     ok = ~np.isnan(v)
-    n_groups = int(codes.max()) + 1 if codes.size else 0
     sums = np.bincount(codes, weights=np.where(ok, v, 0.0), minlength=n_groups)
-    counts = np.bincount(codes, weights=ok.astype(float), minlength=n_groups)
+    return sums, np.bincount(codes, weights=ok.astype(float), minlength=n_groups)
+
+
+def _summarise(estimate: float, boots: np.ndarray, ci: float) -> ClusterMean:
+    boots = boots[np.isfinite(boots)]
+    if math.isnan(estimate) or boots.size == 0:
+        return ClusterMean(estimate, math.nan, math.nan, math.nan)
+    a = (1 - ci) / 2
+    se = float(boots.std(ddof=1)) if boots.size > 1 else math.nan
+    return ClusterMean(estimate, float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a)), se)
+
+
+def bootstrap_cluster_mean(values, groups, *, n_boot: int, ci: float, seed: int) -> ClusterMean:
+    """Mean of the defined (non-NaN) ``values`` with a percentile bootstrap that resamples
+    ``groups`` (questions): a question drawn m times weighs its values m times, so values that share
+    a question (its N trajectories, its k = 0 draws) move together. NaN where no value is defined."""
+    _, codes = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = int(codes.max()) + 1 if codes.size else 0
+    sums, counts = _group_sums(values, codes, n_groups)
     if counts.sum() == 0:
-        return math.nan, math.nan, math.nan
+        return ClusterMean(math.nan, math.nan, math.nan, math.nan)
     draws = resample_counts(n_groups, n_boot, seed).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         boots = (draws @ sums) / (draws @ counts)
-    boots = boots[np.isfinite(boots)]
-    a = (1 - ci) / 2
-    return float(sums.sum() / counts.sum()), float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a))
+    return _summarise(float(sums.sum() / counts.sum()), boots, ci)
+
+
+def bootstrap_cluster_mean_ci(values, groups, *, n_boot: int, ci: float, seed: int) -> tuple[float, float, float]:
+    """``bootstrap_cluster_mean``'s (mean, lo, hi)."""
+    return tuple(bootstrap_cluster_mean(values, groups, n_boot=n_boot, ci=ci, seed=seed)[:3])
+
+
+def bootstrap_cluster_difference(a, b, groups, *, n_boot: int, ci: float, seed: int) -> ClusterMean:
+    """mean(defined ``b``) - mean(defined ``a``), where ``a`` and ``b`` are two measurements of the
+    same rows (trajectories) in ``groups`` (questions), with a *paired* bootstrap: each resample of
+    questions serves both means, so what the two share cancels in the interval. NaN where either
+    side has no defined value."""
+    _, codes = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = int(codes.max()) + 1 if codes.size else 0
+    sa, ca = _group_sums(a, codes, n_groups)
+    sb, cb = _group_sums(b, codes, n_groups)
+    if ca.sum() == 0 or cb.sum() == 0:
+        return ClusterMean(math.nan, math.nan, math.nan, math.nan)
+    draws = resample_counts(n_groups, n_boot, seed).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boots = (draws @ sb) / (draws @ cb) - (draws @ sa) / (draws @ ca)
+    return _summarise(float(sb.sum() / cb.sum() - sa.sum() / ca.sum()), boots, ci)
 
 
 def roc_auc(scores, labels, weights=None) -> float:

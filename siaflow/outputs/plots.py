@@ -76,8 +76,13 @@ def _band(ax, x, mean, lo, hi, color, label):
     ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
 
 
-def fig_cumulative_gain(data: pl.DataFrame, png, pdf, *, title: str = "Normalised cumulative information gain"):
-    """Fig 1 / Fig 4: G^_k against k/T, correct vs incorrect, one panel per model x dataset."""
+def fig_cumulative_gain(
+    data: pl.DataFrame, png, pdf, *, gain: str = "surprisal", title: str = "Normalised cumulative information gain"
+):
+    """Fig 1 / Fig 4: G^_k against k/T, correct vs incorrect, one panel per model x dataset; the
+    curves of one ``gain`` basis (``curves.GAIN_BASES``) of the data."""
+    if data.height:
+        data = data.filter(pl.col("gain") == gain)
     if data.height == 0:
         return empty_figure(png, pdf, title, "no model x dataset in this selection")
     apply_style()
@@ -87,8 +92,13 @@ def fig_cumulative_gain(data: pl.DataFrame, png, pdf, *, title: str = "Normalise
         part = data.filter((pl.col("model") == model) & (pl.col("dataset") == dataset))
         for correct in (True, False):
             c = part.filter(pl.col("correct") == correct).sort("rel_pos")
-            if c.height:
-                n_traj = c["n_trajectories"][0]
+            label = "correct" if correct else "incorrect"
+            if c.height and c["rel_pos"].is_null().all():  # every trajectory of the class excluded
+                n_out = c["n_excluded"][0]
+                ax.plot([], [], color=CORRECT_PALETTE[correct], label=f"{label}: all {n_out} have G_T <= 0, no curve")
+            elif c.height:
+                c = c.drop_nulls("rel_pos")
+                n_traj, n_out = c["n_trajectories"][0], c["n_excluded"][0]
                 _band(
                     ax,
                     c["rel_pos"],
@@ -96,10 +106,15 @@ def fig_cumulative_gain(data: pl.DataFrame, png, pdf, *, title: str = "Normalise
                     c["lo"],
                     c["hi"],
                     CORRECT_PALETTE[correct],
-                    f"{'correct' if correct else 'incorrect'} (n={n_traj})",
+                    f"{label} (n={n_traj - n_out}; {n_out} with G_T <= 0 left out)",
                 )
         ax.plot([0, 1], [0, 1], ls=":", color="black", lw=0.8)
-        ax.set(title=f"{model} / {dataset}", xlabel="relative position k/T", ylabel="normalised gain G^_k", xlim=(0, 1))
+        ax.set(
+            title=f"{model} / {dataset}",
+            xlabel="relative position k/T",
+            ylabel=f"G^_k from {'S_k' if gain == 'surprisal' else 'H_k'}",
+            xlim=(0, 1),
+        )
         ax.legend(loc="lower right")
     fig.suptitle(title, fontsize=10)
     save(fig, png, pdf)

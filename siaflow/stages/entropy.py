@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from siaflow import io
-from siaflow.analysis.estimators import entropy_table, sia_trajectories
+from siaflow.analysis.estimators import entropy_table, sia_trajectories, trajectory_columns
 from siaflow.stages.common import stage
 
 
@@ -21,8 +21,9 @@ def _sum_ledgers(paths) -> dict:
 def entropy(sm) -> None:
     """H_k, p^_k(gold), S_k and the split-sample halves at every checkpoint of every trajectory."""
     wc, alpha = sm.wildcards, sm.params.alpha
-    roll = sia_trajectories(pl.scan_parquet(list(sm.input.rollouts)), sm.params.n_trajectories).select(
-        "question_id", "trajectory", "T", "correct", "gold"
+    roll = trajectory_columns(
+        sia_trajectories(pl.scan_parquet(list(sm.input.rollouts)), sm.params.n_trajectories),
+        f"rollouts {', '.join(map(str, sm.input.rollouts))}",
     )
     samples = pl.scan_parquet(list(sm.input.continuations)).select("question_id", "trajectory", "k", "sample", "answer")
     table = (

@@ -43,12 +43,12 @@ def fig1_cumulative_gain(sm) -> None:
         data = curves.cumulative_gain_curves(entropy, h=p.h, grid=curves.relative_grid(p.grid_points), **p.bootstrap)
         data = with_model_info(data, p.models)
         data.write_csv(sm.output.data)
-        plots.fig_cumulative_gain(data, sm.output.png, sm.output.pdf, title=title)
+        plots.fig_cumulative_gain(data, sm.output.png, sm.output.pdf, gain=p.gain, title=title)
 
     _selection_figure(
         sm,
         "Normalised cumulative information gain",
-        ["model", "dataset", "correct", "rel_pos", "mean", "lo", "hi"],
+        ["gain", "model", "dataset", "correct", "rel_pos", "mean", "lo", "hi"],
         draw,
     )
 

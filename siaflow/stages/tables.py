@@ -19,7 +19,7 @@ def table1_alignment(sm) -> None:
     io.write_parquet(traj, sm.output.trajectories, analysis_provenance(sm, sm.input.entropy))
     _write(
         sm,
-        metrics.table1_alignment(traj.lazy()),
+        metrics.table1_alignment(traj.lazy(), **sm.params.bootstrap),
         "Table 1: SIA alignment coefficient (Pearson of H_k and S_k per trajectory)",
         sm.input.entropy,
     )
@@ -27,7 +27,9 @@ def table1_alignment(sm) -> None:
 
 @stage
 def table2_shuffle(sm) -> None:
-    t2 = metrics.shuffle_comparison(load_entropy(sm.input.original), load_entropy(sm.input.shuffled), h=sm.params.h)
+    t2 = metrics.shuffle_comparison(
+        load_entropy(sm.input.original), load_entropy(sm.input.shuffled), h=sm.params.h, **sm.params.bootstrap
+    )
     _write(
         sm,
         t2,
@@ -52,6 +54,7 @@ def table3_mc_ablation(sm) -> None:
         n_trajectories=p.n_trajectories,
         main=p.main,
         ablated=p.ablated,
+        boot=p.bootstrap,
     )
     _write(
         sm,

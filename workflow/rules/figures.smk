@@ -20,7 +20,7 @@ rule fig1_cumulative_gain:
         mem_mb=4000,
         runtime=30,
     params:
-        **selection_params("aligned"),
+        **selection_params("aligned", gain=config["analysis"]["cumulative_gain"]),
     script:
         "../../scripts/fig1_cumulative_gain.py"
 
@@ -35,7 +35,7 @@ use rule fig1_cumulative_gain as fig4_cumulative_gain_nonaligned with:
         log("fig4_cumulative_gain_nonaligned"),
     localrule: True
     params:
-        **selection_params("nonaligned"),
+        **selection_params("nonaligned", gain=config["analysis"]["cumulative_gain"]),
 
 
 rule fig2_auc:

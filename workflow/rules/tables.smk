@@ -23,6 +23,7 @@ rule table1_alignment:
     params:
         h=H,
         models=MODEL_INFO,
+        bootstrap=BOOTSTRAP,
     script:
         "../../scripts/table1_alignment.py"
 
@@ -45,6 +46,7 @@ rule table2_shuffle:
     params:
         h=H,
         models=MODEL_INFO,
+        bootstrap=BOOTSTRAP,
     script:
         "../../scripts/table2_shuffle.py"
 
@@ -68,6 +70,7 @@ rule table3_mc_ablation:
     params:
         h=H,
         models=MODEL_INFO,
+        bootstrap=BOOTSTRAP,
         alpha=config["estimation"]["alpha"],
         n_trajectories=config["sampling"]["n_trajectories"],
         main={
