@@ -128,7 +128,7 @@ def rebound_threshold(config: dict) -> float:
     """``analysis.saturation.rebound_threshold``, or where it is null the entropy estimator's
     resolution at K (the smallest non-zero H_k that K draws can give); an explicit value below that
     resolution is refused, naming the key: one stray draw would count as a rebound."""
-    from siaflow.analysis.estimators import entropy_resolution
+    from siaflow.keys import entropy_resolution
 
     K = config["sampling"]["n_continuations"]
     mm = config.get("estimation", {}).get("entropy_estimator") == "miller_madow"

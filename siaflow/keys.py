@@ -1,6 +1,6 @@
 """What generation and analysis both name: the key columns of the results tables, the
-checkpoints k of a trajectory at which the answer entropy H_k is measured (docs/design.md §2), and
-the tokens a stored draw generated."""
+checkpoints k of a trajectory at which the answer entropy H_k is measured (docs/design.md §2), the
+tokens a stored draw generated, and the smallest change of H_k that K draws can show."""
 
 from __future__ import annotations
 
@@ -19,6 +19,19 @@ def draw_tokens():
     import polars as pl  # here, not at the top: the Snakefile imports this module
 
     return pl.col("n_generated") + (pl.col("finish_reason") == "stop").cast(pl.Int64) + pl.col("cut").cast(pl.Int64)
+
+
+def entropy_resolution(K: int, *, miller_madow: bool = False) -> float:
+    """The smallest non-zero plug-in H_k that K draws can give: one draw apart from the rest,
+    counts (K - 1, 1), so ``log K - (K - 1)/K log(K - 1)`` (+ 1/(2K) with Miller-Madow).
+    A change of H_k smaller than this is below what the estimator can see (the config's rebound
+    threshold and ``siaflow.analysis.estimators`` both read it)."""
+    import math
+
+    if K < 2:
+        raise ValueError(f"the entropy resolution needs K >= 2 draws, got {K}")
+    h = math.log(K) - (K - 1) / K * math.log(K - 1)
+    return h + (1 / (2 * K) if miller_madow else 0.0)
 
 
 def checkpoint_positions(T: int, stride: int) -> list[int]:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from siaflow.keys import IN_SHARD, TRAJ
+from siaflow.keys import IN_SHARD, TRAJ, entropy_resolution  # noqa: F401 (the estimator's resolution, defined with the keys config reads)
 
 # --------------------------------------------------------------------------------------------
 # Scalar reference definitions
@@ -62,14 +62,6 @@ def gold_surprisal(answers_or_counts, gold: str, *, alpha: float = 0.5) -> tuple
         raise ValueError(f"alpha must be > 0 so that an unseen gold answer has finite surprisal, got {alpha}")
     cg = c.get(gold, 0)
     return -math.log((cg + alpha) / (K + 2 * alpha)), cg / K
-
-
-def entropy_resolution(K: int, *, miller_madow: bool = False) -> float:
-    """The smallest non-zero plug-in H_k K draws can give: one draw apart from the rest, counts
-    (K - 1, 1). A change of H_k smaller than this is below what the estimator can see."""
-    if K < 2:
-        raise ValueError(f"the entropy resolution needs K >= 2 draws, got {K}")
-    return conditional_answer_entropy({0: K - 1, 1: 1}, miller_madow=miller_madow)
 
 
 def split_sample(answers: Sequence[str], gold: str, *, alpha: float = 0.5) -> tuple[float, float]:
