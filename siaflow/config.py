@@ -135,8 +135,8 @@ def rebound_threshold(config: dict) -> float:
     resolution = entropy_resolution(K, miller_madow=mm)
     value = config["analysis"]["saturation"].get("rebound_threshold")
     if value is None:
-        return round(resolution, 6)
-    if value < resolution - 1e-9:
+        return resolution
+    if value < resolution - 1e-6:  # a resolved value written back (the report rule) reads equal
         raise ConfigError(
             f"analysis.saturation.rebound_threshold: {value} nats is below the entropy estimator's resolution "
             f"at K = {K} (sampling.n_continuations), {resolution:.4f} nats, the smallest non-zero H_k that "

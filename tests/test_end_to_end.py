@@ -397,11 +397,12 @@ def test_every_selector_on_one_pool(run):
 # rules' jobs have changed params (and rerun; what depends on them reruns for its new inputs).
 # The report's params are the whole effective config (it reruns `snakemake --report` with it).
 PARAM_EDITS = [
-    # the probes' K is the continuations' (probe.n_samples: null)
+    # the probes' K is the continuations' (probe.n_samples: null); the late-rebound threshold is the
+    # entropy's resolution at K (analysis.saturation.rebound_threshold: null)
     (
         ("sampling", "n_continuations"),
         5,
-        {"continuations_both_variants", "table3_mc_ablation", "probes", "table_probe_agreement"},
+        {"continuations_both_variants", "table3_mc_ablation", "probes", "table_probe_agreement", "fig3_saturation"},
     ),
     (("decoding", "temperature"), 0.9, {"rollouts", "continuations_both_variants", "probes"}),
     (("sampling", "batch_rows"), 64, {"rollouts", "continuations_both_variants", "probes"}),
