@@ -172,6 +172,11 @@ def test_cumulative_gain_curves_hold_both_bases_and_count_exclusions():
         want = per_traj.group_by("correct").agg(pl.col("excluded").sum()).sort("correct")
         got = out.filter(pl.col("gain") == gain).group_by("correct").agg(pl.col("n_excluded").first()).sort("correct")
         assert got["n_excluded"].to_list() == want["excluded"].to_list()
+    # a selection whose every trajectory is excluded (H and S flat) keeps its counts, with no curve
+    flat = df.with_columns(pl.lit(0.5).alias("H"), pl.lit(1.0).alias("S"))
+    out = curves.cumulative_gain_curves(flat.lazy(), h="H", grid=curves.relative_grid(5), n_boot=20, ci=0.9, seed=0)
+    assert out.height == 4 and out["rel_pos"].is_null().all()  # 2 bases x correct / incorrect
+    assert out["n_excluded"].to_list() == out["n_trajectories"].to_list()
 
 
 def test_values_at_absolute_k_carry_the_final_value():

@@ -183,7 +183,9 @@ def cumulative_gain_curves(
         for (model, dataset, correct), part in curves.group_by(*GROUP, "correct", maintain_order=True):
             c = curve_with_ci(part, "G_hat", n_boot=n_boot, ci=ci, seed=seed)
             parts.append(c.with_columns(model=pl.lit(model), dataset=pl.lit(dataset), correct=pl.lit(correct)))
-        curve = pl.concat(parts) if parts else pl.DataFrame(schema={"model": pl.String, "correct": pl.Boolean})
+        empty = {"model": pl.String, "dataset": pl.String, "correct": pl.Boolean, "rel_pos": pl.Float64}
+        empty |= {"mean": pl.Float64, "lo": pl.Float64, "hi": pl.Float64, "n_questions": pl.Int64}
+        curve = pl.concat(parts) if parts else pl.DataFrame(schema=empty)
         out = counts.join(curve, on=[*GROUP, "correct"], how="left")
         frames.append(out.with_columns(gain=pl.lit(gain)))
     if not frames:
