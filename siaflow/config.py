@@ -120,8 +120,14 @@ def prepare(config: dict, schema_path: str | Path) -> dict:
     check_dynamics(config)
     check_early_exit(config)
     if "analysis" in config:
-        config["analysis"]["saturation"]["rebound_threshold"] = rebound_threshold(config)
+        rebound_threshold(config)  # refused here, before anything runs, when below the resolution
     return config
+
+
+def saturation(config: dict) -> dict:
+    """What Fig 3 reads: ``analysis.saturation`` with its rebound threshold resolved
+    (``rebound_threshold``). The config itself keeps what the user wrote (null stays null)."""
+    return {**config["analysis"]["saturation"], "rebound_threshold": rebound_threshold(config)}
 
 
 def rebound_threshold(config: dict) -> float:
@@ -136,7 +142,7 @@ def rebound_threshold(config: dict) -> float:
     value = config["analysis"]["saturation"].get("rebound_threshold")
     if value is None:
         return resolution
-    if value < resolution - 1e-6:  # a resolved value written back (the report rule) reads equal
+    if value < resolution:
         raise ConfigError(
             f"analysis.saturation.rebound_threshold: {value} nats is below the entropy estimator's resolution "
             f"at K = {K} (sampling.n_continuations), {resolution:.4f} nats, the smallest non-zero H_k that "

@@ -183,9 +183,11 @@ def cumulative_gain_curves(
         for (model, dataset, correct), part in curves.group_by(*GROUP, "correct", maintain_order=True):
             c = curve_with_ci(part, "G_hat", n_boot=n_boot, ci=ci, seed=seed)
             parts.append(c.with_columns(model=pl.lit(model), dataset=pl.lit(dataset), correct=pl.lit(correct)))
-        empty = {"model": pl.String, "dataset": pl.String, "correct": pl.Boolean, "rel_pos": pl.Float64}
-        empty |= {"mean": pl.Float64, "lo": pl.Float64, "hi": pl.Float64, "n_questions": pl.Int64}
-        curve = pl.concat(parts) if parts else pl.DataFrame(schema=empty)
+        if not parts:  # every class excluded: curve_with_ci's empty curve, under its keys
+            none = {"model": pl.String, "dataset": pl.String, "correct": pl.Boolean}
+            empty = curve_with_ci(curves.head(0), "G_hat", n_boot=n_boot, ci=ci, seed=seed)
+            parts = [empty.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in none.items())]
+        curve = pl.concat(parts)
         out = counts.join(curve, on=[*GROUP, "correct"], how="left")
         frames.append(out.with_columns(gain=pl.lit(gain)))
     if not frames:

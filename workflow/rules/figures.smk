@@ -86,7 +86,7 @@ rule fig3_saturation:
     params:
         **figure_params(
             grid_points=config["analysis"]["grid_points"],
-            saturation=config["analysis"]["saturation"],
+            saturation=siaflow.config.saturation(config),
         ),
     script:
         "../../scripts/fig3_saturation.py"
