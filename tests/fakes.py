@@ -81,11 +81,8 @@ class CharBackend(HFTokenizerBackend):
                 reason, cut = why, watch.cut
                 break
         ids = ids[: len(ids) - cut]
-        stats = (
-            {"logprobs": [-0.5] * len(ids), "entropies": [1.0] * len(ids), "self_certainty": [0.0] * len(ids)}
-            if token_stats
-            else {}
-        )
+        values = {"logprobs": -0.5, "entropies": 1.0, "entropies_full": 1.2, "self_certainty": 0.0, "confidence": 2.0}
+        stats = {name: [v] * len(ids) for name, v in values.items()} if token_stats else {}
         return Generation(token_ids=ids, finish_reason=reason, cut=cut, **stats)
 
 

@@ -65,7 +65,8 @@ def test_lengths_finish_reasons_and_stats(backend):
 def test_entropy_and_logprob_are_exact(backend):
     """Recompute with one plain forward pass over prompt + generated tokens: the entropy and the
     token's log-probability are those of the distribution it was drawn from (temperature, then the
-    top-p nucleus renormalised), self-certainty that of the whole temperature-scaled distribution."""
+    top-p nucleus renormalised), the full entropy that of the whole temperature-scaled
+    distribution, self-certainty and DeepConf's confidence those of the raw logits (temperature 1)."""
     dec = Decoding(temperature=0.7, top_p=0.9, max_new_tokens=20)
     gen = backend.generate(_requests(backend, PROMPTS[:1], 1), dec, token_stats=True)[0][0]
     prompt = backend.encode(PROMPTS[0])
@@ -85,15 +86,15 @@ def test_entropy_and_logprob_are_exact(backend):
         chosen.append(float(q[nucleus.tolist().index(tok)].log()))
     assert ents == pytest.approx(gen.entropies, abs=1e-4)
     assert chosen == pytest.approx(gen.logprobs, abs=1e-4)
-    sc = -math.log(lp.shape[-1]) - lp.mean(-1)
-    assert torch.allclose(sc, torch.tensor(gen.self_certainty), atol=1e-4)
-    # DeepConf: minus the mean log-prob of the k most likely tokens of that same nucleus distribution
+    assert (-(lp.exp() * lp).sum(-1)).tolist() == pytest.approx(gen.entropies_full, abs=1e-4)
+    raw = torch.log_softmax(logits.double(), -1)
+    sc = -math.log(raw.shape[-1]) - raw.mean(-1)
+    assert sc.tolist() == pytest.approx(gen.self_certainty, abs=1e-4)
+    # DeepConf: minus the mean raw log-prob of the top k and of the drawn token when outside them
     conf = []
-    for row in lp.double():
-        p = row.exp().sort(descending=True).values
-        before = p.cumsum(0) - p
-        q = p[before < dec.top_p] / p[before < dec.top_p].sum()
-        conf.append(float(-q[: backend.confidence_top_k].log().mean()))
+    for row, tok in zip(raw, gen.token_ids):
+        top = set(row.argsort(descending=True)[: backend.confidence_top_k].tolist()) | {tok}
+        conf.append(float(-row[sorted(top)].mean()))
     assert conf == pytest.approx(gen.confidence, abs=1e-4)
 
 

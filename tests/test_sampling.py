@@ -59,12 +59,13 @@ def test_self_certainty_is_kl_from_uniform():
 
 
 def test_token_confidence_is_minus_mean_top_k_logprob():
-    """DeepConf eq. 2 by hand: -(log .5 + log .25) / 2 with k = 2; tokens outside a nucleus (-inf)
-    do not count, so k = 3 over a two-token nucleus averages those two."""
-    probs = torch.tensor([[0.5, 0.25, 0.125, 0.125], [0.75, 0.25, 0.0, 0.0]])
-    c = token_confidence(probs.log(), 2)
-    assert c.tolist() == pytest.approx([-(math.log(0.5) + math.log(0.25)) / 2, -(math.log(0.75) + math.log(0.25)) / 2])
-    assert token_confidence(probs.log(), 3)[1].item() == pytest.approx(c[1].item())
-    assert token_confidence(probs.log(), 10)[0].item() == pytest.approx(
-        -sum(math.log(x) for x in (0.5, 0.25, 0.125, 0.125)) / 4
-    )
+    """DeepConf by hand: -(log .5 + log .25) / 2 with k = 2 when the drawn token is among the top
+    2; the drawn token joins them when it is not (k + 1 entries, as vLLM returns them)."""
+    probs = torch.tensor([[0.5, 0.25, 0.125, 0.125], [0.75, 0.125, 0.0625, 0.0625]])
+    c = token_confidence(probs.log(), 2, torch.tensor([1, 0]))
+    assert c.tolist() == pytest.approx([-(math.log(0.5) + math.log(0.25)) / 2, -(math.log(0.75) + math.log(0.125)) / 2])
+    out = token_confidence(probs.log(), 2, torch.tensor([3, 3]))
+    assert out[1].item() == pytest.approx(-(math.log(0.75) + math.log(0.125) + math.log(0.0625)) / 3)
+    # a drawn token from a shared model row: rows[i] names it
+    shared = token_confidence(probs.log(), 2, torch.tensor([0, 3, 2]), rows=torch.tensor([1, 1, 0]))
+    assert shared.tolist() == pytest.approx([c[1].item(), out[1].item(), -sum(map(math.log, (0.5, 0.25, 0.125))) / 3])

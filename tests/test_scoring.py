@@ -26,6 +26,38 @@ def test_scoring_the_sampled_tokens_gives_back_the_sampled_statistics(tiny_model
     for (_, g, n), s in zip(flat, scored):
         assert s.logprobs == pytest.approx(g.logprobs[:n], abs=1e-4)
         assert s.entropies == pytest.approx(g.entropies[:n], abs=1e-4)
+        assert s.entropies_full == pytest.approx(g.entropies_full[:n], abs=1e-4)
         assert s.self_certainty == pytest.approx(g.self_certainty[:n], abs=1e-4)
         assert s.confidence == pytest.approx(g.confidence[:n], abs=1e-4)
     assert scored[-1].entropies == [] and scored[-1].logprobs == []
+
+
+def test_rescoring_fills_the_statistics_a_processed_logprobs_engine_leaves_null(tiny_model_dir):
+    """rollouts.rescore_rollouts on rollouts as vLLM leaves them (raw statistics null, a top-k
+    entropy): every statistic column becomes the transformers backend's own, the tokens and the
+    engine's log-probabilities are kept."""
+    import polars as pl
+
+    from siaflow.generation.backends.base import TOKEN_STAT_FIELDS
+    from siaflow.generation.rollouts import ROLLOUT_TYPES, TOKEN_STATS, rescore_rollouts
+
+    b = make_backend("transformers", tiny_model_dir, batch_rows=64)
+    decoding = Decoding(0.7, 0.9, 10)
+    prompt = b.encode("12+3=")
+    gens = b.generate([Request(tuple(prompt), (1, 2, 3))], decoding, token_stats=True)[0]
+    columns = dict(zip(TOKEN_STATS, TOKEN_STAT_FIELDS))
+    vllm_like = pl.DataFrame(
+        {
+            "prompt_ids": [prompt] * len(gens),
+            "token_ids": [g.token_ids for g in gens],
+            "token_logprobs": [g.logprobs for g in gens],
+            "token_entropy": [[0.0] * len(g.token_ids) for g in gens],  # a top-k bound, replaced
+            **{c: [None] * len(gens) for c in TOKEN_STATS[2:]},
+        },
+        schema_overrides={c: ROLLOUT_TYPES[c] for c in TOKEN_STATS},
+    )
+    df, check = rescore_rollouts(b, vllm_like, decoding)
+    assert check["tokens"] == sum(len(g.token_ids) for g in gens) and check["max_abs_logprob_diff"] < 1e-4
+    for c, name in columns.items():
+        for got, g in zip(df[c].to_list(), gens):
+            assert got == pytest.approx(getattr(g, name), abs=1e-4), c

@@ -19,6 +19,7 @@ from polars.testing import assert_frame_equal
 from recompute import check_entropy_table, check_probe_tables, check_table1
 from vllm_support import ENGINE_ENV, require_vllm
 
+from siaflow.generation.rollouts import TOKEN_STATS
 from siaflow.io import read_provenance
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
@@ -99,7 +100,8 @@ def test_every_target_on_vllm_with_exact_token_statistics(local):
     assert prov["entropy_kind"] == "exact" and prov["token_stats"]["source"].startswith("vllm tokens, scored")
     assert prov["token_stats"]["check"]["p99_abs_logprob_diff"] < 5e-4
     roll = pl.read_parquet(path)
-    assert all(len(c) == t for c, t in zip(roll["token_self_certainty"], roll["T"]))  # self-certainty on vLLM
+    for c in ("token_entropy_full", "token_self_certainty", "token_confidence"):  # from the scoring pass
+        assert all(len(v) == t for v, t in zip(roll[c], roll["T"])), c
     scores = pl.read_parquet(r / "edis/scores.parquet")
     assert not scores["approximate"].any()  # EDIS of exact entropies
 
@@ -152,7 +154,7 @@ def _assert_same_draws_and_tables(a, b):
     """The same tokens, answers and entropy tables, exactly. Per-token statistics may differ between
     processes in their last digits (measured: up to 5e-5, CPU kernels), and so may the EDIS and
     selection scores built on them: those within 1e-3."""
-    stats = ["token_logprobs", "token_entropy", "token_self_certainty", "token_confidence"]
+    stats = list(TOKEN_STATS)
     for rel in sorted(p.relative_to(b) for p in b.glob("rollouts/**/*.parquet")):
         x, y = pl.read_parquet(a / rel), pl.read_parquet(b / rel)
         assert_frame_equal(x.drop(stats), y.drop(stats), check_exact=True)

@@ -89,17 +89,21 @@ def smollm2_rollouts(backend, decoding, *, dataset="gsm8k-mini", template="chat_
     return df, rules
 
 
-def reference_stats(model, prompt_ids: list[int], tokens: list[int], temperature: float, top_p: float):
-    """Per generated token, of the distribution it was drawn from (logits / temperature, kept to
-    the smallest set of most probable tokens with mass >= top_p and renormalised): the token's
-    log-probability, the entropy, and the self-certainty of the temperature-scaled distribution.
-    One unpadded forward pass; the nucleus by sorting, as vLLM's top-p does."""
+def reference_stats(model, prompt_ids: list[int], tokens: list[int], temperature: float, top_p: float, k: int = 20):
+    """Per generated token: of the distribution it was drawn from (logits / temperature, kept to
+    the smallest set of most probable tokens with mass >= top_p and renormalised) the token's
+    log-probability and the entropy; of the raw logits (temperature 1) the self-certainty
+    (Self-Certainty's ``confidence_logits``) and DeepConf's confidence (the top ``k`` raw
+    log-probabilities and the token's own when outside them, as vLLM returns them by default);
+    the entropy of the whole temperature-scaled distribution. One unpadded forward pass; the
+    nucleus by sorting, as vLLM's top-p does."""
     import torch
 
     with torch.inference_mode():
         ids = torch.tensor([list(prompt_ids) + list(tokens)])
         logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : len(prompt_ids) + len(tokens) - 1].double()
     logp = torch.log_softmax(logits / temperature, dim=-1)
+    raw = torch.log_softmax(logits, dim=-1)
     out = []
     for t, tok in enumerate(tokens):
         p, order = logp[t].exp().sort(descending=True)
@@ -108,8 +112,11 @@ def reference_stats(model, prompt_ids: list[int], tokens: list[int], temperature
         rank = int((order == tok).nonzero()[0, 0])
         lp = math.log(kept[rank]) if rank < n_keep else -math.inf
         entropy = float(-(kept * kept.clamp_min(1e-300).log()).sum())
-        certainty = -math.log(len(p)) - float(logp[t].clamp(min=-1e4).mean())
-        out.append((lp, entropy, certainty))
+        certainty = -math.log(len(p)) - float(raw[t].mean())
+        full = float(-(p * p.clamp_min(1e-300).log()).sum())
+        entries = set(raw[t].topk(k).indices.tolist()) | {tok}
+        confidence = -float(raw[t][sorted(entries)].mean())
+        out.append((lp, entropy, certainty, full, confidence))
     return out
 
 

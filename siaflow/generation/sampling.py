@@ -50,28 +50,70 @@ def token_entropy(logprobs: torch.Tensor) -> torch.Tensor:
 
 
 def self_certainty(logprobs: torch.Tensor, floor: float = -1e4) -> torch.Tensor:
-    """KL(U || pi) = -log V - (1/V) sum_v log pi(v) per row (nats). Log-probabilities of exactly
-    zero-probability tokens (masked logits) are floored at ``floor`` so the value stays finite."""
+    """Self-certainty KL(U || p) = -log V - (1/V) sum_v log p(v) per row (nats), as Kang et al.
+    compute it (backprop07/Self-Certainty, ``src/confidence_list.py: confidence_logits``:
+    ``-1/V * sum(log_softmax(logits) + log V)``), from the model's raw logits (temperature 1,
+    before top-p): pass ``log_softmax(logits)``. Log-probabilities of exactly zero-probability
+    tokens (masked logits) are floored at ``floor`` so the value stays finite."""
     V = logprobs.shape[-1]
     return -math.log(V) - logprobs.clamp(min=floor).mean(-1)
 
 
-def token_confidence(logprobs: torch.Tensor, k: int) -> torch.Tensor:
-    """DeepConf's token confidence ``-(1/k) sum_j log p(j)`` over the k most likely tokens of each
-    row (Fu et al. 2025, "Deep Think with Confidence", eq. 2). Tokens of zero probability (outside
-    a top-p nucleus, ``-inf``) are left out, so k is at most the nucleus size."""
-    top = logprobs.topk(min(k, logprobs.shape[-1]), dim=-1).values
-    finite = torch.isfinite(top)
-    return -torch.where(finite, top, torch.zeros_like(top)).sum(-1) / finite.sum(-1).clamp(min=1)
+def token_confidence(raw: torch.Tensor, k: int, tokens: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """DeepConf's token confidence as its authors compute it (facebookresearch/deepconf,
+    ``deepconf/utils.py: compute_confidence``): minus the mean log-probability of the entries vLLM
+    returns for the step with ``logprobs=k`` in its default ``raw_logprobs`` mode, i.e. of the
+    model's raw distribution (``raw = log_softmax(logits)``: temperature 1, before top-p): the k
+    most likely tokens and, when the sampled token is not among them, that token too (k + 1
+    entries; ``vllm/v1/sample/sampler.py: gather_logprobs``). One value per drawn token
+    ``tokens[i]``, drawn from model row ``rows[i]`` (default: row i)."""
+    rows = torch.arange(len(tokens)) if rows is None else rows
+    top_v, top_i = raw.topk(min(k, raw.shape[-1]), dim=-1)
+    top_v, top_i = top_v[rows].double(), top_i[rows]
+    inside = (top_i == tokens[:, None]).any(-1)
+    own = raw[rows, tokens].double()
+    total = top_v.sum(-1) + torch.where(inside, torch.zeros_like(own), own)
+    return -total / (top_v.shape[-1] + (~inside).double())
 
 
-def distribution_stats(logprobs: torch.Tensor, top_p: float, k: int, nucleus=None):
-    """Per row of temperature-scaled log-probabilities: the distribution a token is drawn from
-    (renormalised over the top-p nucleus, ``nucleus_logprobs``), its entropy, the self-certainty of
-    the whole row (it needs every token: before top-p) and DeepConf's confidence of its top ``k``.
-    What the transformers backend records while sampling and the scoring pass records afterwards."""
-    sampled = nucleus_logprobs(logprobs, top_p, nucleus)
-    return sampled, token_entropy(sampled), self_certainty(logprobs), token_confidence(sampled, k)
+def distribution_stats(
+    logits: torch.Tensor,
+    tokens: torch.Tensor,
+    *,
+    temperature: float,
+    top_p: float,
+    k: int,
+    rows: torch.Tensor | None = None,
+    scaled: torch.Tensor | None = None,
+    nucleus=None,
+) -> dict[str, torch.Tensor]:
+    """The per-token statistics of drawn tokens, from the model's raw ``logits`` (rows, vocab) and
+    the decoding: ``tokens[i]`` was drawn from row ``rows[i]`` (default: row i). Each value is
+    (len(tokens),), keyed by its ``Generation`` field:
+
+    * ``logprobs``: the token's log-probability under the distribution it was drawn from (logits /
+      temperature, renormalised over the top-p nucleus: ``nucleus_logprobs``);
+    * ``entropies``: that distribution's entropy;
+    * ``entropies_full``: the entropy of the whole temperature-scaled distribution (no top-p);
+    * ``self_certainty``: Kang et al.'s, of the raw logits at temperature 1 (``self_certainty``);
+    * ``confidence``: DeepConf's, of the raw top ``k`` and the drawn token (``token_confidence``).
+
+    ``scaled``: ``log_softmax(logits / temperature)`` as the caller drew from it (so the statistics
+    are of the very rows it sampled); ``nucleus``: ``sorted_nucleus(scaled, top_p)`` if the caller
+    has it. What the transformers backend records while sampling and the scoring pass afterwards."""
+    logits = logits.float()
+    if scaled is None:
+        scaled = torch.log_softmax(logits / temperature, dim=-1)
+    raw = torch.log_softmax(logits.to(scaled.device), dim=-1)
+    rows = torch.arange(len(tokens)) if rows is None else rows
+    sampled = nucleus_logprobs(scaled, top_p, nucleus)
+    return {
+        "logprobs": sampled[rows, tokens],
+        "entropies": token_entropy(sampled)[rows],
+        "entropies_full": token_entropy(scaled)[rows],
+        "self_certainty": self_certainty(raw)[rows],
+        "confidence": token_confidence(raw, k, tokens, rows).float(),
+    }
 
 
 def sorted_nucleus(logprobs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,6 +9,10 @@ Per trajectory, from its token entropies H_1..H_T (1-indexed below, as in the pa
 * baselines: mean token entropy (lower is better) and self-certainty
   (1/T) sum_t KL(U || pi_t) (higher is better).
 
+H_t is the entropy ``EdisParams.token_entropy`` names (the papers do not say which): of the
+distribution the token was drawn from (``sampled``: temperature, then top-p) or of the whole
+temperature-scaled vocabulary (``full``). Self-certainty is of the raw logits (docs/selection.md).
+
 Best-of-N (``siaflow.selection.bestofn``) draws N-subsets of each question's pool of sampled responses and
 picks an answer by each rule; a tie is scored by its expected accuracy under a uniform random
 tie-break.
@@ -24,6 +28,10 @@ import polars as pl
 
 from siaflow.selection import bestofn
 from siaflow.selection.bestofn import Selector, vote_weights  # noqa: F401 (vote_weights: part of this module's API)
+from siaflow.selection.token_stats import require_token_stats
+
+# edis.token_entropy -> the rollouts column EDIS and the mean-entropy score read
+ENTROPY_COLUMNS = {"sampled": "token_entropy", "full": "token_entropy_full"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,16 @@ class EdisParams:
     window: int = 8
     tau_burst: float = 1.36
     tau_rebound: float = 1.33
+    token_entropy: str = "sampled"  # which token entropy H_t is: ENTROPY_COLUMNS
+
+    def __post_init__(self):
+        if self.token_entropy not in ENTROPY_COLUMNS:
+            raise ValueError(f"edis.token_entropy: {self.token_entropy!r} is not one of {sorted(ENTROPY_COLUMNS)}")
+
+    @property
+    def entropy_column(self) -> str:
+        """The rollouts column of the token entropies H_t."""
+        return ENTROPY_COLUMNS[self.token_entropy]
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -93,14 +111,16 @@ def spike_positions(h, params: EdisParams = EdisParams()) -> tuple[np.ndarray, n
     return burst, rebound
 
 
-def trajectory_scores(rollouts: pl.DataFrame, params: EdisParams) -> pl.DataFrame:
-    """Per trajectory: EDIS and its parts, mean entropy, self-certainty, answer and correctness.
-    ``approximate`` is true when the backend saw only top-k log-probabilities."""
+def trajectory_scores(rollouts: pl.DataFrame, params: EdisParams, *, source: str | None = None) -> pl.DataFrame:
+    """Per trajectory: EDIS and its parts, mean entropy (of ``params.entropy_column``),
+    self-certainty, answer and correctness. Stops, naming the statistic (and ``source``), where
+    the rollouts lack one (``token_stats.require_token_stats``)."""
+    column = params.entropy_column
+    require_token_stats(rollouts, [column, "token_self_certainty"], needed_by="EDIS", source=source)
     rows = []
-    has_sc = "token_self_certainty" in rollouts.columns
     for r in rollouts.iter_rows(named=True):
-        h = r["token_entropy"] or []
-        sc = r["token_self_certainty"] if has_sc else None
+        h = r[column] or []
+        sc = r["token_self_certainty"]
         rows.append(
             {
                 "model": r["model"],
@@ -122,7 +142,7 @@ def example_trajectories(rollouts: pl.DataFrame, params: EdisParams, per_class: 
     """The trajectories Fig. EDIS-1 draws, one row per token (t, H, burst, rebound): per model x
     dataset and class (correct / incorrect), the ``per_class`` responses with the most spikes, one
     per question (a confident model repeats the same trace), ties broken by id, so the choice is
-    deterministic and shows the patterns."""
+    deterministic and shows the patterns. H: the column ``params.entropy_column``."""
     rows = []
     for (model, dataset), part in rollouts.group_by("model", "dataset", maintain_order=True):
         for correct in (True, False):
@@ -130,7 +150,7 @@ def example_trajectories(rollouts: pl.DataFrame, params: EdisParams, per_class: 
             ranked = sorted(
                 cand.iter_rows(named=True),
                 key=lambda r: (
-                    -sum(map(len, spike_positions(r["token_entropy"] or [], params))),
+                    -sum(map(len, spike_positions(r[params.entropy_column] or [], params))),
                     r["question_id"],
                     r["trajectory"],
                 ),
@@ -141,7 +161,7 @@ def example_trajectories(rollouts: pl.DataFrame, params: EdisParams, per_class: 
                     seen.add(r["question_id"])
                     chosen.append(r)
             for r in chosen:
-                h = r["token_entropy"] or []
+                h = r[params.entropy_column] or []
                 burst, rebound = (set(p.tolist()) for p in spike_positions(h, params))
                 rows += [
                     {

@@ -8,6 +8,7 @@ import polars as pl
 from siaflow import io
 from siaflow.outputs import plots
 from siaflow.selection import bestofn, edis
+from siaflow.selection.token_stats import require_token_stats
 from siaflow.stages.common import figure_provenance, params, stage, write_model_table
 
 # what the scores record of each rollout shard they read
@@ -34,7 +35,7 @@ def edis_scores(sm) -> None:
     response, as one parquet a user can join to their own data on (model, dataset, question_id,
     trajectory)."""
     roll = pl.concat([pl.read_parquet(p) for p in sm.input.rollouts], how="vertical_relaxed")
-    scores = edis.trajectory_scores(roll, _edis_params(sm))
+    scores = edis.trajectory_scores(roll, _edis_params(sm), source=", ".join(map(str, sm.input.rollouts)))
     provs = [io.read_provenance(p) for p in sm.input.rollouts]
     kinds = {p.get("entropy_kind", "exact") for p in provs}
     scores = scores.with_columns(approximate=pl.lit(kinds != {"exact"}))
@@ -64,14 +65,13 @@ def table_edis_bestofn(sm) -> None:
 
 @stage
 def fig_edis_trajectories(sm) -> None:
+    ep = _edis_params(sm)
+    cols = ("model", "dataset", "question_id", "trajectory", "correct", "token_ids", ep.entropy_column)
     roll = pl.concat(
-        [
-            pl.read_parquet(p).select("model", "dataset", "question_id", "trajectory", "correct", "token_entropy")
-            for p in sm.input.rollouts
-        ],
+        [pl.read_parquet(p).select(c for c in cols if c in pl.read_parquet_schema(p)) for p in sm.input.rollouts],
         how="vertical_relaxed",
     )
-    ep = _edis_params(sm)
+    require_token_stats(roll, [ep.entropy_column], needed_by="the EDIS figure", source=", ".join(sm.input.rollouts))
     data = edis.example_trajectories(roll, ep, sm.params.edis["example_trajectories"])
     data.write_csv(sm.output.data)
     plots.fig_edis_trajectories(data, sm.output.png, sm.output.pdf, params=ep)

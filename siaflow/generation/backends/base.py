@@ -65,6 +65,10 @@ class Request:
         return len(self.keys)
 
 
+# the per-token statistics a Generation holds (rollouts.TOKEN_STATS are their columns)
+TOKEN_STAT_FIELDS = ("logprobs", "entropies", "entropies_full", "self_certainty", "confidence")
+
+
 @dataclass
 class Generation:
     token_ids: list[int]
@@ -72,15 +76,19 @@ class Generation:
     # written; its tokens, ``cut`` of them, are not included), "length", or "answer" (the extracted
     # answer was settled: generate(answer_final=...); the token that settled it is included)
     finish_reason: str
-    # per token, of the distribution it was sampled from (temperature-scaled, renormalised over the
-    # top-p nucleus): the token's log-probability and the distribution's entropy
+    # per token (sampling.distribution_stats; None where the backend cannot record it, vLLM's
+    # processed_logprobs: docs/backends.md): the token's log-probability under the distribution it
+    # was drawn from (temperature-scaled, renormalised over the top-p nucleus) and that
+    # distribution's entropy (vLLM: a lower bound from its top k)
     logprobs: list[float] | None = None
     entropies: list[float] | None = None
-    # KL(U || pi_t) = -log V - (1/V) sum_v log pi_t(v) per token (EDIS's self-certainty baseline), pi_t
-    # temperature-scaled before top-p (it needs every token's probability)
+    # the entropy of the whole temperature-scaled distribution (no top-p)
+    entropies_full: list[float] | None = None
+    # self-certainty KL(U || p_t) = -log V - (1/V) sum_v log p_t(v) (Kang et al. 2025), p_t the
+    # model's raw distribution (temperature 1, before top-p)
     self_certainty: list[float] | None = None
-    # DeepConf's token confidence -(1/k) sum_j log p(j) over the k most likely tokens of the
-    # distribution the token was drawn from (sampling.token_confidence); vLLM reads them from its top k
+    # DeepConf's token confidence: minus the mean raw (temperature-1) log-probability of the top k
+    # tokens, and of the drawn token when it is not among them (sampling.token_confidence)
     confidence: list[float] | None = None
     cut: int = 0  # tokens drawn after token_ids that wrote the stop string (finish reason "stop_sequence")
 

@@ -1,8 +1,9 @@
 """Hugging Face transformers backend: any causal LM, CPU or one CUDA GPU.
 
-* at every step, exactly: the entropy of the distribution the token was drawn from (logits /
-  temperature, renormalised over the top-p nucleus), the token's log-probability under it, and
-  the self-certainty of the whole temperature-scaled distribution (``Generation``);
+* at every step, exactly (``sampling.distribution_stats``): the token's log-probability under the
+  distribution it was drawn from (logits / temperature, renormalised over the top-p nucleus), that
+  distribution's entropy and the whole temperature-scaled one's, and, of the raw logits
+  (temperature 1), self-certainty and DeepConf's confidence (``Generation``);
 * one prefill per distinct prompt, and one model row per distinct token history: the K samples of
   a prefix (and of equal prefixes of different trajectories) share a row until their tokens
   differ, when the row's KV cache is copied (``reorder_cache``), so identical work is done once;
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from siaflow.generation.backends.base import (
+    TOKEN_STAT_FIELDS,
     BackendInfo,
     Decoding,
     Generation,
@@ -103,7 +105,7 @@ class TransformersBackend(HFTokenizerBackend):
         answer_final=None,
     ) -> list[list[Generation]]:
         watches = [text_watch(self.decode, r, answer_final) for r in requests]
-        stats = ("logprobs", "entropies", "self_certainty", "confidence") if token_stats else ()
+        stats = TOKEN_STAT_FIELDS if token_stats else ()
         results: list[list[Generation | None]] = [
             unsampled(r, w, r.budget(decoding), stats) or [None] * r.n for r, w in zip(requests, watches)
         ]
@@ -258,16 +260,19 @@ class TransformersBackend(HFTokenizerBackend):
         f_tok = sample_tokens(lp, uniforms(plan.row_keys[f_alive], f_t), decoding.top_p, f_nucleus)  # (free,)
         st.tok[fi] = f_tok
         out.toks[f_alive, f_t] = f_tok
-        if token_stats:  # of the distribution the token was drawn from (temperature, then top-p)
-            sampled, ents, certs, confs = distribution_stats(
-                lp_rows, decoding.top_p, self.confidence_top_k, rows_nucleus
-            )  # (rows, vocab), (rows,)
-            out.lps[f_alive, f_t] = sampled[f_row].gather(-1, f_tok[:, None]).squeeze(-1)
-            out.ents[f_alive, f_t], out.certs[f_alive, f_t], out.confs[f_alive, f_t] = (
-                ents[f_row],
-                certs[f_row],
-                confs[f_row],
-            )
+        if token_stats:  # sampling.distribution_stats: of the rows just drawn from, and of the raw logits
+            stats = distribution_stats(
+                st.logits.float().cpu(),
+                f_tok,
+                temperature=decoding.temperature,
+                top_p=decoding.top_p,
+                k=self.confidence_top_k,
+                rows=f_row,
+                scaled=lp_rows,
+                nucleus=rows_nucleus,
+            )  # each (free,)
+            for name, values in stats.items():
+                out.stats[name][f_alive, f_t] = values.float()
         done[fi] = out.finish(f_alive, f_t, f_tok, stop_ids)
         return done
 
@@ -346,10 +351,8 @@ class _Outputs:
     def __init__(self, keys, max_new: int, watches):
         n = sum(len(k) for k in keys)
         self.toks = torch.zeros((n, max_new), dtype=torch.long)  # (samples, max_new)
-        self.lps = torch.zeros((n, max_new), dtype=torch.float32)
-        self.ents = torch.zeros((n, max_new), dtype=torch.float32)
-        self.certs = torch.zeros((n, max_new), dtype=torch.float32)
-        self.confs = torch.zeros((n, max_new), dtype=torch.float32)
+        # per-token statistics, by Generation field (sampling.distribution_stats)
+        self.stats = {name: torch.zeros((n, max_new), dtype=torch.float32) for name in TOKEN_STAT_FIELDS}
         self.length = torch.full((n,), max_new, dtype=torch.long)  # (samples,)
         self.limit = torch.full((n,), max_new, dtype=torch.long)  # (samples,)
         self.reason = ["length"] * n
@@ -384,10 +387,7 @@ class _Outputs:
                     token_ids=self.toks[r, :n].tolist(),
                     finish_reason=self.reason[r],
                     cut=self.cut[r],
-                    logprobs=self.lps[r, :n].tolist() if token_stats else None,
-                    entropies=self.ents[r, :n].tolist() if token_stats else None,
-                    self_certainty=self.certs[r, :n].tolist() if token_stats else None,
-                    confidence=self.confs[r, :n].tolist() if token_stats else None,
+                    **{name: v[r, :n].tolist() if token_stats else None for name, v in self.stats.items()},
                 )
             )
         return gens

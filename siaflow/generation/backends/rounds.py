@@ -43,7 +43,6 @@ class _Sample:
     ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     entropies: list[float] = field(default_factory=list)
-    confidence: list[float] = field(default_factory=list)
 
 
 def stop_ids(tokenizer, stop_token_ids: tuple[int, ...] = ()) -> tuple[int, ...]:
@@ -71,7 +70,7 @@ class RoundsBackend(HFTokenizerBackend):
                 f"{self.max_context} (max_model_len)"
             )
         watches = [text_watch(self.decode, r, answer_final) for r in requests]
-        stats = ("logprobs", "entropies", "confidence") if token_stats else ()
+        stats = ("logprobs", "entropies") if token_stats else ()  # the rest: None (vllm_protocol.parse_completion)
         out: list[list[Generation | None]] = [[None] * r.n for r in requests]
         samples = []
         for i, (r, w) in enumerate(zip(requests, watches)):
@@ -137,8 +136,7 @@ class RoundsBackend(HFTokenizerBackend):
         if token_stats:
             s.logprobs += g.logprobs[:n]
             s.entropies += g.entropies[:n]
-            s.confidence += g.confidence[:n]
-        stats = {"logprobs": s.logprobs, "entropies": s.entropies, "confidence": s.confidence} if token_stats else {}
+        stats = {"logprobs": s.logprobs, "entropies": s.entropies} if token_stats else {}
         if why is not None:
             return Generation(token_ids=s.ids, finish_reason=why, cut=s.watch.cut, **stats)
         if not isinstance(getattr(completion, "stop_reason", None), str):  # EOS, a stop token or the limit

@@ -2,14 +2,13 @@
 pass per response through the transformers model.
 
 vLLM returns, per generated token, only the top-k log-probabilities of the distribution it sampled
-from, so its entropy is a lower bound (and self-certainty, which needs every token, is missing).
+from (``processed_logprobs``), so its entropy is a lower bound, and the statistics of the raw
+logits (self-certainty, DeepConf's confidence) and the whole-vocabulary entropy are missing.
 Where the nucleus is wide the bound is far off: at temperature 1 / top-p 1, SmolLM2's top-20
 entropy missed the exact one by up to 4 nats. Scoring the sampled tokens once through the same
-weights gives, at each position, the whole distribution they were drawn from (logits /
-temperature, renormalised over the top-p nucleus), and from it exactly what the transformers
-backend records while sampling: entropy, self-certainty and DeepConf's confidence
-(``siaflow.generation.sampling``). The cost is one forward pass per response, small next to the K
-continuations of each of its checkpoints.
+weights gives, at each position, the model's logits, and from them exactly what the transformers
+backend records while sampling (``siaflow.generation.sampling.distribution_stats``). The cost is
+one forward pass per response, small next to the K continuations of each of its checkpoints.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ class Scored:
 
     logprobs: list[float]
     entropies: list[float]
+    entropies_full: list[float]
     self_certainty: list[float]
     confidence: list[float]
 
@@ -90,19 +90,16 @@ def _score_batch(backend, prompts, responses, decoding: Decoding) -> list[Scored
     out = []
     for b, r in enumerate(responses):
         if not r:
-            out.append(Scored([], [], [], []))
+            out.append(Scored([], [], [], [], []))
             continue
         # column c predicts the token at column c + 1: the response's tokens are the last len(r)
         rows = logits[b, keep - 1 - len(r) : keep - 1].float().cpu()  # (T, vocab)
-        lp = torch.log_softmax(rows / decoding.temperature, dim=-1)
-        sampled, ents, certs, confs = distribution_stats(lp, decoding.top_p, backend.confidence_top_k)
-        tok = torch.tensor(r, dtype=torch.long)[:, None]
-        out.append(
-            Scored(
-                logprobs=sampled.gather(-1, tok).squeeze(-1).tolist(),
-                entropies=ents.tolist(),
-                self_certainty=certs.tolist(),
-                confidence=confs.tolist(),
-            )
+        stats = distribution_stats(
+            rows,
+            torch.tensor(r, dtype=torch.long),
+            temperature=decoding.temperature,
+            top_p=decoding.top_p,
+            k=backend.confidence_top_k,
         )
+        out.append(Scored(**{name: v.float().tolist() for name, v in stats.items()}))
     return out

@@ -12,7 +12,9 @@ extra, ``envs/vllm.yaml`` and the Makefile's ``VLLM_SPEC``):
   when the sampled token is not among them, that token too with its own rank > k
   (``vllm/logprobs.py: append_logprobs_for_next_position``). The entropy uses the entries of rank
   <= k plus one bucket for the remaining mass (``entropy_kind = "topk_approx"``); the sampled
-  token's log-probability is read from its own entry. Self-certainty needs every token: not here.
+  token's log-probability is read from its own entry. Self-certainty, DeepConf's confidence (both
+  of the raw logits) and the whole-vocabulary entropy cannot be read from the nucleus' top k: they
+  are left null, for the scoring pass (``sampling.exact_token_stats``) to fill exactly.
 * **One request per sample.** vLLM splits a request with ``n`` samples into ``n`` child requests
   seeded ``seed + i`` (``vllm/v1/engine/parallel_sampling.py``) and reports one child's
   ``num_cached_tokens`` for the whole. Every sample is sent as its own ``n = 1`` request seeded by

@@ -1,7 +1,7 @@
 """What vLLM is asked and what its answers mean, as plain Python: a sample's seed and
 ``SamplingParams`` arguments, the stop strings of a round, and a ``CompletionOutput`` read into a
-``Generation`` (the sampled token's log-probability, the top-k entropy and confidence, finish
-reasons, the prefill ledger). The in-process engine (``vllm_backend``) uses them; nothing here
+``Generation`` (the sampled token's log-probability and the top-k entropy, finish reasons, the
+prefill ledger). The in-process engine (``vllm_backend``) uses them; nothing here
 imports vLLM.
 """
 
@@ -26,16 +26,6 @@ def topk_entropy(step: dict, k: int | None = None) -> float:
     ps = [math.exp(getattr(lp, "logprob", lp)) for lp in entries]
     rest = max(0.0, 1.0 - sum(ps))
     return -sum(p * math.log(p) for p in ps if p > 0) - (rest * math.log(rest) if rest > 0 else 0.0)
-
-
-def topk_confidence(step: dict, k: int | None = None) -> float:
-    """DeepConf's token confidence from one step's log-probabilities: -(1/k') sum of the entries of
-    rank <= ``k`` with a finite log-probability (k' of them; ``-inf`` marks tokens outside the top-p
-    nucleus in ``processed_logprobs`` mode), as ``sampling.token_confidence`` computes it from the
-    full distribution."""
-    entries = [lp for lp in step.values() if k is None or getattr(lp, "rank", None) is None or lp.rank <= k]
-    finite = [v for v in (getattr(lp, "logprob", lp) for lp in entries) if math.isfinite(v)]
-    return -sum(finite) / len(finite) if finite else 0.0
 
 
 def seed31(key: int) -> int:
@@ -80,7 +70,10 @@ def parse_completion(
 ) -> Generation:
     """One vLLM ``CompletionOutput`` -> ``Generation``: the stop token is dropped from the ids,
     finish reasons map to "stop"/"length", and per token the sampled token's log-probability and
-    the top-k entropy (entries of rank <= ``k``) are read from ``completion.logprobs``."""
+    the top-k entropy (entries of rank <= ``k``) are read from ``completion.logprobs``. In
+    ``processed_logprobs`` mode these are of the temperature-scaled nucleus, so the statistics of
+    the raw logits (self-certainty, DeepConf's confidence) and the whole-vocabulary entropy cannot
+    be read: they are left None, for the scoring pass (``sampling.exact_token_stats``) to fill."""
     reason = VLLM_FINISH_REASONS.get(completion.finish_reason)
     if reason is None:
         raise ValueError(f"vLLM finished a sample with reason {completion.finish_reason!r}")
@@ -99,7 +92,6 @@ def parse_completion(
         finish_reason=reason,
         logprobs=logprobs,
         entropies=[topk_entropy(s, k) for s in steps],
-        confidence=[topk_confidence(s, k) for s in steps],
     )
 
 
