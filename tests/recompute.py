@@ -242,13 +242,40 @@ def recompute_deepconf(results: Path, model: str, dataset: str, *, window: int, 
             stop = next((w for w, v in enumerate(g) if v < s), None) if i >= warmup else None
             if stop is None:
                 spent += t["T"]
-                votes[t["answer"]] += lowest[i]
+                if i >= warmup or lowest[i] >= s:  # deepconf/wrapper.py: a warm-up trace votes at or above s
+                    votes[t["answer"]] += lowest[i]
             else:
                 spent += min(t["T"], stop + window)
         if len(votes) > 1:
             votes.pop("NULL", None)
-        answer = min(votes, key=lambda a: (-votes[a], a))
+        answer = min(votes, key=lambda a: (-votes[a], a)) if votes else "NULL"
         correct.append(answer == traces[0]["gold"])
+    return float(np.mean(correct)), spent / full
+
+
+def recompute_dynasor(results: Path, cfg: dict, model: str, dataset: str, stride: int, interval: int, m: int):
+    """(accuracy, relative tokens) of Dynasor's rule (dynasor/core/cot.py): the first probe sample
+    every ``interval`` tokens before the end; exit once the last m answers are equal, not NULL and
+    free of its hedge words (substrings of the lower-cased text)."""
+    hedges = ("wait", "hold", "but", "okay", "no", "hmm")
+    probe = pl.read_parquet(results / f"continuations/{model}/{dataset}/stride-{stride}/probe/*.parquet")
+    first = {(r["question_id"], r["trajectory"], r["k"]): r for r in probe.filter(pl.col("sample") == 0).to_dicts()}
+    roll = pl.read_parquet(results / f"rollouts/{model}/{dataset}/*.parquet")
+    correct, spent, full = [], 0, 0
+    for t in roll.filter(pl.col("trajectory") < cfg["sampling"]["n_trajectories"]).iter_rows(named=True):
+        seen, ok, cost, right = [], [], 0, t["correct"]
+        for k in range(interval, t["T"], interval):
+            r = first[(t["question_id"], t["trajectory"], k)]
+            cost += _draw_tokens(r)
+            seen.append(r["answer"])
+            ok.append(r["answer"] != "NULL" and not any(w in r["text"].lower() for w in hedges))
+            if len(seen) >= m and len(set(seen[-m:])) == 1 and all(ok[-m:]):
+                right, cost = r["answer"] == t["gold"], cost + k
+                break
+        else:
+            cost += t["T"]
+        correct.append(right)
+        spent, full = spent + cost, full + t["T"]
     return float(np.mean(correct)), spent / full
 
 
@@ -264,6 +291,11 @@ def check_early_exit(results: Path, cfg: dict, model: str, dataset: str, stride:
     for eta in sel.get("keep_fractions", [0.1, 0.9]):
         want[("deepconf", "confidence", f"eta={eta:g}")] = recompute_deepconf(
             results, model, dataset, window=sel.get("window", 8), warmup=warmup, keep=eta
+        )
+    interval = cfg["early_exit"]["dynasor_interval"] or -(-32 // stride) * stride
+    for m in cfg["early_exit"]["dynasor_windows"]:
+        want[("dynasor", "probe", f"m={m},every={interval}")] = recompute_dynasor(
+            results, cfg, model, dataset, stride, interval, m
         )
     assert set(want) <= set(rows), sorted(set(want) - set(rows))
     for key, (acc, tok) in want.items():

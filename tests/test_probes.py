@@ -64,6 +64,8 @@ def test_probe_answers_are_read_from_prefix_cue_and_sample():
     )
     assert df["answer"].to_list() == ["7"] * 4 and df["sample"].to_list() == [0, 1, 0, 1]
     assert df["n_generated"].to_list()[2:] == [0, 0] and max(df["n_generated"]) <= 2
+    # each sample's own text, for Dynasor's hedge-word check: nothing drawn from a settled prefix
+    assert df["text"].to_list()[2:] == ["", ""] and all(t.startswith("7") for t in df["text"][:2])
     assert ledger["probes"] == 4 and ledger["answered_in_prefix"] == 2
     assert ledger["generated_tokens"] == int((df["n_generated"] + df["cut"]).sum())
 

@@ -96,36 +96,39 @@ def test_best_of_n_over_the_whole_pool_by_hand():
     but the picks of response 3 is right."""
     sel = {
         "majority": Selector(None, None, True),
-        "deepconf_lowest": Selector("conf_lowest_group", "max", False),
+        "pick_conf_lowest": Selector("conf_lowest_group", "max", False),
         "certaindex": Selector("certaindex", "max", False),
-        "deepconf_weighted": Selector("conf_lowest_group", "max", True),
+        "deepconf_vote_lowest": Selector("conf_lowest_group", "max", True),
     }
     out = best_of_n(_pool(), sel, n_values=[4], n_draws=3, seed=0, n_boot=50, ci=0.95)
     acc = dict(zip(out["method"], out["accuracy"]))
-    # q1 deepconf_lowest picks response 2 (conf 9, answer 3, right); weighted q0: 1 -> 3, 2 -> 9: right
-    assert acc == {"majority": 0.5, "deepconf_lowest": 1.0, "certaindex": 0.5, "deepconf_weighted": 1.0}
+    # q1 pick_conf_lowest picks response 2 (conf 9, answer 3, right); weighted q0: 1 -> 3, 2 -> 9: right
+    assert acc == {"majority": 0.5, "pick_conf_lowest": 1.0, "certaindex": 0.5, "deepconf_vote_lowest": 1.0}
     assert set(out["n_questions"]) == {2}
 
 
 def test_methods_cover_every_selector_of_the_issue():
+    """Issue 30 renamed the rows after their sources: DeepConf's offline votes are
+    ``deepconf_vote_*`` (its filters ``*_top10`` / ``*_top90``), the old pick-the-most-confident rows
+    are siaflow's ``pick_conf_*``, and the self-certainty vote weighted by the score is the EDIS
+    paper's (``self_certainty_edis``) beside Self-Certainty's own Borda vote."""
     m = methods([0.1, 0.9])
     assert {
         "random",
         "majority",
         "mean_entropy",
         "self_certainty",
+        "self_certainty_borda",
+        "self_certainty_edis",
         "edis",
-        "deepconf_mean",
-        "deepconf_bottom",
-        "deepconf_tail",
-        "deepconf_lowest",
-        "deepconf_weighted",
-        "deepconf_filter10",
-        "deepconf_filter90",
+        "weighted_edis",
+        *(f"deepconf_vote_{c}" for c in ("mean", "bottom", "tail", "lowest")),
+        *(f"deepconf_vote_{c}_top{e}" for c in ("bottom", "tail", "lowest") for e in (10, 90)),
+        *(f"pick_conf_{c}" for c in ("mean", "bottom", "tail", "lowest")),
         "certaindex",
         "certaindex_weighted",
-    } <= set(m)
-    assert m["deepconf_filter10"] == Selector("conf_lowest_group", "max", True, keep=0.1)
+    } == set(m)
+    assert m["deepconf_vote_lowest_top10"] == Selector("conf_lowest_group", "max", True, keep=0.1)
 
 
 def test_pool_scores_names_a_response_without_entropy_rows():

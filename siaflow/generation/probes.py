@@ -5,7 +5,8 @@ the prompt (``\\n#### `` for siaflow's ``####`` prompts; a think section left op
 first), then K short samples of at most ``probe.max_new_tokens`` tokens, each ended at the end of
 its answer line. Dynasor's Certaindex probes a prefix this way. Its answers are extracted as for any
 response (from prefix + cue + sample) and are stored exactly as the full continuations' are, one row
-per sample (``rollouts.CONTINUATION_SCHEMA``, drawn by ``rollouts.draw_from_prefixes``), so the entropy rule turns them into H_k unchanged.
+per sample (``rollouts.CONTINUATION_SCHEMA``, drawn by ``rollouts.draw_from_prefixes``), so the entropy rule turns them into H_k unchanged;
+a ``text`` column adds each sample's own text (Dynasor's hedge-word check reads it).
 
 The cue depends on the prefix:
 
@@ -114,6 +115,8 @@ def probe_prefix_batch(
     df, gens, work = draw_from_prefixes(
         backend, prefixes, requests, decoding, extract=extract, answer_final=settled, progress="probes"
     )
+    # each sample's own text (after the cue), for Dynasor's hedge-word check (early_exit.dynasor_exit)
+    df = df.with_columns(text=pl.Series([backend.decode(g.token_ids) for gs in gens for g in gs], dtype=pl.String))
     in_prefix = sum(g.finish_reason == "answer" and g.n_sampled == 0 for gs in gens for g in gs)
     ledger = {"prefixes": work["prefixes"], "probes": len(requests) * spec.n_samples}
     ledger.update(prompt_tokens=work["prompt_tokens"], generated_tokens=work["generated_tokens"])
@@ -149,7 +152,7 @@ def run_probes(
     else:
         from siaflow.generation.resume import run_in_parts
 
-        identity = {"stride": stride, "seed": seed, "variant": PROBE_VARIANT, "probe": spec.as_dict()}
+        identity = {"stride": stride, "seed": seed, "variant": PROBE_VARIANT, "probe": spec.as_dict(), "text": True}
         identity.update(stop=list(rules["stop"]), decoding=decoding.as_dict(), **backend.info.identity())
         identity.update(reading=rules["reading"])
         df, ledger = run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)

@@ -9,7 +9,13 @@ from matplotlib import ticker
 
 from siaflow.outputs.plots import PANEL, apply_style, plt, save
 
-RULE_COLORS = {"entropy": "#1f77b4", "consecutive": "#2ca02c", "budget": "#9467bd", "deepconf": "#d62728"}
+RULE_COLORS = {
+    "entropy": "#1f77b4",
+    "consecutive": "#2ca02c",
+    "dynasor": "#ff7f0e",
+    "budget": "#9467bd",
+    "deepconf": "#d62728",
+}
 SOURCE_STYLE = {"full": "-", "probe": "--", "confidence": "-"}
 
 

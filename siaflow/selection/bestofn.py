@@ -2,15 +2,17 @@
 (``siaflow.selection.edis.METHODS``) and the every-selector table (``siaflow.selection.selectors.METHODS``).
 
 A selector either picks the response with the best score, or votes: every (kept) response adds its
-weight to its answer and the heaviest answer wins. ``keep`` first keeps the best fraction of the N
-responses by score (DeepConf's confidence filter). A tie is scored by its expected accuracy under a
-uniform random tie-break. Accuracy of a rule at N is the mean over questions of its mean accuracy
+weight to its answer and the heaviest answer wins. ``keep`` first keeps the responses whose score is
+at least the (1 - keep) percentile of the answered ones' scores (DeepConf's confidence filter,
+``deepconf/utils.py: filter_top_confidence``); ``borda`` weighs a response by its rank instead of
+its score (Self-Certainty's Borda vote, ``src/voting_from_list.py``). A response without an answer
+(NULL) is never picked, never voted for and fills no filter slot. A tie is scored by its expected
+accuracy under a uniform random tie-break. Accuracy of a rule at N is the mean over questions of its mean accuracy
 over random N-subsets of the question's pool, with a bootstrap CI over questions.
 """
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -23,7 +25,8 @@ class Selector(NamedTuple):
     score: str | None  # the score column (None: random pick, or an unweighted majority vote)
     direction: str | None  # "min" or "max": which end of the score is better
     vote: bool  # vote weighted by the score (vote_weights) instead of picking the best
-    keep: float | None = None  # vote among only this top fraction of the N by score (at least one)
+    keep: float | None = None  # vote among the answered responses at or above the (1 - keep) percentile
+    borda: float | None = None  # Borda vote: weight (N - rank + 1) ** borda by rank of score among the N
 
 
 def vote_weights(scores: np.ndarray, direction: str | None) -> np.ndarray:
@@ -36,16 +39,42 @@ def vote_weights(scores: np.ndarray, direction: str | None) -> np.ndarray:
     return np.where(np.isfinite(w), w, 0.0)
 
 
-def kept_by_score(s: np.ndarray, direction: str, keep: float) -> np.ndarray:
-    """Per row of ``s`` (draws x N), the responses whose score is at least as good as the
-    ceil(keep * N)-th best (ties at the threshold are all kept); a missing score is never kept
-    unless no response has one."""
+def kept_by_score(s: np.ndarray, direction: str, keep: float, answered: np.ndarray | None = None) -> np.ndarray:
+    """Per row of ``s`` (draws x N), DeepConf's filter (``deepconf/utils.py: filter_top_confidence``):
+    the answered responses whose score is at least the (1 - keep) * 100th percentile (numpy's
+    linear interpolation) of the answered responses' scores. A response without an answer or a
+    score is never kept, and takes no part in the percentile."""
+    answered = np.ones(s.shape, dtype=bool) if answered is None else answered
+    better = np.where(np.isfinite(s) & answered, s if direction == "max" else -s, np.nan)
+    srt = np.sort(better, axis=1)  # NaN last
+    m = np.isfinite(srt).sum(axis=1)
+    pos = (1 - keep) * np.maximum(m - 1, 0)
+    lo, hi = np.floor(pos).astype(int), np.ceil(pos).astype(int)
+    rows = np.arange(len(s))
+    threshold = srt[rows, lo] + (pos - lo) * (srt[rows, hi] - srt[rows, lo])
+    with np.errstate(invalid="ignore"):
+        return (m > 0)[:, None] & (better >= threshold[:, None])
+
+
+def borda_weights(s: np.ndarray, direction: str, power: float) -> np.ndarray:
+    """Per row of ``s`` (draws x N), Self-Certainty's Borda weight (``src/voting_from_list.py``): the
+    responses ranked r = 1..N by score (best first; equal scores in their order in the row, as
+    Python's stable sort leaves them; a missing score last), weight (N - r + 1) ** power."""
     n = s.shape[1]
-    m = max(1, math.ceil(keep * n - 1e-9))
     better = np.where(np.isfinite(s), s if direction == "max" else -s, -np.inf)
-    threshold = np.sort(better, axis=1)[:, n - m][:, None]
-    scored = np.isfinite(s) | ~np.isfinite(s).any(axis=1, keepdims=True)
-    return (better >= threshold) & scored
+    order = np.argsort(-better, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(1, n + 1)[None].repeat(len(s), axis=0), axis=1)
+    return (n - rank + 1.0) ** power
+
+
+def _pick_accuracy(c: np.ndarray, s: np.ndarray, answered: np.ndarray, direction: str) -> np.ndarray:
+    """Expected accuracy of picking the best-scored answered response (a missing score is worst; no
+    answered response: 0)."""
+    s = np.where(np.isfinite(s), s if direction == "max" else -s, -np.inf)
+    best = np.max(np.where(answered, s, -np.inf), axis=1, keepdims=True)
+    tied = answered & (s == best)
+    return np.where(tied.any(axis=1), (c * tied).sum(axis=1) / np.maximum(tied.sum(axis=1), 1), 0.0)
 
 
 def select_accuracy(
@@ -57,22 +86,18 @@ def select_accuracy(
     idx: np.ndarray,
 ) -> np.ndarray:
     """Expected accuracy of ``selector`` on each row of ``idx`` (draws x N indices into one
-    question's pool). ``codes`` are integer answer codes (-1 = NULL, never voted for)."""
+    question's pool). ``codes`` are integer answer codes (-1 = NULL: never picked, never voted for)."""
     c = correct[idx].astype(float)
     if selector.score is None and not selector.vote:
         return c.mean(axis=1)
     direction = selector.direction
-    if not selector.vote:
-        s = scores[idx].astype(float)
-        s = np.where(np.isfinite(s), s, np.inf if direction == "min" else -np.inf)
-        best = s.min(axis=1, keepdims=True) if direction == "min" else s.max(axis=1, keepdims=True)
-        tied = s == best
-        return (c * tied).sum(axis=1) / tied.sum(axis=1)
-    s = scores[idx].astype(float) if scores is not None else np.ones(idx.shape)
-    w = vote_weights(s, direction)
-    if selector.keep is not None:
-        w = w * kept_by_score(s, direction, selector.keep)
     a = codes[idx]
+    if not selector.vote:
+        return _pick_accuracy(c, scores[idx].astype(float), a >= 0, direction)
+    s = scores[idx].astype(float) if scores is not None else np.ones(idx.shape)
+    w = borda_weights(s, direction, selector.borda) if selector.borda is not None else vote_weights(s, direction)
+    if selector.keep is not None:
+        w = w * kept_by_score(s, direction, selector.keep, a >= 0)
     n_codes = int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0
     if n_codes == 0:
         return np.zeros(len(idx))

@@ -9,20 +9,26 @@ it. Nothing is drawn at k = T: a finished response needs no probe.
 
 Per-trajectory rules (on each question's N trajectories with continuations):
 
-* ``entropy``: exit at the first checkpoint whose answer entropy (``source``: the full
-  continuations, or the probes) is at most tau, with the checkpoint's most frequent answer;
-* ``consecutive``: exit once that most frequent answer (not NULL) is the same at m consecutive
-  checkpoints (interwhen's stability rule);
+* ``entropy`` (siaflow's): exit at the first checkpoint whose answer entropy (``source``: the
+  full continuations, or the K probes) is at most tau, with the checkpoint's most frequent answer;
+* ``consecutive`` (siaflow's): exit once that most frequent answer (not NULL) is the same at m
+  consecutive checkpoints;
+* ``dynasor``: Dynasor's rule as its code runs it (``dynasor/core/cot.py``,
+  ``dynasor/cli/vllm_server.py``): one probe every ``interval`` tokens (the first of the stored K
+  probe samples), exit once the last m probe answers are equal, not NULL, and their texts hold
+  none of its hedge words (``uncertain_words``, matched as substrings of the lower-cased text);
+  it pays for the one probe it makes at each of its checkpoints;
 * ``budget``: a fixed token budget B: a trajectory longer than B is stopped at B and answers with
   the probes' most frequent answer there (budget forcing); the rest run to their end;
 * ``full``: the full trajectory (the baseline: accuracy of one response, tokens 1).
 
 Per-question rules (on each question's whole pool of responses, ``edis.pool_size``):
 
-* ``deepconf``: DeepConf's online rule: the first ``warmup`` traces run in full and set the
-  threshold s, the ``1 - eta`` quantile of their lowest group confidences (keep the top eta); every
-  later trace stops at the first window whose group confidence falls below s and is discarded;
-  the warm-up traces and the survivors vote, weighted by their lowest group confidence;
+* ``deepconf``: DeepConf's online rule (``deepconf/wrapper.py``: ``_deepthink_online``,
+  ``_perform_basic_voting``): the first ``warmup`` traces run in full and set the threshold s, the
+  ``1 - eta`` quantile of their lowest group confidences (keep the top eta); every later trace
+  stops at the first window whose group confidence falls below s and is discarded; the warm-up
+  traces whose lowest group confidence is at least s and the survivors vote, weighted by it;
 * ``majority``: every trace in full, majority vote (the baseline of ``deepconf``).
 
 Tokens are relative to the full trajectories the rule replaces (the sum of its costs over the sum
@@ -40,22 +46,43 @@ import polars as pl
 from siaflow.analysis.probes import CHECKPOINT
 from siaflow.analysis.stats import resample_counts
 from siaflow.answers import NULL
-from siaflow.keys import GROUP, TRAJ
+from siaflow.keys import GROUP, TRAJ, draw_tokens
 from siaflow.selection.selectors import group_confidences
 
 SOURCES = ("full", "probe")
+HEDGE_WORDS = ("wait", "hold", "but", "okay", "no", "hmm")  # dynasor/core/entropy.py: uncertain_words
 
 
-def exit_checkpoints(paired: pl.DataFrame, tokens: dict[str, pl.LazyFrame]) -> pl.DataFrame:
+def first_probes(draws: pl.LazyFrame) -> pl.LazyFrame:
+    """Per probed checkpoint (the empty prefix once per question, trajectory = -1): its first probe
+    sample's answer, text and tokens, the one probe Dynasor would make there."""
+    return draws.filter(pl.col("sample") == 0).select(
+        *GROUP,
+        "question_id",
+        pl.col("trajectory").cast(pl.Int64),
+        pl.col("k").cast(pl.Int64),
+        dyn_answer="answer",
+        dyn_text="text",
+        dyn_tok=draw_tokens().cast(pl.Int64),
+    )
+
+
+def exit_checkpoints(
+    paired: pl.DataFrame, tokens: dict[str, pl.LazyFrame], first: pl.LazyFrame | None = None
+) -> pl.DataFrame:
     """``analysis.probes.paired_checkpoints`` rows with ``tok_full`` / ``tok_probe``: the tokens each
     estimator's draws at that checkpoint generated (the empty prefix's shared draws count for every
-    trajectory that reads them)."""
+    trajectory that reads them), and with ``first`` (``first_probes``) the first probe's
+    ``dyn_answer``, ``dyn_text`` and ``dyn_tok``."""
+    on = [*GROUP, "question_id", "_src", "k"]
     out = paired.lazy().with_columns(_src=pl.when(pl.col("k") == 0).then(-1).otherwise(pl.col("trajectory")))
     for tag, t in tokens.items():
         t = t.select(
             *GROUP, "question_id", pl.col("trajectory").alias("_src"), "k", pl.col("tokens").alias(f"tok_{tag}")
         )
-        out = out.join(t, on=[*GROUP, "question_id", "_src", "k"], how="left")
+        out = out.join(t, on=on, how="left")
+    if first is not None:
+        out = out.join(first.rename({"trajectory": "_src"}), on=on, how="left")
     return out.drop("_src").with_columns(pl.col(f"tok_{t}").fill_null(0) for t in tokens).sort(CHECKPOINT).collect()
 
 
@@ -100,6 +127,29 @@ def consecutive_exit(cp: pl.DataFrame, source: str, m: int) -> pl.DataFrame:
     run = (a != a.shift(1)).fill_null(True).cum_sum().over(TRAJ)
     run_len = pl.int_range(1, pl.len() + 1).over([*TRAJ, run])
     return _exit_where(cp, (run_len >= m) & (a != NULL), source)
+
+
+def dynasor_exit(cp: pl.DataFrame, interval: int, m: int = 2) -> pl.DataFrame:
+    """Dynasor (``dynasor/core/cot.py``: ``openai_chat_completion_stream``): one probe (the
+    checkpoint's first probe sample) every ``interval`` tokens, k = interval, 2 interval, ... before
+    the end; exit at the first probe whose last ``m`` probe answers are equal, not NULL, and whose
+    texts contain none of ``HEDGE_WORDS`` (substrings of the lower-cased text, as
+    ``is_certain_answer``), answering with that probe's answer. Pays k plus every probe made."""
+    missing = {"dyn_answer", "dyn_text", "dyn_tok"} - set(cp.columns)
+    if missing:
+        raise ValueError(f"dynasor: no first-probe columns {sorted(missing)} (exit_checkpoints with first_probes)")
+    k = pl.col("k")
+    probes = cp.filter(((k > 0) & (k % interval == 0)) | (k >= pl.col("T"))).with_columns(
+        map_dynasor=pl.col("dyn_answer"), tok_dynasor=pl.col("dyn_tok").fill_null(0)
+    )
+    a = pl.col("dyn_answer")
+    hedged = pl.col("dyn_text").fill_null("").str.to_lowercase().str.contains("|".join(HEDGE_WORDS))
+    ok = ((a != NULL) & ~hedged).fill_null(False)
+    probes = probes.with_columns(_ok=ok)
+    hit = pl.all_horizontal(
+        pl.col("_ok"), *[(pl.col("_ok").shift(i) & (a.shift(i) == a)).over(TRAJ) for i in range(1, m)]
+    ).fill_null(False)
+    return _exit_where(probes, hit, "dynasor")
 
 
 def budget_exit(cp: pl.DataFrame, budget: int) -> pl.DataFrame:
@@ -181,7 +231,7 @@ def deepconf_online(pool: pl.DataFrame, *, window: int, warmup: int, keep: float
             at = None if i < warmup else stop_position(c, window, s)
             cost += t if at is None else at
             stopped += at is not None
-            if at is None:
+            if at is None and (i >= warmup or lowest[i] >= s):  # a warm-up trace votes only at or above s
                 voters.append(i)
         answer = vote([part["answer"][i] for i in voters], [lowest[i] for i in voters])
         rows.append(_question_row(model, dataset, q, part, answer, cost, stopped))
@@ -240,13 +290,17 @@ def verdict(rel_tokens: float) -> str:
 
 def rules_of(cp: pl.DataFrame, pool: pl.DataFrame, settings: dict):
     """(rule, source, setting, units) of every rule and threshold (``settings``: the
-    ``early_exit`` block with ``budgets`` resolved, DeepConf's ``window`` and ``keep_fractions``)."""
+    ``early_exit`` block with ``budgets`` and ``dynasor_interval`` resolved, DeepConf's ``window``
+    and ``keep_fractions``)."""
     yield "full", "-", "-", full_trajectory(cp)
     for source in SOURCES:
         for tau in settings["entropy_thresholds"]:
             yield "entropy", source, f"tau={tau:g}", entropy_exit(cp, source, tau)
         for m in settings["consecutive"]:
             yield "consecutive", source, f"m={m}", consecutive_exit(cp, source, m)
+    for m in settings["dynasor_windows"]:
+        interval = settings["dynasor_interval"]
+        yield "dynasor", "probe", f"m={m},every={interval}", dynasor_exit(cp, interval, m)
     for b in settings["budgets"]:
         yield "budget", "probe", f"B={b}", budget_exit(cp, b)
     yield "majority", "-", "-", majority_vote(pool)

@@ -23,15 +23,23 @@ import polars as pl
 from siaflow.keys import TRAJ
 from siaflow.selection import edis
 from siaflow.selection.bestofn import Selector
+from siaflow.selection.token_stats import require_token_stats
 
 DEEPCONF_SCORES = ("conf_mean", "conf_lowest_group", "conf_bottom_groups", "conf_tail")
-# what each score needs of the engine: the full next-token distribution (the transformers backend),
-# the top-k log-probabilities (vLLM's `logprobs`, or any backend), or answers sampled from prefixes
+# what each score needs of the engine (docs/selection.md): the full next-token distribution (the
+# transformers backend, or vLLM's / a served model's rollouts scored by the exact scoring pass,
+# sampling.exact_token_stats), the raw top-k log-probabilities, or answers sampled from prefixes
 NEEDS = {
-    "edis": "full vocabulary (top-k approximation on vLLM)",
-    "mean_entropy": "full vocabulary (top-k approximation on vLLM)",
-    "self_certainty": "full vocabulary (not on vLLM)",
-    **{s: "top-k log-probabilities" for s in DEEPCONF_SCORES},
+    **dict.fromkeys(
+        ("edis", "mean_entropy"),
+        "full vocabulary at the temperature, top-p or not (edis.token_entropy; on vLLM without the scoring pass: "
+        "a top-k lower bound of the top-p one)",
+    ),
+    "self_certainty": "full vocabulary of the raw logits, temperature 1 (on vLLM: the scoring pass)",
+    **{
+        s: "raw (temperature-1) top-k log-probabilities and the sampled token's (on vLLM: the scoring pass)"
+        for s in DEEPCONF_SCORES
+    },
     "certaindex": "K continuations per checkpoint (no log-probabilities)",
 }
 
@@ -47,12 +55,15 @@ def group_confidences(conf, window: int) -> np.ndarray:
 
 
 def deepconf_scores(conf, *, window: int, tail: int, bottom_fraction: float) -> dict:
-    """A trace's DeepConf confidences (higher = more confident); NaN for an empty trace."""
+    """A trace's DeepConf confidences (higher = more confident; ``deepconf/utils.py``:
+    ``calculate_mean_confidence``, ``calculate_bottom_window_confidence`` with the bottom
+    ``int(n_groups * bottom_fraction)`` groups, at least one, and ``calculate_tail_confidence``);
+    NaN for an empty trace."""
     c = np.asarray(conf, dtype=float)
     if len(c) == 0:
         return dict.fromkeys(DEEPCONF_SCORES, math.nan)
     g = np.sort(group_confidences(c, window))
-    n_bottom = max(1, math.ceil(bottom_fraction * len(g) - 1e-9))
+    n_bottom = max(1, int(len(g) * bottom_fraction))  # rounded down, as deepconf/utils.py
     return {
         "conf_mean": float(c.mean()),
         "conf_lowest_group": float(g[0]),
@@ -80,10 +91,13 @@ def pool_scores(
     tail: int,
     bottom_fraction: float,
     h: str = "H",
+    source: str | None = None,
 ) -> pl.DataFrame:
-    """Every score of every response in the pool (the first ``n_trajectories`` per question)."""
+    """Every score of every response in the pool (the first ``n_trajectories`` per question).
+    Stops, naming the statistic (and ``source``), where the rollouts lack one a score needs."""
     pool = rollouts.filter(pl.col("trajectory") < n_trajectories)
-    scores = edis.trajectory_scores(pool, edis_params)
+    scores = edis.trajectory_scores(pool, edis_params, source=source)
+    require_token_stats(pool, ["token_confidence"], needed_by="DeepConf", source=source)
     conf = pl.DataFrame(
         [
             deepconf_scores(c or [], window=window, tail=tail, bottom_fraction=bottom_fraction)
@@ -104,23 +118,26 @@ def pool_scores(
     return out
 
 
+CONFIDENCES = {"mean": "conf_mean", "bottom": "conf_bottom_groups", "tail": "conf_tail", "lowest": "conf_lowest_group"}
+
+
 def methods(keep_fractions) -> dict[str, Selector]:
-    """Every selector of table_selection: the EDIS table's, DeepConf's and Certaindex's."""
-    out = {
-        name: edis.METHODS[name]
-        for name in ("random", "majority", "mean_entropy", "self_certainty", "edis", "weighted_edis")
-    }
-    out.update(
-        {
-            "deepconf_mean": Selector("conf_mean", "max", False),
-            "deepconf_bottom": Selector("conf_bottom_groups", "max", False),
-            "deepconf_tail": Selector("conf_tail", "max", False),
-            "deepconf_lowest": Selector("conf_lowest_group", "max", False),
-            "deepconf_weighted": Selector("conf_lowest_group", "max", True),
-        }
-    )
-    for f in keep_fractions:
-        out[f"deepconf_filter{round(100 * f)}"] = Selector("conf_lowest_group", "max", True, keep=f)
+    """Every selector of table_selection (docs/selection.md), each named after the code it follows:
+    the EDIS paper's, Self-Certainty's (``self_certainty``: the best answered response,
+    ``self_certainty_borda``: its Borda vote, p = 0.5), DeepConf's offline votes
+    (``deepconf_vote_<confidence>``: confidence-weighted; ``deepconf_vote_<confidence>_top<eta>``:
+    filtered to the top eta, then weighted) and Certaindex's. siaflow's own variants:
+    ``self_certainty_edis`` (the vote weighted by the score, as the EDIS paper describes it),
+    ``pick_conf_<confidence>`` (the one most confident response) and the Certaindex rows."""
+    out = {name: edis.METHODS[name] for name in ("random", "majority", "mean_entropy", "self_certainty", "edis")}
+    out["self_certainty_borda"] = Selector("self_certainty", "max", True, borda=0.5)
+    out["self_certainty_edis"] = edis.METHODS["weighted_self_certainty"]
+    out["weighted_edis"] = edis.METHODS["weighted_edis"]
+    out.update({f"deepconf_vote_{c}": Selector(col, "max", True) for c, col in CONFIDENCES.items()})
+    for c in ("tail", "bottom", "lowest"):
+        for f in keep_fractions:
+            out[f"deepconf_vote_{c}_top{round(100 * f)}"] = Selector(CONFIDENCES[c], "max", True, keep=f)
+    out.update({f"pick_conf_{c}": Selector(col, "max", False) for c, col in CONFIDENCES.items()})
     out.update(
         {"certaindex": Selector("certaindex", "max", False), "certaindex_weighted": Selector("certaindex", "max", True)}
     )

@@ -9,6 +9,7 @@ from siaflow import io
 from siaflow.analysis.probes import agreement_points, checkpoint_tokens, paired_checkpoints, probe_agreement_table
 from siaflow.outputs import exit_plots
 from siaflow.selection import early_exit
+from siaflow.selection.token_stats import require_token_stats_in
 from siaflow.stages.common import (
     analysis_provenance,
     figure_provenance,
@@ -52,14 +53,28 @@ def fig_probe_agreement(sm) -> None:
     figure_provenance(sm, io.provenance(step=sm.rule, params=params(sm), table=str(sm.input.table)))
 
 
+def _probe_texts(paths) -> pl.LazyFrame:
+    """The probe draws with the text of each sample (Dynasor's hedge-word check reads it)."""
+    old = [str(f) for f in paths if "text" not in pl.read_parquet_schema(f)]
+    if old:
+        raise ValueError(
+            f"{old[0]}: probe draws without their text (made before siaflow stored it; Dynasor's rule reads it): "
+            f"rerun them with --forcerun probes"
+        )
+    return tagged(paths, [*DRAW_COLUMNS, "text"])
+
+
 @stage
 def table_early_exit(sm) -> None:
     """Every exit rule and threshold on the stored trajectories and draws: accuracy and tokens."""
     p = sm.params
     full, probe, draws = _inputs(sm)
     cp = early_exit.exit_checkpoints(
-        paired_checkpoints(full, probe, h=p.h), {t: checkpoint_tokens(d) for t, d in draws.items()}
+        paired_checkpoints(full, probe, h=p.h),
+        {t: checkpoint_tokens(d) for t, d in draws.items()},
+        early_exit.first_probes(_probe_texts(sm.input.probe_draws)),
     )
+    require_token_stats_in(sm.input.rollouts, ["token_confidence"], needed_by="DeepConf online (early exit)")
     pool = tagged(sm.input.rollouts, ["question_id", "trajectory", "T", "answer", "gold", "token_confidence"])
     settings = {**p.early_exit, "budgets": p.budgets, "window": p.selection["window"]}
     settings["keep_fractions"] = p.selection["keep_fractions"]

@@ -24,11 +24,6 @@ from siaflow.stages.common import (
 def table_selection(sm) -> None:
     p, sel, e = sm.params, sm.params.selection, sm.params.edis
     roll = pl.concat([pl.read_parquet(f) for f in sm.input.rollouts], how="vertical_relaxed")
-    if "token_confidence" not in roll.columns:
-        raise ValueError(
-            f"{sm.input.rollouts[0]}: no token_confidence column (rollouts made before siaflow "
-            f"recorded DeepConf's confidence); rerun them with --forcerun rollouts"
-        )
     scores = selectors.pool_scores(
         roll,
         load_entropy(sm.input.entropy),
@@ -38,6 +33,7 @@ def table_selection(sm) -> None:
         tail=sel["tail"],
         bottom_fraction=sel["bottom_fraction"],
         h=p.h,
+        source=", ".join(map(str, sm.input.rollouts)),
     )
     prov = analysis_provenance(
         sm, sm.input.entropy, rollouts=[str(f) for f in sm.input.rollouts], needs=selectors.NEEDS

@@ -70,6 +70,7 @@ rule table_early_exit:
         early_exit={
             **config["early_exit"],
             "deepconf_warmup": siaflow.config.deepconf_warmup(config),
+            "dynasor_interval": siaflow.config.dynasor_interval(config),
         },
         budgets=EXIT_BUDGETS,
         selection=config_keys(config["selection"], "window", "keep_fractions"),
