@@ -301,6 +301,11 @@ def deepconf_warmup(config: dict) -> int:
     return warmup if warmup is not None else max(1, n_rollouts(config) // 4)
 
 
+def dynasor_interval(config: dict) -> int:
+    """Dynasor's probe interval: ``early_exit.dynasor_interval``, else its 32 rounded up to a stride multiple."""
+    return config["early_exit"].get("dynasor_interval") or -(-32 // main_stride(config)) * main_stride(config)
+
+
 def check_early_exit(config: dict) -> None:
     """DeepConf's warm-up traces must leave traces of the pool to stop."""
     warmup, pool = deepconf_warmup(config), n_rollouts(config)
@@ -309,6 +314,8 @@ def check_early_exit(config: dict) -> None:
             f"early_exit.deepconf_warmup: {warmup} warm-up traces leave none of the pool of {pool} "
             f"responses per question (edis.pool_size, or sampling.n_trajectories) to stop; set it below {pool}"
         )
+    if (every := dynasor_interval(config)) % (stride := main_stride(config)):  # probes exist at checkpoints only
+        raise ConfigError(f"early_exit.dynasor_interval: {every} is not a multiple of the main stride {stride}")
 
 
 def probe_spec(config: dict) -> dict:
@@ -369,7 +376,7 @@ CONTINUATION_SAMPLING = ("seed", "n_trajectories", "n_continuations", "stop_at_a
 CONTINUATION_SAMPLING += ("batch_rows", "share_rows")
 # a generation step reads where its model is and how it is run (not its resources, family or
 # prompt name), and its dataset's answer rules (the questions are its input)
-GENERATION_MODEL = ("path", "revision", "dtype", "backend", "regime")
+GENERATION_MODEL = ("path", "revision", "dtype", "backend", "regime", "generations")
 GENERATION_DATASET = ("answer_type", "last_number_fallback")
 FANO_DATASET = ("answer_type", "answer_space_size")  # |A| of Fano's bound
 # fetching a hub dataset, and normalising a dataset to the questions table

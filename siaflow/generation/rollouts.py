@@ -13,12 +13,14 @@ from collections.abc import Callable
 
 import polars as pl
 
-from siaflow.generation.backends.base import Backend, Decoding, Request, token_at
+from siaflow.generation.backends.base import TOKEN_STAT_FIELDS, Backend, Decoding, Request, token_at
 from siaflow.generation.sampling import stream_key
 from siaflow.keys import VARIANTS, checkpoint_positions, draw_tokens
 
 SHARED_TRAJECTORY = -1
-TOKEN_STATS = ("token_logprobs", "token_entropy", "token_self_certainty", "token_confidence")
+# per-token statistics, a column per Generation field (backends.base.TOKEN_STAT_FIELDS; what each
+# is: docs/selection.md); null in a row where its backend could not record it
+TOKEN_STATS = ("token_logprobs", "token_entropy", "token_entropy_full", "token_self_certainty", "token_confidence")
 # the columns of a rollouts table, in order: the identity of its saved parts (parts an older siaflow
 # wrote with other columns are not resumed)
 ROLLOUT_COLUMNS = ("question_id", "trajectory", "prompt", "prompt_ids", "token_ids", *TOKEN_STATS, "T")
@@ -97,26 +99,27 @@ def _rollout_row(backend: Backend, g, extract, locate, *, question, trajectory, 
     answer = extract(text)
     start = locate(text) if locate is not None else None
     at = None if start is None else token_at(backend.decode, g.token_ids, start, text)
-    stats = (g.logprobs, g.entropies, g.self_certainty, g.confidence)
+    stats = tuple(getattr(g, name) for name in TOKEN_STAT_FIELDS)
     values = (question, trajectory, prompt, list(prompt_ids), g.token_ids, *stats, len(g.token_ids))
     values += (g.finish_reason, g.cut, text, answer, at, gold, answer == gold)
     return dict(zip(ROLLOUT_COLUMNS, values, strict=True))
 
 
 def rescore_rollouts(scorer: Backend, rollouts: pl.DataFrame, decoding: Decoding) -> tuple[pl.DataFrame, dict]:
-    """Rollouts with exact per-token entropy, self-certainty and confidence from one teacher-forced
-    pass of ``scorer`` (a transformers backend of the same weights: ``backends.scoring``), for
-    rollouts sampled by an engine that returns only top-k log-probabilities. The tokens and the
-    engine's own log-probabilities are kept; the returned check compares those with the scored
-    ones (they agree to rounding when both are the same model)."""
+    """Rollouts with exact per-token entropies (nucleus and whole vocabulary), self-certainty and
+    confidence from one teacher-forced pass of ``scorer`` (a transformers backend of the same
+    weights: ``backends.scoring``), for rollouts sampled by an engine that returns only top-k
+    log-probabilities. The tokens and the engine's own log-probabilities are kept; the returned
+    check compares those with the scored ones (they agree to rounding when both are the same model)."""
     from siaflow.generation.backends.scoring import score_responses
 
     prompts = [list(x) for x in rollouts["prompt_ids"]]
     responses = [list(x) for x in rollouts["token_ids"]]
     scored = score_responses(scorer, prompts, responses, decoding, progress="exact token statistics")
-    engine = [x for lps in rollouts["token_logprobs"].to_list() for x in (lps or [])]
+    given = rollouts["token_logprobs"].to_list()  # null: made elsewhere without them (docs/own-generations.md)
     exact = [x for s in scored for x in s.logprobs]
-    diffs = sorted(abs(a - b) for a, b in zip(engine, exact) if math.isfinite(b))
+    pairs = [(a, b) for lps, s in zip(given, scored) if lps is not None for a, b in zip(lps, s.logprobs)]
+    diffs = sorted(abs(a - b) for a, b in pairs if math.isfinite(b))
     check = {
         "tokens": len(exact),
         "outside_scored_nucleus": sum(not math.isfinite(b) for b in exact),
@@ -125,11 +128,12 @@ def rescore_rollouts(scorer: Backend, rollouts: pl.DataFrame, decoding: Decoding
     }
     f32 = pl.List(pl.Float32)
     df = rollouts.with_columns(
-        pl.Series("token_entropy", [s.entropies for s in scored], dtype=f32),
-        pl.Series("token_self_certainty", [s.self_certainty for s in scored], dtype=f32),
-        pl.Series("token_confidence", [s.confidence for s in scored], dtype=f32),
+        pl.Series(column, [getattr(s, name) for s in scored], dtype=f32)
+        for column, name in zip(TOKEN_STATS, TOKEN_STAT_FIELDS, strict=True)
+        if name != "logprobs"
     )
-    return df, check
+    logprobs = [g if g is not None else s.logprobs for g, s in zip(given, scored)]
+    return df.with_columns(pl.Series("token_logprobs", logprobs, dtype=f32)), check
 
 
 def shuffle_prefix(ids: list[int], *, seed: int, question_id: str, trajectory: int, k: int) -> list[int]:

@@ -12,10 +12,13 @@ from siaflow import io
 from siaflow.analysis.estimators import sia_trajectories
 from siaflow.answers import response_rules
 from siaflow.generation.backends import Decoding, backend_for, make_backend
+from siaflow.generation.imported import continuations_table, rollouts_table
 from siaflow.generation.probes import ProbeSpec, run_probes
 from siaflow.generation.resume import clear_parts, run_in_parts
 from siaflow.generation.rollouts import ROLLOUT_COLUMNS, rescore_rollouts, run_continuations, run_rollouts
 from siaflow.inputs.datasets import build_prompts, shard_slice
+from siaflow.inputs.generation_files import read_continuations, read_rollouts, rollout_keys, sha256
+from siaflow.inputs.generations import files_of
 from siaflow.keys import PROBE_VARIANT
 from siaflow.stages.common import stage
 
@@ -39,6 +42,8 @@ def _rules(sm, example_prompt: str) -> dict:
 def rollouts(sm) -> None:
     """``n_rollouts`` responses to every question of one shard, with per-token statistics."""
     torch.set_num_threads(max(1, int(sm.threads)))
+    if sm.params.model.get("generations"):
+        return _import_rollouts(sm)  # made elsewhere: docs/own-generations.md
     p, s = sm.params, sm.params.sampling
     questions, qrange = _shard_questions(sm)
     backend = backend_for(p.model, s, label=sm.wildcards.model)
@@ -143,6 +148,56 @@ def _exact_token_stats(backend, df: pl.DataFrame, model: dict, decoding: Decodin
     }
 
 
+def _imported(files: list[str], scorer) -> dict:
+    """Where imported generations come from: each file's path and SHA-256, and the model that read them."""
+    return {"files": [{"path": str(f), "sha256": sha256(f)} for f in files], "model": scorer.info.identity()}
+
+
+def _import_rollouts(sm) -> None:
+    """Rule rollouts for a model with ``generations``: the shard's rows of its rollout files,
+    tokenised, read and scored by the named model (``siaflow.generation.imported``)."""
+    p, s = sm.params, sm.params.sampling
+    files = files_of(p.model["generations"][sm.wildcards.dataset], "rollouts")
+    every = pl.read_parquet(sm.input.data)
+    rows = read_rollouts(files, every, p.dataset["answer_type"], p.n_rollouts)
+    questions, qrange = _shard_questions(sm)
+    rows = [r for r in rows if r["question_id"] in set(questions["question_id"])]
+    scorer = backend_for(p.model, s, label=sm.wildcards.model)
+    decoding, example = Decoding(**p.decoding), rows[0]["prompt"] if rows else ""
+    rules = _rules(sm, example)
+    golds = dict(zip(every["question_id"], every["gold"]))
+    df, check = rollouts_table(scorer, rows, golds, rules=rules, decoding=decoding)
+    df = df.with_columns(model=pl.lit(sm.wildcards.model), dataset=pl.lit(sm.wildcards.dataset))
+    stats = {"source": "imported tokens, scored by transformers", "entropy_kind": "exact"}
+    stats.update(scorer=scorer.info.identity(), check=check)
+    prov = _rollouts_provenance(sm, scorer, qrange, example, decoding, rules, stats, df)
+    io.write_parquet(df, sm.output[0], {**prov, "imported_rollouts": _imported(files, scorer)})
+    scorer.close()
+    print(f"imported rollouts: {df.height} trajectories, accuracy {df['correct'].mean():.3f}, scoring check {check}")
+
+
+def _import_continuations(sm) -> None:
+    """Rule continuations for a model with ``generations``: the shard's rows of its continuation
+    files, each answer read from prefix + continuation (``siaflow.generation.imported``)."""
+    p, s = sm.params, sm.params.sampling
+    entry = p.model["generations"][sm.wildcards.dataset]
+    files = files_of(entry, "continuations")
+    rows = read_continuations(files, rollout_keys(files_of(entry, "rollouts")))
+    roll, backend = _setup_continuations(sm)
+    rows = [r for r in rows if r["question_id"] in set(roll["question_id"])]
+    rules = _rules(sm, roll["prompt"][0] if roll.height else "")
+    K = s["n_continuations"]
+    df, ledger = continuations_table(backend, rows, roll, rules=rules, stride=p.stride, n_continuations=K, files=files)
+    prov = {
+        **io.read_provenance(sm.input.rollouts),
+        **io.provenance(step="continuations", stride=p.stride, variant=p.variant, n_continuations=K, ledger=ledger),
+        "imported_continuations": _imported(files, backend),
+    }
+    io.write_parquet(df, sm.output[0], prov)
+    backend.close()
+    print(f"imported continuations: {ledger}")
+
+
 def _setup_continuations(sm):
     torch.set_num_threads(max(1, int(sm.threads)))
     roll = sia_trajectories(pl.read_parquet(sm.input.rollouts), sm.params.sampling["n_trajectories"])
@@ -153,6 +208,8 @@ def _setup_continuations(sm):
 def continuations(sm) -> None:
     """K continuations of every checkpoint of a shard's trajectories, for one stride and variant
     (the shuffled variant reuses the original's empty-prefix draws)."""
+    if sm.params.model.get("generations"):
+        return _import_continuations(sm)  # made elsewhere: docs/own-generations.md
     roll, backend = _setup_continuations(sm)
     shared = pl.read_parquet(sm.input.original) if sm.input.get("original") else None
     _continue_variant(sm, backend, roll, sm.params.variant, sm.output[0], shared)

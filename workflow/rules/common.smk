@@ -6,13 +6,19 @@ import sys
 from pathlib import Path
 
 import siaflow.config
+import siaflow.inputs.generations
 import siaflow.keys
+import siaflow.source
 from siaflow import layout
 from siaflow.config import mc_source_stride
 from snakemake.utils import validate
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 siaflow.config.prepare(config, workflow.source_path("../schemas/config.schema.yaml"))
+# a deployed module's config names the toy models and benchmarks of the module's source (siaflow/source.py)
+siaflow.source.resolve_paths(config, SOURCE)
+# models with `generations` (docs/own-generations.md)
+siaflow.inputs.generations.check_config(config)
 
 R = config["results"]
 MODELS = list(config["models"])  # the main grid; the training-dynamics checkpoints are models too
@@ -137,7 +143,8 @@ FIGURES = [
     "fig_probe_agreement",
     "fig_early_exit",
 ]
-ANALYSIS_TARGETS = [path(layout.TABLE, name=t, ext="csv") for t in TABLES] + [
-    path(layout.FIGURE, name=f, ext="png") for f in FIGURES
-]
+# what imported generations cannot give is left out of `all` (docs/own-generations.md)
+LEFT_OUT = siaflow.inputs.generations.unavailable_targets(config, TABLES + FIGURES)
+ANALYSIS_TARGETS = [path(layout.TABLE, name=t, ext="csv") for t in TABLES if t not in LEFT_OUT]
+ANALYSIS_TARGETS += [path(layout.FIGURE, name=f, ext="png") for f in FIGURES if f not in LEFT_OUT]
 ALL_TARGETS = ANALYSIS_TARGETS + [path(layout.REPORT)]

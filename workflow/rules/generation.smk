@@ -1,12 +1,16 @@
 # GPU rules (on CPU for the toy world): N trajectories per question, then K continuations of
 # every checkpoint prefix. One job per (model, dataset, shard[, stride, variant]); the main
 # stride's two variants run in one job (`continuations_both_variants`): one engine start.
+# A model with `generations` samples nothing: rollouts and continuations read its files
+# (`own`; docs/own-generations.md), and a target that needs draws they lack stops, saying so.
+OWN = siaflow.inputs.generations
 
 
 rule rollouts:
     input:
         data=rules.prepare_dataset.output[0],
         model=model_input,
+        own=lambda wc: OWN.rollout_files(config, wc.model, wc.dataset),
     output:
         path(layout.ROLLOUTS),
     log:
@@ -31,6 +35,9 @@ rule continuations:
             [path(layout.CONTINUATIONS, **{**dict(wc.items()), "variant": "original"})]
             if wc.variant == "shuffled"
             else []
+        ),
+        own=lambda wc: OWN.continuation_files(
+            config, wc.model, wc.dataset, int(wc.stride), wc.variant
         ),
     output:
         path(layout.CONTINUATIONS),
@@ -72,7 +79,8 @@ if config["sampling"]["variants_in_one_job"]:
                 f"continuations/{{model}}/{{dataset}}/stride-{MAIN_STRIDE}/both-variants/shard-{{shard}}"
             ),
         wildcard_constraints:
-            model="|".join(map(re.escape, MODELS)),  # checkpoints need the original only
+            # checkpoints need the original only; imported generations give the original only
+            model=OWN.sampled_pattern(config["models"]),
         conda:
             generation_env
         threads: generation_threads
@@ -90,6 +98,9 @@ rule probes:
     input:
         rollouts=rules.rollouts.output[0],
         model=model_input,
+        own=lambda wc: OWN.continuation_files(
+            config, wc.model, wc.dataset, int(wc.stride), PROBE_VARIANT
+        ),
     output:
         path(layout.CONTINUATIONS, variant=PROBE_VARIANT),
     log:
