@@ -20,7 +20,7 @@ def offenders():
                 n = node.end_lineno - node.lineno + 1
                 if n > FUNCTION_LINES:
                     yield f"{rel}:{node.lineno}: function {node.name} has {n} lines (limit {FUNCTION_LINES})"
-    for path in sorted([*ROOT.glob("workflow/rules/*.smk"), ROOT / "Snakefile"]):
+    for path in sorted([*ROOT.glob("workflow/rules/*.smk"), ROOT / "Snakefile", ROOT / "workflow/Snakefile"]):
         n = path.read_text().count("\n")
         if n > RULE_FILE_LINES:
             yield f"{path.relative_to(ROOT)}: {n} lines (limit {RULE_FILE_LINES})"

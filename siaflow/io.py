@@ -52,9 +52,13 @@ def git_commit() -> str | None:
 
 
 def provenance(**fields) -> dict:
-    """Provenance record: the caller's fields plus software versions, git commit, host and time."""
+    """Provenance record: the caller's fields plus siaflow's version (the code that ran, pyproject's
+    ``version``: docs/releases.md), software versions, git commit, host and time."""
+    from siaflow import __version__
+
     return {
         **fields,
+        "siaflow_version": __version__,
         "software": package_versions(),
         "siaflow_commit": git_commit(),
         "host": platform.node(),

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", ROOT / "config/README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "config/README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def _slug(heading: str) -> str:
@@ -24,7 +24,7 @@ def test_the_readme_fits_two_screens():
 
 def test_every_rule_is_documented():
     rules = set()
-    for smk in [ROOT / "Snakefile", *(ROOT / "workflow/rules").glob("*.smk")]:
+    for smk in [ROOT / "workflow/Snakefile", *(ROOT / "workflow/rules").glob("*.smk")]:
         text = smk.read_text()
         rules |= set(re.findall(r"^\s*rule (\w+):", text, flags=re.M))
         rules |= {b for _, b in re.findall(r"^use rule (\w+) as (\w+)", text, flags=re.M)}

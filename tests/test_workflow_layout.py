@@ -17,7 +17,7 @@ HELPER_FILES = {"common", "params"}  # rule files that define helpers, not rules
 def _rules() -> dict[str, tuple[str, str | None]]:
     """rule name -> (rule file stem, the rule it is derived from with `use rule`, or None)."""
     out = {}
-    for smk in [*sorted(RULES.glob("*.smk")), ROOT / "Snakefile"]:
+    for smk in [*sorted(RULES.glob("*.smk")), ROOT / "workflow/Snakefile"]:
         text = smk.read_text()
         for name in re.findall(r"^\s*rule (\w+):", text, flags=re.M):
             out[name] = (smk.stem, None)
@@ -150,7 +150,7 @@ def test_importing_a_stage_module_changes_no_process_state():
 
 
 # What each part of the package may import (besides itself): the pipeline's order, one way.
-CORE = {"answers", "answer_text", "config", "io", "keys", "layout", "profiles"}
+CORE = {"answers", "answer_text", "config", "io", "keys", "layout", "profiles", "source"}
 MAY_IMPORT = {
     "core": set(),
     "inputs": {"core"},

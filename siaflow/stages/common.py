@@ -30,6 +30,7 @@ _ENTROPY_PROVENANCE = (
     "variant",
     "alpha",
     "entropy_kind",
+    "siaflow_version",
     "software",
     "siaflow_commit",
     "ledger_total",
