@@ -15,11 +15,14 @@ sys.path.insert(0, str(ROOT))
 def _setup(cfg: dict, model: str, n_questions: int, dataset: str):
     """The model's backend, and its rollouts on the first ``n_questions`` of ``dataset``, made as
     the workflow makes them (responses end at their answer and the prompt's stop strings)."""
+    from dataclasses import replace
+
     import polars as pl
 
     from siaflow.answers import response_rules
-    from siaflow.generation.backends import Decoding, make_backend
+    from siaflow.generation.backends import make_backend
     from siaflow.generation.rollouts import run_rollouts
+    from siaflow.generation.settings import DrawSettings
     from siaflow.inputs.datasets import build_prompts, load_dataset, prompt_for
 
     dspec = cfg["datasets"][dataset]
@@ -28,21 +31,10 @@ def _setup(cfg: dict, model: str, n_questions: int, dataset: str):
     backend = make_backend("transformers", str(ROOT / mspec["path"]), batch_rows=cfg["sampling"]["batch_rows"])
     template = cfg["prompts"][prompt_for(mspec, dspec["answer_type"])]
     prompts, ids = build_prompts(backend, template, questions)
-    decoding = Decoding(**cfg["decoding"])
+    draw = DrawSettings.of(cfg["decoding"], cfg["sampling"], n_samples=cfg["sampling"]["n_trajectories"])
     rules = response_rules(dspec, template, stop_at_answer=cfg["sampling"]["stop_at_answer"], example_prompt=prompts[0])
-    roll = run_rollouts(
-        backend,
-        questions,
-        prompts,
-        decoding=decoding,
-        n_trajectories=cfg["sampling"]["n_trajectories"],
-        seed=cfg["sampling"]["seed"],
-        extract=rules["extract"],
-        prompt_ids=ids,
-        answer_final=rules["answer_final"],
-        stop=rules["stop"],
-    )
-    return backend, decoding, rules, roll.filter(pl.col("trajectory") < cfg["sampling"]["n_trajectories"])
+    roll = run_rollouts(backend, questions, prompts, draw=draw, rules=replace(rules, answer_start=None), prompt_ids=ids)
+    return backend, draw.decoding, rules, roll.filter(pl.col("trajectory") < cfg["sampling"]["n_trajectories"])
 
 
 def _naive_prefixes(roll, step: int, variant: str, seed: int):
@@ -58,36 +50,24 @@ def _naive_prefixes(roll, step: int, variant: str, seed: int):
             yield q, j, k, prefix, list(prompt)
 
 
-def _run_naive(backend, roll, cfg: dict, decoding, extract, stop):
+def _run_naive(backend, roll, cfg: dict, decoding, rules):
     """The naive procedure, one model row per sample: both variants at the main stride and Table
-    3's coarse grid on its own, every continuation to its end. Returns the draws and tokens."""
+    3's coarse grid on its own, every continuation to its end (``rules`` without answer stopping).
+    Returns the draws and tokens."""
     from siaflow.generation.rollouts import continue_prefixes
+    from siaflow.generation.settings import DrawSettings
 
     s, mc = cfg["sampling"], cfg["mc_ablation"]
     backend.share_rows = False
     naive, tokens = {}, 0
     for variant in ("original", "shuffled"):
-        naive[variant], led = continue_prefixes(
-            backend,
-            list(_naive_prefixes(roll, s["strides"][0], variant, s["seed"])),
-            n_continuations=s["n_continuations"],
-            decoding=decoding,
-            seed=s["seed"],
-            variant=variant,
-            extract=extract,
-            stop=stop,
-        )
+        draw = DrawSettings(decoding, s["seed"], s["n_continuations"], stride=s["strides"][0], variant=variant)
+        prefixes = list(_naive_prefixes(roll, draw.stride, variant, draw.seed))
+        naive[variant], led = continue_prefixes(backend, prefixes, draw=draw, rules=rules)
         tokens += led["generated_tokens"]
-    naive_mc, led = continue_prefixes(
-        backend,
-        list(_naive_prefixes(roll, mc["stride"], "original", s["seed"])),
-        n_continuations=mc["n_continuations"],
-        decoding=decoding,
-        seed=s["seed"],
-        variant="original",
-        extract=extract,
-        stop=stop,
-    )
+    draw = DrawSettings(decoding, s["seed"], mc["n_continuations"], stride=mc["stride"])
+    prefixes = list(_naive_prefixes(roll, draw.stride, "original", draw.seed))
+    naive_mc, led = continue_prefixes(backend, prefixes, draw=draw, rules=rules)
     backend.share_rows = True
     return naive, naive_mc, tokens + led["generated_tokens"]
 
@@ -97,21 +77,23 @@ def bench_tokens(cfg: dict, n_questions: int, dataset: str) -> list[dict]:
     answer, Table 3 as a sub-sample) against the naive procedure (every checkpoint of every
     trajectory, k = 0 included, K continuations run to their end, in each variant, and Table 3's
     coarse grid run on its own). Same seeds: where both sample the same stream, answers must agree."""
+    from dataclasses import replace
+
     import polars as pl
 
     from siaflow.analysis.metrics import subsample_continuations
     from siaflow.generation.rollouts import run_continuations
+    from siaflow.generation.settings import DrawSettings
 
     s, mc = cfg["sampling"], cfg["mc_ablation"]
-    K, stride, seed = s["n_continuations"], s["strides"][0], s["seed"]
     rows = []
     for model in cfg["models"]:
         backend, decoding, rules, roll = _setup(cfg, model, n_questions, dataset)
-        extract, final, stop = rules["extract"], rules["answer_final"], rules["stop"]
+        draw = DrawSettings(decoding, s["seed"], s["n_continuations"], stride=s["strides"][0])
         t0 = time.perf_counter()
-        kw = dict(stride=stride, n_continuations=K, decoding=decoding, seed=seed, extract=extract, answer_final=final)
-        orig, led_o = run_continuations(backend, roll, variant="original", stop=stop, **kw)
-        shuf, led_s = run_continuations(backend, roll, variant="shuffled", shared_k0=orig, stop=stop, **kw)
+        orig, led_o = run_continuations(backend, roll, draw=draw, rules=rules)
+        shuf = replace(draw, variant="shuffled")
+        shuf, led_s = run_continuations(backend, roll, draw=shuf, rules=rules, shared_k0=orig)
         t_sia = time.perf_counter() - t0
         # what siaflow's engine decoded (one step per distinct token history); the samples it
         # delivered are led["generated_tokens"]
@@ -120,7 +102,7 @@ def bench_tokens(cfg: dict, n_questions: int, dataset: str) -> list[dict]:
         ledger_naive = led_o["naive_generated_tokens"] + led_s["naive_generated_tokens"]
 
         t0 = time.perf_counter()
-        naive, naive_mc, naive_tokens = _run_naive(backend, roll, cfg, decoding, extract, stop)
+        naive, naive_mc, naive_tokens = _run_naive(backend, roll, cfg, decoding, replace(rules, answer_final=None))
         t_naive = time.perf_counter() - t0
 
         keys = ["question_id", "trajectory", "k", "sample"]

@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", default="bench/results-vllm.json")
     args = ap.parse_args()
+    from dataclasses import replace
+
     from vllm_support import smollm2_engine, smollm2_rollouts
 
     from siaflow.generation.backends import Decoding
@@ -46,13 +48,14 @@ def main() -> None:
     decoding = Decoding(0.7, 0.95, 112)
     roll, rules = smollm2_rollouts(engine, decoding, n_q=args.questions, n=2)
     prefixes = list(continuation_prefixes(roll, stride=args.stride, seed=0, variant="original"))
+    # the prompt's stop strings are not used: plain vLLM's work has none
+    rules = replace(rules, answer_start=None, stop=())
+    unstopped = replace(rules, answer_final=None)
 
     cases = {
         "plain vLLM (n = K per prefix)": lambda: _plain(engine, prefixes, args.K, decoding),
-        "adapter, no answer stopping": lambda: _adapter(engine, prefixes, args.K, decoding, rules, None),
-        "adapter, answer stopping (rounds)": lambda: _adapter(
-            engine, prefixes, args.K, decoding, rules, rules["answer_final"]
-        ),
+        "adapter, no answer stopping": lambda: _adapter(engine, prefixes, args.K, decoding, unstopped),
+        "adapter, answer stopping (rounds)": lambda: _adapter(engine, prefixes, args.K, decoding, rules),
     }
     best = _best_of(cases, args.repeats)
     _report(best, started, len(prefixes), args.K)
@@ -88,21 +91,14 @@ def _plain(engine, prefixes: list, K: int, decoding) -> tuple[int, int]:
     return sum(len(c.token_ids) for o in outs for c in o.outputs), 1
 
 
-def _adapter(engine, prefixes: list, K: int, decoding, rules: dict, answer_final) -> tuple[int, int]:
-    """siaflow's continuations on the same engine and prefixes: sampled and prefilled tokens."""
+def _adapter(engine, prefixes: list, K: int, decoding, rules) -> tuple[int, int]:
+    """siaflow's continuations on the same engine and prefixes (``rules``: with or without answer
+    stopping): sampled and prefilled tokens."""
     from siaflow.generation.rollouts import continue_prefixes
+    from siaflow.generation.settings import DrawSettings
 
     before = dict(engine.stats)
-    _, ledger = continue_prefixes(
-        engine,
-        prefixes,
-        n_continuations=K,
-        decoding=decoding,
-        seed=0,
-        variant="original",
-        extract=rules["extract"],
-        answer_final=answer_final,
-    )
+    _, ledger = continue_prefixes(engine, prefixes, draw=DrawSettings(decoding, 0, K), rules=rules)
     return ledger["generated_tokens"], engine.stats["prefill_tokens"] - before["prefill_tokens"]
 
 

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from siaflow.answer_text import (
     LABELLED_LINE,
@@ -254,28 +256,47 @@ def normalize_gold(gold: str, answer_type: str) -> str:
     return normalize_number(gold) if answer_type == "numeric" else normalize_option(gold)
 
 
-def response_rules(dataset_spec: dict, template, *, stop_at_answer: bool, example_prompt: str) -> dict:
-    """How a response to a prompt made from ``template`` on a dataset is read and where it ends:
-    its answer extractor, where the answer it reads begins, its early-stop test (None when
-    ``stop_at_answer`` is off) and the template's stop strings. A prompt that leaves a ``<think>``
-    section open (R1-style chat templates; ``example_prompt`` is one of them) starts the response
-    inside it."""
+@dataclass(frozen=True)
+class ResponseRules:
+    """How a response is read and where it ends (made by ``response_rules``; a test may give only
+    ``extract``). ``extract``: its answer; ``answer_start``: where the statement ``extract`` reads
+    begins (a character offset, None when the answer is NULL); ``answer_final``: the early-stop
+    test (None when ``stop_at_answer`` is off); ``settled``: whether a text's answer can no longer
+    change, whatever ``stop_at_answer`` says (probes); ``stop``: the template's stop strings;
+    ``preamble``: the think section a prompt leaves open; ``reading``: how ``extract`` and
+    ``answer_start`` read a response (part of the identity of resumable work)."""
+
+    extract: Callable[[str], str]
+    answer_start: Callable[[str], int | None] | None = None
+    answer_final: Callable[[str], bool] | None = None
+    settled: Callable[[str], bool] | None = None
+    answer_type: str = "numeric"
+    stop: tuple[str, ...] = ()
+    preamble: str = ""
+    reading: dict | None = None
+
+    def as_identity(self) -> dict:
+        """What draws made under these rules depend on: resumable parts made otherwise are redone."""
+        return {"stop_at_answer": self.answer_final is not None, "stop": list(self.stop), "reading": self.reading}
+
+
+def response_rules(dataset_spec: dict, template, *, stop_at_answer: bool, example_prompt: str) -> ResponseRules:
+    """How a response to a prompt made from ``template`` on a dataset is read and where it ends
+    (``ResponseRules``). A prompt that leaves a ``<think>`` section open (R1-style chat templates;
+    ``example_prompt`` is one of them) starts the response inside it."""
     preamble = THINK_OPEN if leaves_think_open(example_prompt) else ""
     answer_type = dataset_spec["answer_type"]
     settled = functools.partial(answer_is_final, answer_type=answer_type, preamble=preamble)
     reading = dict(
         answer_type=answer_type, preamble=preamble, last_number_fallback=dataset_spec.get("last_number_fallback", False)
     )
-    return {
-        "extract": functools.partial(extract_answer, **reading),
-        # where the statement that "extract" reads begins (a character offset in the response)
-        "answer_start": functools.partial(answer_start, **reading),
-        "answer_final": settled if stop_at_answer else None,
-        # whether a text's answer can no longer change, whatever stop_at_answer says (probes)
-        "settled": settled,
-        "answer_type": answer_type,
-        "stop": tuple(template.get("stop", ())) if isinstance(template, dict) else (),
-        "preamble": preamble,
-        # how "extract" and "answer_start" read a response: part of the identity of resumable work
-        "reading": reading,
-    }
+    return ResponseRules(
+        extract=functools.partial(extract_answer, **reading),
+        answer_start=functools.partial(answer_start, **reading),
+        answer_final=settled if stop_at_answer else None,
+        settled=settled,
+        answer_type=answer_type,
+        stop=tuple(template.get("stop", ())) if isinstance(template, dict) else (),
+        preamble=preamble,
+        reading=reading,
+    )

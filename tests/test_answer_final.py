@@ -166,12 +166,15 @@ def test_rollouts_and_continuations_end_at_the_answer_line_on_any_backend():
     """The drivers' contract through the shared scripted backend (no model): a rollout ends where
     its answer line completes, a prompt stop string is cut, and a continuation of a prefix that
     already settles the answer draws nothing."""
+    from dataclasses import replace
+
     import polars as pl
     from fakes import SCRIPT, CharBackend
 
     from siaflow.answers import response_rules
     from siaflow.generation.backends import Decoding
     from siaflow.generation.rollouts import run_continuations, run_rollouts
+    from siaflow.generation.settings import DrawSettings
 
     backend = CharBackend()
     questions = pl.DataFrame({"question_id": ["q"], "gold": ["7"]})
@@ -182,41 +185,13 @@ def test_rollouts_and_continuations_end_at_the_answer_line_on_any_backend():
         example_prompt="Q?\n",
     )
     decoding = Decoding(max_new_tokens=200)
-    roll = run_rollouts(
-        backend,
-        questions,
-        ["Q?\n"],
-        decoding=decoding,
-        n_trajectories=2,
-        seed=0,
-        extract=rules["extract"],
-        answer_final=rules["answer_final"],
-        stop=rules["stop"],
-    )
+    roll = run_rollouts(backend, questions, ["Q?\n"], draw=DrawSettings(decoding, 0, 2), rules=rules)
     assert roll["text"].to_list() == [SCRIPT[3 : SCRIPT.index("#### 7\n") + 7]] * 2
     assert roll["finish_reason"].to_list() == ["answer"] * 2 and roll["correct"].all()
     free = run_rollouts(
-        backend,
-        questions,
-        ["Q?\n"],
-        decoding=decoding,
-        n_trajectories=1,
-        seed=0,
-        extract=rules["extract"],
-        stop=rules["stop"],
+        backend, questions, ["Q?\n"], draw=DrawSettings(decoding, 0, 1), rules=replace(rules, answer_final=None)
     )
     assert free["text"][0] == SCRIPT[3 : SCRIPT.index("that is")] and free["finish_reason"][0] == "stop_sequence"
-    cont, _ = run_continuations(
-        backend,
-        roll,
-        stride=8,
-        n_continuations=2,
-        decoding=decoding,
-        seed=0,
-        variant="original",
-        extract=rules["extract"],
-        answer_final=rules["answer_final"],
-        stop=rules["stop"],
-    )
+    cont, _ = run_continuations(backend, roll, draw=DrawSettings(decoding, 0, 2, stride=8), rules=rules)
     at_end = cont.filter(pl.col("k") == roll["T"][0])
     assert at_end["n_generated"].to_list() == [0] * at_end.height and (cont["answer"] == "7").all()

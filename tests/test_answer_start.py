@@ -212,26 +212,31 @@ def test_token_at_with_tokens_that_split_characters(per_byte):
 def test_rollouts_record_the_token_where_the_answer_line_starts():
     """The scripted backend (tests/fakes.py): one character per token, so the answer's token is the
     offset of its ####; without ``locate`` the column is there, null."""
+    from dataclasses import replace
+
     from fakes import SCRIPT, CharBackend
 
-    from siaflow.answers import response_rules
+    from siaflow.answers import ResponseRules, response_rules
     from siaflow.generation.backends import Decoding
     from siaflow.generation.rollouts import run_rollouts
+    from siaflow.generation.settings import DrawSettings
 
     backend = CharBackend()
     questions = pl.DataFrame({"question_id": ["q"], "gold": ["7"]})
     rules = response_rules({"answer_type": "numeric"}, "{question}", stop_at_answer=True, example_prompt="Q?\n")
-    kw = dict(decoding=Decoding(max_new_tokens=200), n_trajectories=2, seed=0, extract=rules["extract"])
-    roll = run_rollouts(
-        backend, questions, ["Q?\n"], **kw, answer_final=rules["answer_final"], locate=rules["answer_start"]
-    )
+    draw = DrawSettings(Decoding(max_new_tokens=200), seed=0, n_samples=2)
+    roll = run_rollouts(backend, questions, ["Q?\n"], draw=draw, rules=rules)
     assert roll.columns == list(ROLLOUT_COLUMNS) and roll.schema["answer_start"] == pl.Int32
     response = SCRIPT[3:]
     assert roll["answer_start"].to_list() == [response.index("####")] * 2
-    bare = run_rollouts(backend, questions, ["Q?\n"], **kw)
+    bare = run_rollouts(backend, questions, ["Q?\n"], draw=draw, rules=ResponseRules(rules.extract))
     assert bare.columns == list(ROLLOUT_COLUMNS) and bare["answer_start"].is_null().all()
     unanswered = run_rollouts(
-        backend, questions, ["Q?\n"], **{**kw, "decoding": Decoding(max_new_tokens=20)}, locate=rules["answer_start"]
+        backend,
+        questions,
+        ["Q?\n"],
+        draw=replace(draw, decoding=Decoding(max_new_tokens=20)),
+        rules=replace(rules, answer_final=None),
     )  # cut at its budget before its answer line: NULL, and no start
     assert unanswered["answer"].to_list() == [NULL] * 2 and unanswered["answer_start"].is_null().all()
 
@@ -245,6 +250,7 @@ def test_rollouts_of_the_toy_model_begin_their_answer_at_the_answer_line():
     from siaflow.answers import response_rules
     from siaflow.generation.backends import Decoding, make_backend
     from siaflow.generation.rollouts import run_rollouts
+    from siaflow.generation.settings import DrawSettings
     from siaflow.inputs.toy import make_dataset
     from siaflow.keys import checkpoint_positions
 
@@ -256,17 +262,8 @@ def test_rollouts_of_the_toy_model_begin_their_answer_at_the_answer_line():
     questions = pl.DataFrame({"question_id": [r["question_id"] for r in rows], "gold": [r["gold"] for r in rows]})
     prompts = [f"Q: {r['question']}\nA: " for r in rows]
     rules = response_rules({"answer_type": "numeric"}, prompts[0], stop_at_answer=True, example_prompt=prompts[0])
-    roll = run_rollouts(
-        backend,
-        questions,
-        prompts,
-        decoding=Decoding(temperature=1.0, top_p=1.0, max_new_tokens=64),
-        n_trajectories=2,
-        seed=0,
-        extract=rules["extract"],
-        answer_final=rules["answer_final"],
-        locate=rules["answer_start"],
-    )
+    draw = DrawSettings(Decoding(temperature=1.0, top_p=1.0, max_new_tokens=64), seed=0, n_samples=2)
+    roll = run_rollouts(backend, questions, prompts, draw=draw, rules=rules)
     answered = roll.filter(pl.col("answer") != NULL)
     assert answered.height >= 6 and roll.filter(pl.col("answer") == NULL)["answer_start"].is_null().all()
     for r in answered.iter_rows(named=True):

@@ -34,11 +34,11 @@ def test_response_rules_read_the_last_number_only_where_the_dataset_asks():
         return response_rules(spec, "{question}", stop_at_answer=True, example_prompt="Q")
 
     cut = "47+7=54. 54+9="  # a response cut at its budget before its answer line
-    assert rules({"answer_type": "numeric"})["extract"](cut) == NULL
-    assert rules({"answer_type": "numeric", "last_number_fallback": False})["extract"](cut) == NULL
+    assert rules({"answer_type": "numeric"}).extract(cut) == NULL
+    assert rules({"answer_type": "numeric", "last_number_fallback": False}).extract(cut) == NULL
     asked = rules({"answer_type": "numeric", "last_number_fallback": True})
-    assert asked["extract"](cut) == "9" and asked["answer_start"](cut) == cut.rindex("9")
-    assert asked["reading"] == {"answer_type": "numeric", "preamble": "", "last_number_fallback": True}
+    assert asked.extract(cut) == "9" and asked.answer_start(cut) == cut.rindex("9")
+    assert asked.reading == {"answer_type": "numeric", "preamble": "", "last_number_fallback": True}
 
 
 @pytest.mark.parametrize(

@@ -323,14 +323,14 @@ def test_a_request_budget_caps_its_samples(backend):
 
 def test_continuations_get_what_is_left_of_the_response_budget(backend):
     """The continuation of a k-token prefix is asked for max_new_tokens - k new tokens."""
+    from siaflow.answers import ResponseRules
     from siaflow.generation.rollouts import continue_prefixes
+    from siaflow.generation.settings import DrawSettings
 
     prompt = backend.encode("Q: Eve has 5, gets 3. How many?\nA: ")
     dec = Decoding(temperature=1.0, top_p=1.0, max_new_tokens=12)
     prefixes = [("q", 0, k, backend.encode("5+3=8. #### 8")[:k], prompt) for k in (0, 4, 12)]
-    df, _ = continue_prefixes(
-        backend, prefixes, n_continuations=4, decoding=dec, seed=0, variant="original", extract=lambda t: t
-    )
+    df, _ = continue_prefixes(backend, prefixes, draw=DrawSettings(dec, 0, 4), rules=ResponseRules(lambda t: t))
     for k in (0, 4, 12):
         assert df.filter(df["k"] == k)["n_generated"].max() <= 12 - k
     assert set(df.filter(df["k"] == 12)["finish_reason"]) == {"length"}

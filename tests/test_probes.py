@@ -6,17 +6,19 @@ import pytest
 import torch
 from fakes import CharBackend
 
-from siaflow.answers import response_rules
+from siaflow.answers import ResponseRules, response_rules
 from siaflow.generation.backends import Decoding, make_backend
 from siaflow.generation.probes import ProbeSpec, probe_cue, probe_prefix_batch, probe_requests, run_probes
 from siaflow.generation.rollouts import continuation_requests, run_rollouts
+from siaflow.generation.settings import DrawSettings
+from siaflow.keys import PROBE_VARIANT
 
 SPEC = ProbeSpec(cue="\n#### ", think_close="\n</think>\n\n", n_samples=3, max_new_tokens=4)
 
 
 def _cue(text, preamble=""):
     rules = response_rules({"answer_type": "numeric"}, "{question}", stop_at_answer=True, example_prompt=preamble)
-    return probe_cue(text, SPEC, answer_type="numeric", preamble=rules["preamble"], settled=rules["settled"](text))
+    return probe_cue(text, SPEC, answer_type="numeric", preamble=rules.preamble, settled=rules.settled(text))
 
 
 @pytest.mark.parametrize(
@@ -40,7 +42,7 @@ def test_probe_requests_are_short_end_at_the_answer_line_and_draw_their_own_stre
     (r,) = probe_requests(prefixes, SPEC, seed=0, stop=("\n\nQuestion:",))
     assert r.prompt_ids == (1, 2, 10, 11, 12, 13, 20, 21) and r.answer_start == 2
     assert r.max_new_tokens == 4 and r.n == 3 and r.stop == ("\n\nQuestion:", "\n")
-    (c,) = continuation_requests(prefixes, n_continuations=3, decoding=Decoding(), seed=0)
+    (c,) = continuation_requests(prefixes, DrawSettings(Decoding(), seed=0, n_samples=3))
     assert not set(r.keys) & set(c.keys)  # never a full continuation's random stream
 
 
@@ -53,15 +55,8 @@ def test_probe_answers_are_read_from_prefix_cue_and_sample():
         ("q", 0, 22, ids("add 3 and 4\n3 + 4 = 7\n#### "), ids("Q?\n")),  # cue appended
         ("q", 0, 29, ids("add 3 and 4\n3 + 4 = 7\n#### 7\n"), ids("Q?\n")),  # settled: no cue, no tokens
     ]
-    df, ledger = probe_prefix_batch(
-        backend,
-        prefixes,
-        spec,
-        decoding=Decoding(max_new_tokens=64),
-        seed=0,
-        extract=rules["extract"],
-        settled=rules["settled"],
-    )
+    draw = DrawSettings(Decoding(max_new_tokens=64), seed=0, n_samples=2, variant=PROBE_VARIANT)
+    df, ledger = probe_prefix_batch(backend, prefixes, spec, draw=draw, rules=rules)
     assert df["answer"].to_list() == ["7"] * 4 and df["sample"].to_list() == [0, 1, 0, 1]
     assert df["n_generated"].to_list()[2:] == [0, 0] and max(df["n_generated"]) <= 2
     # each sample's own text, for Dynasor's hedge-word check: nothing drawn from a settled prefix
@@ -78,20 +73,24 @@ def toy(tiny_model_dir):
     prompts = ["Q: Eve has 5, gets 2. How many?\nA: ", "Q: Bob has 12.\nA: "]
     rules = response_rules({"answer_type": "numeric"}, prompts[0], stop_at_answer=True, example_prompt=prompts[0])
     dec = Decoding(temperature=1.0, top_p=1.0, max_new_tokens=20)
-    roll = run_rollouts(backend, questions, prompts, decoding=dec, n_trajectories=2, seed=0, extract=rules["extract"])
+    roll = run_rollouts(backend, questions, prompts, draw=DrawSettings(dec, 0, 2), rules=ResponseRules(rules.extract))
     return backend, roll, rules, dec
+
+
+def _probe_draw(dec, seed=0):
+    return DrawSettings(dec, seed, SPEC.n_samples, stride=4, variant=PROBE_VARIANT)
 
 
 def test_run_probes_covers_every_checkpoint_once_and_is_reproducible(toy):
     backend, roll, rules, dec = toy
-    df, ledger = run_probes(backend, roll, SPEC, stride=4, decoding=dec, seed=0, rules=rules)
+    df, ledger = run_probes(backend, roll, SPEC, draw=_probe_draw(dec), rules=rules)
     n_ckpt = sum(len(set(range(0, t, 4)) | {t}) - 1 for t in roll["T"]) + roll["question_id"].n_unique()
     assert df.height == n_ckpt * SPEC.n_samples and ledger["prefixes"] == n_ckpt
     assert df.filter(pl.col("k") == 0)["trajectory"].unique().to_list() == [-1]
     assert df["n_generated"].max() <= SPEC.max_new_tokens
-    again, _ = run_probes(backend, roll, SPEC, stride=4, decoding=dec, seed=0, rules=rules)
+    again, _ = run_probes(backend, roll, SPEC, draw=_probe_draw(dec), rules=rules)
     assert again.equals(df)
-    other, _ = run_probes(backend, roll, SPEC, stride=4, decoding=dec, seed=1, rules=rules)
+    other, _ = run_probes(backend, roll, SPEC, draw=_probe_draw(dec, 1), rules=rules)
     assert not other.equals(df)
 
 
@@ -99,7 +98,7 @@ def test_a_killed_probe_job_resumes_from_its_parts(toy, tmp_path, monkeypatch):
     backend, roll, rules, dec = toy
     out = tmp_path / "probe" / "shard-0.parquet"
     out.parent.mkdir()
-    whole, _ = run_probes(backend, roll, SPEC, stride=4, decoding=dec, seed=0, rules=rules)
+    whole, _ = run_probes(backend, roll, SPEC, draw=_probe_draw(dec), rules=rules)
     calls = {"n": 0}
     real = backend.generate
 
@@ -111,7 +110,7 @@ def test_a_killed_probe_job_resumes_from_its_parts(toy, tmp_path, monkeypatch):
 
     monkeypatch.setattr(backend, "generate", dies_after_two)
     with pytest.raises(KeyboardInterrupt):
-        run_probes(backend, roll, SPEC, stride=4, decoding=dec, seed=0, rules=rules, output=str(out), part_prefixes=2)
+        run_probes(backend, roll, SPEC, draw=_probe_draw(dec), rules=rules, output=str(out), part_prefixes=2)
     monkeypatch.setattr(backend, "generate", real)
     seen = {"n": 0}
 
@@ -120,9 +119,7 @@ def test_a_killed_probe_job_resumes_from_its_parts(toy, tmp_path, monkeypatch):
         return real(*a, **kw)
 
     monkeypatch.setattr(backend, "generate", counting)
-    resumed, _ = run_probes(
-        backend, roll, SPEC, stride=4, decoding=dec, seed=0, rules=rules, output=str(out), part_prefixes=2
-    )
+    resumed, _ = run_probes(backend, roll, SPEC, draw=_probe_draw(dec), rules=rules, output=str(out), part_prefixes=2)
     assert resumed.equals(whole)
     n_parts = -(-(whole.height // SPEC.n_samples) // 2)
     assert seen["n"] == n_parts - 2  # the two saved parts were not generated again

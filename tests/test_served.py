@@ -11,9 +11,11 @@ import polars as pl
 import pytest
 from vllm_support import Server, require_vllm, smollm2_dir, smollm2_engine, smollm2_rollouts
 
+from siaflow.answers import ResponseRules
 from siaflow.generation.backends import Decoding, make_backend
 from siaflow.generation.backends.served import ServerError
 from siaflow.generation.rollouts import run_continuations
+from siaflow.generation.settings import DrawSettings
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 KEY_ENV = "SIAFLOW_TEST_SERVER_KEY"
@@ -113,8 +115,8 @@ def test_a_server_killed_mid_shard_and_restarted_resumes_to_an_uninterrupted_sha
     roll = in_process["T0.7-p0.95"][0].filter(
         pl.col("question_id").is_in(in_process["T0.7-p0.95"][0]["question_id"].unique().sort()[:2].to_list())
     )
-    kw = dict(stride=8, n_continuations=3, decoding=Decoding(0.7, 0.95, 64), seed=0, variant="original")
-    kw.update(extract=in_process["T0.7-p0.95"][1]["extract"], part_prefixes=2)
+    draw = DrawSettings(Decoding(0.7, 0.95, 64), seed=0, n_samples=3, stride=8)
+    kw = dict(draw=draw, rules=ResponseRules(in_process["T0.7-p0.95"][1].extract), part_prefixes=2)
     whole, _ = run_continuations(served, roll, output=tmp_path / "whole.parquet", **kw)
     parts = tmp_path / "resumed.parquet.parts"
     failure = {}

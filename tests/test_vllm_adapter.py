@@ -98,7 +98,9 @@ def test_prompts_longer_than_the_context_are_reported_before_submitting():
     prompt first, and run_rollouts names the question."""
     import polars as pl
 
+    from siaflow.answers import ResponseRules
     from siaflow.generation.rollouts import run_rollouts
+    from siaflow.generation.settings import DrawSettings
 
     b = vllm_backend(SeededLLM(max_model_len=8))
     with pytest.raises(ValueError, match="prompt of 9 tokens.*context of 8"):
@@ -111,10 +113,8 @@ def test_prompts_longer_than_the_context_are_reported_before_submitting():
             questions,
             ["a", "b"],
             prompt_ids=[[1, 2], list(range(1, 10))],
-            decoding=Decoding(),
-            n_trajectories=1,
-            seed=0,
-            extract=str,
+            draw=DrawSettings(Decoding(), 0, 1),
+            rules=ResponseRules(str),
         )
     # a prompt that fits asks for no more than the context leaves
     out = b.generate([Request(tuple(range(1, 6)), (1,))], Decoding(max_new_tokens=50))

@@ -11,9 +11,11 @@ import polars as pl
 import pytest
 from vllm_support import ENGINE, quantile, reference_stats, require_vllm, smollm2_dir, smollm2_engine, smollm2_rollouts
 
+from siaflow.answers import ResponseRules
 from siaflow.generation.backends import Decoding, make_backend
 from siaflow.generation.backends.base import FINISH_REASONS, TextWatch
 from siaflow.generation.rollouts import continuation_prefixes, continue_prefixes, rescore_rollouts, run_continuations
+from siaflow.generation.settings import DrawSettings
 
 pytestmark = pytest.mark.vllm
 RAW_STATS = ("token_entropy_full", "token_self_certainty", "token_confidence")
@@ -102,7 +104,7 @@ def test_every_rollout_ends_where_the_transformers_backend_would_end_it(engine, 
     print(dict(reasons.iter_rows()))
     assert set(df["finish_reason"]) <= set(FINISH_REASONS)
     for r in df.iter_rows(named=True):
-        watch = TextWatch(engine.decode, [], answer_final=rules["answer_final"], stop=rules["stop"])
+        watch = TextWatch(engine.decode, [], answer_final=rules.answer_final, stop=rules.stop)
         ends = [t for t, x in enumerate(r["token_ids"]) if watch.push(x) is not None]
         if r["finish_reason"] == "answer":
             assert ends == [r["T"] - 1], (r["text"], ends)
@@ -113,7 +115,7 @@ def test_every_rollout_ends_where_the_transformers_backend_would_end_it(engine, 
         if r["finish_reason"] == "stop":
             assert r["T"] < d.max_new_tokens and engine.eos_token_ids[0] not in r["token_ids"]
         if r["finish_reason"] == "stop_sequence":
-            assert r["cut"] >= 1 and not any(s in r["text"] for s in rules["stop"])
+            assert r["cut"] >= 1 and not any(s in r["text"] for s in rules.stop)
     if template == "fewshot_math":
         assert {"answer", "stop_sequence"} & set(df["finish_reason"]), "no answer or stop string exercised"
 
@@ -123,13 +125,7 @@ def test_the_prefill_ledger_agrees_with_vllms_counters_and_checkpoints_hit_the_p
     prefixes = list(continuation_prefixes(roll, stride=16, seed=0, variant="original"))
     before_stats, before = dict(engine.stats), engine.engine_counters()
     df, ledger = continue_prefixes(
-        engine,
-        prefixes,
-        n_continuations=4,
-        decoding=Decoding(0.7, 0.95, 64),
-        seed=0,
-        variant="original",
-        extract=lambda s: s,
+        engine, prefixes, draw=DrawSettings(Decoding(0.7, 0.95, 64), 0, 4), rules=ResponseRules(lambda s: s)
     )
     after = engine.engine_counters()
     computed = (after["prompt_tokens"] - before["prompt_tokens"]) - (
@@ -144,11 +140,8 @@ def test_the_prefill_ledger_agrees_with_vllms_counters_and_checkpoints_hit_the_p
         continue_prefixes(
             engine,
             [(q, j, k, prefix, prompt_ids)],
-            n_continuations=4,
-            decoding=Decoding(0.7, 0.95, 8),
-            seed=1,
-            variant="original",
-            extract=lambda s: s,
+            draw=DrawSettings(Decoding(0.7, 0.95, 8), 1, 4),
+            rules=ResponseRules(lambda s: s),
         )
         tail = n - 32 * ((n - 1) // 32)
         assert engine.stats["prefill_tokens"] - was <= n + 3 * tail, (n, engine.stats["prefill_tokens"] - was)
@@ -163,15 +156,8 @@ def test_the_same_seed_gives_the_same_tokens_and_a_resumed_shard_equals_an_unint
     for x, y in zip(again["token_logprobs"].to_list(), runs["T0.7-p0.95"]["token_logprobs"].to_list()):
         assert x == pytest.approx(y, abs=1e-4)
     roll = runs["T0.7-p0.95"].filter(pl.col("trajectory") < 2)
-    kw = dict(
-        stride=16,
-        n_continuations=3,
-        decoding=Decoding(0.7, 0.95, 64),
-        seed=0,
-        variant="original",
-        extract=lambda s: s[-8:],
-        part_prefixes=3,
-    )
+    draw = DrawSettings(Decoding(0.7, 0.95, 64), seed=0, n_samples=3, stride=16)
+    kw = dict(draw=draw, rules=ResponseRules(lambda s: s[-8:]), part_prefixes=3)
     whole, _ = run_continuations(engine, roll, output=tmp_path / "whole.parquet", **kw)
     calls = {"n": 0}
     generate = engine.generate

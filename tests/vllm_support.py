@@ -66,26 +66,19 @@ def prompt(name: str):
 def smollm2_rollouts(backend, decoding, *, dataset="gsm8k-mini", template="chat_math", n_q=4, n=3, seed=0):
     """``n`` rollouts of each of the first ``n_q`` questions of ``dataset`` under one of
     config/smollm2.yaml's prompts, ended as the workflow ends them; and the response rules."""
+    from dataclasses import replace
+
     from siaflow.answers import response_rules
     from siaflow.generation.rollouts import run_rollouts
+    from siaflow.generation.settings import DrawSettings
     from siaflow.inputs.datasets import build_prompts
 
     qs, spec = questions(dataset, n_q)
     tmpl = prompt(template)
     texts, ids = build_prompts(backend, tmpl, qs)
     rules = response_rules(spec, tmpl, stop_at_answer=True, example_prompt=texts[0])
-    df = run_rollouts(
-        backend,
-        qs,
-        texts,
-        decoding=decoding,
-        n_trajectories=n,
-        seed=seed,
-        extract=rules["extract"],
-        prompt_ids=ids,
-        answer_final=rules["answer_final"],
-        stop=rules["stop"],
-    )
+    without_start = replace(rules, answer_start=None)  # as these rollouts were first made
+    df = run_rollouts(backend, qs, texts, draw=DrawSettings(decoding, seed, n), rules=without_start, prompt_ids=ids)
     return df, rules
 
 

@@ -46,6 +46,7 @@ def make(
         draw_from_prefixes,
         run_rollouts,
     )
+    from siaflow.generation.settings import DrawSettings
     from siaflow.inputs.datasets import build_prompts, load_dataset
 
     spec = {"source": "toy", "n_questions": n_questions, "seed": dataset_seed, "answer_type": "numeric"}
@@ -54,11 +55,8 @@ def make(
     prompts, prompt_ids = build_prompts(backend, TEMPLATE, questions)
     rules = response_rules(spec, TEMPLATE, stop_at_answer=True, example_prompt=prompts[0])
     decoding = Decoding(temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens)
-    roll = run_rollouts(
-        backend, questions, prompts, decoding=decoding, n_trajectories=n_trajectories, seed=seed,
-        extract=rules["extract"], prompt_ids=prompt_ids, answer_final=rules["answer_final"],
-        locate=rules["answer_start"],
-    )  # fmt: skip
+    draw = DrawSettings(decoding, seed, n_trajectories)
+    roll = run_rollouts(backend, questions, prompts, draw=draw, rules=rules, prompt_ids=prompt_ids)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"rollouts": out / "rollouts.jsonl", "continuations": out / "continuations.jsonl"}
     with paths["rollouts"].open("w") as f:
@@ -68,14 +66,14 @@ def make(
             row |= {"token_ids": r["token_ids"]} if r["trajectory"] % 2 else {"response": r["text"]}
             f.write(json.dumps(row) + "\n")
     prefixes = list(continuation_prefixes(roll, stride=stride, seed=seed, variant="original"))
-    requests = continuation_requests(prefixes, n_continuations=n_continuations, decoding=decoding, seed=seed)
+    requests = continuation_requests(prefixes, DrawSettings(decoding, seed, n_continuations, stride=stride))
     draws, gens, _ = draw_from_prefixes(
         backend,
         prefixes,
         requests,
         decoding,
-        extract=rules["extract"],
-        answer_final=rules["answer_final"],
+        extract=rules.extract,
+        answer_final=rules.answer_final,
         progress=None,
     )
     with paths["continuations"].open("w") as f:

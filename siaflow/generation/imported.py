@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from siaflow.answers import ResponseRules
 from siaflow.generation.backends.base import Backend, Decoding, token_at
 from siaflow.generation.rollouts import (
     CONTINUATION_SCHEMA,
@@ -25,7 +26,7 @@ from siaflow.inputs.generation_files import GenerationsError
 from siaflow.keys import checkpoint_positions
 
 
-def _response_row(backend: Backend, r: dict, rules: dict, gold: str) -> dict:
+def _response_row(backend: Backend, r: dict, rules: ResponseRules, gold: str) -> dict:
     prompt_ids = r.get("prompt_ids") or backend.encode(r["prompt"])
     ids = list(r["token_ids"]) if "token_ids" in r else backend.encode_text(r["response"])
     if len(prompt_ids) + len(ids) > backend.max_context:
@@ -34,8 +35,8 @@ def _response_row(backend: Backend, r: dict, rules: dict, gold: str) -> dict:
             f"context of the scoring model ({backend.max_context} tokens)"
         )
     text = backend.decode(ids)
-    answer = rules["extract"](text)
-    start = rules["answer_start"](text)
+    answer = rules.extract(text)
+    start = rules.answer_start(text)
     row = dict.fromkeys(ROLLOUT_COLUMNS)  # the token statistics: the scoring pass's
     row.update(question_id=r["question_id"], trajectory=r["trajectory"], prompt=r["prompt"])
     row.update(prompt_ids=list(prompt_ids), token_ids=ids, token_logprobs=r.get("token_logprobs"), T=len(ids))
@@ -46,7 +47,7 @@ def _response_row(backend: Backend, r: dict, rules: dict, gold: str) -> dict:
 
 
 def rollouts_table(
-    scorer: Backend, rows: list[dict], golds: dict, *, rules: dict, decoding: Decoding
+    scorer: Backend, rows: list[dict], golds: dict, *, rules: ResponseRules, decoding: Decoding
 ) -> tuple[pl.DataFrame, dict]:
     """The rollouts table of validated rows (``generation_files.read_rollouts``), with the gold
     answers ``golds`` (question_id -> gold) and every per-token statistic from one scoring pass of
@@ -69,7 +70,7 @@ def continuations_table(
     rows: list[dict],
     rollouts: pl.DataFrame,
     *,
-    rules: dict,
+    rules: ResponseRules,
     stride: int,
     n_continuations: int,
     files: list[str],
@@ -90,7 +91,7 @@ def continuations_table(
         prefix = traj[(q, j)]
         _check_draw(r, len(prefix), stride, n_continuations)
         ids = list(r["continuation_ids"]) if "continuation_ids" in r else backend.encode_text(r["continuation"])
-        values = (q, j, k, r["sample"], rules["extract"](backend.decode(prefix[:k] + ids)), len(ids))
+        values = (q, j, k, r["sample"], rules.extract(backend.decode(prefix[:k] + ids)), len(ids))
         for c, v in zip(CONTINUATION_SCHEMA, (*values, r.get("finish_reason", "stop"), 0)):
             cols[c].append(v)
     df = pl.DataFrame(cols, schema=CONTINUATION_SCHEMA).sort("question_id", "trajectory", "k", "sample")

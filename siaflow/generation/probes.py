@@ -21,15 +21,15 @@ The cue depends on the prefix:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import polars as pl
 
-from siaflow.answers import NULL, answer_lines, answer_on_line, leaves_think_open, think_sections
-from siaflow.generation.backends.base import Backend, Decoding, Request
+from siaflow.answers import NULL, ResponseRules, answer_lines, answer_on_line, leaves_think_open, think_sections
+from siaflow.generation.backends.base import Backend, Request
 from siaflow.generation.rollouts import continuation_prefixes, draw_from_prefixes
 from siaflow.generation.sampling import stream_key
+from siaflow.generation.settings import DrawSettings
 from siaflow.keys import PROBE_VARIANT
 
 ANSWER_LINE_END = "\n"  # a probe ends at the end of its answer line
@@ -65,17 +65,17 @@ def probe_cue(prefix_text: str, spec: ProbeSpec, *, answer_type: str, preamble: 
     return spec.cue
 
 
-def probe_prefixes(backend: Backend, rollouts: pl.DataFrame, spec: ProbeSpec, *, stride: int, rules: dict) -> list:
+def probe_prefixes(
+    backend: Backend, rollouts: pl.DataFrame, spec: ProbeSpec, *, stride: int, rules: ResponseRules
+) -> list:
     """(question, trajectory, k, prefix ids + cue ids, prompt ids) for every checkpoint (k = 0 once
     per question, as ``rollouts.continuation_prefixes``), with the cue each prefix takes.
-    ``rules``: ``siaflow.answers.response_rules`` of the prompt (answer type, preamble, settled)."""
+    ``rules``: the prompt's ``ResponseRules`` (answer type, preamble, settled)."""
     out, cues = [], {}
     # the trajectory's own prefixes (the seed only shuffles the shuffled variant's)
     for q, j, k, prefix, prompt in continuation_prefixes(rollouts, stride=stride, seed=0, variant="original"):
         text = backend.decode(prefix)
-        cue = probe_cue(
-            text, spec, answer_type=rules["answer_type"], preamble=rules["preamble"], settled=rules["settled"](text)
-        )
+        cue = probe_cue(text, spec, answer_type=rules.answer_type, preamble=rules.preamble, settled=rules.settled(text))
         if cue not in cues:
             cues[cue] = backend.encode_text(cue) if cue else []
         out.append((q, j, k, prefix + cues[cue], prompt))
@@ -83,8 +83,9 @@ def probe_prefixes(backend: Backend, rollouts: pl.DataFrame, spec: ProbeSpec, *,
 
 
 def probe_requests(prefixes: list, spec: ProbeSpec, *, seed: int, stop: tuple[str, ...] = ()) -> list[Request]:
-    """K samples of at most ``spec.max_new_tokens`` per prefix, each on its own random stream (the
-    ``probe`` stream: never one of the full continuations'), ended at the end of the answer line."""
+    """K = ``spec.n_samples`` samples of at most ``spec.max_new_tokens`` per prefix, each on its own
+    random stream (the ``probe`` stream: never one of the full continuations'), ended at the end of
+    the answer line."""
     ends = tuple(dict.fromkeys((*stop, ANSWER_LINE_END)))
     return [
         Request(
@@ -103,17 +104,15 @@ def probe_prefix_batch(
     prefixes: list,
     spec: ProbeSpec,
     *,
-    decoding: Decoding,
-    seed: int,
-    extract: Callable[[str], str],
-    settled: Callable[[str], bool],
-    stop: tuple[str, ...] = (),
+    draw: DrawSettings,
+    rules: ResponseRules,
 ) -> tuple[pl.DataFrame, dict]:
     """The probe samples of some prefixes (from ``probe_prefixes``), one row per sample in sample
-    order, and the token ledger of this work (generated tokens, the prompt tokens prefilled)."""
-    requests = probe_requests(prefixes, spec, seed=seed, stop=stop)
+    order, and the token ledger of this work (generated tokens, the prompt tokens prefilled). Each
+    probe ends at its settled answer (``rules.settled``), whatever ``stop_at_answer`` says."""
+    requests = probe_requests(prefixes, spec, seed=draw.seed, stop=rules.stop)
     df, gens, work = draw_from_prefixes(
-        backend, prefixes, requests, decoding, extract=extract, answer_final=settled, progress="probes"
+        backend, prefixes, requests, draw.decoding, extract=rules.extract, answer_final=rules.settled, progress="probes"
     )
     # each sample's own text (after the cue), for Dynasor's hedge-word check (early_exit.dynasor_exit)
     df = df.with_columns(text=pl.Series([backend.decode(g.token_ids) for gs in gens for g in gs], dtype=pl.String))
@@ -130,31 +129,39 @@ def run_probes(
     rollouts: pl.DataFrame,
     spec: ProbeSpec,
     *,
-    stride: int,
-    decoding: Decoding,
-    seed: int,
-    rules: dict,
+    draw: DrawSettings,
+    rules: ResponseRules,
     output=None,
     part_prefixes: int = 256,
 ) -> tuple[pl.DataFrame, dict]:
-    """K forced-answer probes of every checkpoint prefix of ``rollouts`` (the trajectories with
-    continuations), one row per sample, and the token ledger. ``decoding``: the temperature and
-    top-p of the continuations (the token budget is the probe's own). With ``output`` the work is
-    saved in parts beside it and a rerun after a kill resumes (``siaflow.generation.resume``)."""
-    prefixes = probe_prefixes(backend, rollouts, spec, stride=stride, rules=rules)
-    kw = dict(decoding=decoding, seed=seed, extract=rules["extract"], settled=rules["settled"], stop=rules["stop"])
+    """K = ``spec.n_samples`` forced-answer probes of every checkpoint prefix (at ``draw.stride``)
+    of ``rollouts`` (the trajectories with continuations), one row per sample, and the token
+    ledger. ``draw.decoding``: the temperature and top-p of the continuations (the token budget is
+    the probe's own). With ``output`` the work is saved in parts beside it and a rerun after a kill
+    resumes (``siaflow.generation.resume``)."""
+    if draw.n_samples != spec.n_samples:
+        raise ValueError(f"probe draws: n_samples {draw.n_samples} is not the probe's K ({spec.n_samples})")
+    prefixes = probe_prefixes(backend, rollouts, spec, stride=draw.stride, rules=rules)
 
     def work(chunk):
-        return probe_prefix_batch(backend, list(chunk), spec, **kw)
+        return probe_prefix_batch(backend, list(chunk), spec, draw=draw, rules=rules)
 
     if output is None or not prefixes:
         df, ledger = work(prefixes)
     else:
         from siaflow.generation.resume import run_in_parts
 
-        identity = {"stride": stride, "seed": seed, "variant": PROBE_VARIANT, "probe": spec.as_dict(), "text": True}
-        identity.update(stop=list(rules["stop"]), decoding=decoding.as_dict(), **backend.info.identity())
-        identity.update(reading=rules["reading"])
+        identity = {**probe_identity(draw, rules, spec), **backend.info.identity()}
         df, ledger = run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)
     ledger["cue_tokens"] = sum(len(p[3]) - p[2] for p in prefixes)  # prompt tokens the cues added
     return df, ledger
+
+
+def probe_identity(draw: DrawSettings, rules: ResponseRules, spec: ProbeSpec) -> dict:
+    """What resumable probe parts depend on: the draw settings but K, which is the spec's (saved
+    under ``probe``), the variant always ``probe``, and the response rules but ``stop_at_answer``
+    (a probe ends at its settled answer either way)."""
+    identity = {**draw.as_identity(), "variant": PROBE_VARIANT, "probe": spec.as_dict(), "text": True}
+    identity |= {k: v for k, v in rules.as_identity().items() if k != "stop_at_answer"}
+    del identity["K"]
+    return identity

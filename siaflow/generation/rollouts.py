@@ -13,8 +13,10 @@ from collections.abc import Callable
 
 import polars as pl
 
+from siaflow.answers import ResponseRules
 from siaflow.generation.backends.base import TOKEN_STAT_FIELDS, Backend, Decoding, Request, token_at
 from siaflow.generation.sampling import stream_key
+from siaflow.generation.settings import DrawSettings
 from siaflow.keys import VARIANTS, checkpoint_positions, draw_tokens
 
 SHARED_TRAJECTORY = -1
@@ -47,27 +49,21 @@ def run_rollouts(
     questions: pl.DataFrame,
     prompts: list[str],
     *,
-    decoding: Decoding,
-    n_trajectories: int,
-    seed: int,
-    extract: Callable[[str], str],
+    draw: DrawSettings,
+    rules: ResponseRules,
     prompt_ids: list[list[int]] | None = None,
-    answer_final: Callable[[str], bool] | None = None,
-    stop: tuple[str, ...] = (),
-    locate: Callable[[str], int | None] | None = None,
 ) -> pl.DataFrame:
-    """Sample ``n_trajectories`` responses per question, with per-token log-prob and entropy.
-    ``prompt_ids`` default to ``backend.encode`` of each prompt text.
+    """Sample ``draw.n_samples`` responses per question (``draw``: decoding and seed), with
+    per-token log-prob and entropy. ``prompt_ids`` default to ``backend.encode`` of each prompt text.
 
-    A response ends at its settled answer (``answer_final``: finish reason "answer"), at one of the
-    prompt's ``stop`` strings (cut, "stop_sequence"), at EOS ("stop") or at the token limit
-    ("length"): T is the response's own length, so every checkpoint lies inside the response.
+    A response ends at its settled answer (``rules.answer_final``: finish reason "answer"), at one
+    of the prompt's ``rules.stop`` strings (cut, "stop_sequence"), at EOS ("stop") or at the token
+    limit ("length"): T is the response's own length, so every checkpoint lies inside the response.
 
-    ``locate``: where in a response the statement that ``extract`` reads begins (a character offset,
-    None when the answer is NULL: ``response_rules(...)["answer_start"]``). Each row's
-    ``answer_start`` is the index of the generated token that holds that character (``token_at``),
-    null where the answer is NULL or without ``locate``: checkpoint k is before the answer when
-    k <= answer_start and k < T."""
+    ``rules.answer_start``: where in a response the statement that ``rules.extract`` reads begins (a
+    character offset, None when the answer is NULL). Each row's ``answer_start`` is the index of the
+    generated token that holds that character (``token_at``), null where the answer is NULL or
+    without it: checkpoint k is before the answer when k <= answer_start and k < T."""
     prompt_ids = (
         [tuple(ids) for ids in prompt_ids] if prompt_ids is not None else [tuple(backend.encode(p)) for p in prompts]
     )
@@ -76,15 +72,27 @@ def run_rollouts(
     requests = [
         Request(
             ids,
-            tuple(stream_key(seed, "rollout", q, j) for j in range(n_trajectories)),
+            tuple(stream_key(draw.seed, "rollout", q, j) for j in range(draw.n_samples)),
             answer_start=len(ids),
-            stop=tuple(stop),
+            stop=tuple(rules.stop),
         )
         for q, ids in zip(qids, prompt_ids)
     ]
-    gens = backend.generate(requests, decoding, token_stats=True, progress="rollouts", answer_final=answer_final)
+    gens = backend.generate(
+        requests, draw.decoding, token_stats=True, progress="rollouts", answer_final=rules.answer_final
+    )
     rows = [
-        _rollout_row(backend, g, extract, locate, question=q, trajectory=j, prompt=prompt, prompt_ids=ids, gold=gold)
+        _rollout_row(
+            backend,
+            g,
+            rules.extract,
+            rules.answer_start,
+            question=q,
+            trajectory=j,
+            prompt=prompt,
+            prompt_ids=ids,
+            gold=gold,
+        )
         for q, gold, prompt, ids, gs in zip(qids, questions["gold"], prompts, prompt_ids, gens)
         for j, g in enumerate(gs)
     ]
@@ -176,19 +184,17 @@ CONTINUATION_SCHEMA = {
 }
 
 
-def continuation_requests(
-    prefixes: list, *, n_continuations: int, decoding: Decoding, seed: int, stop: tuple[str, ...] = ()
-) -> list[Request]:
-    """One request of K samples per prefix (question, trajectory, k, prefix ids, prompt ids), each
-    sample on its own random stream. A continuation completes a response of at most
-    ``max_new_tokens``: after a prefix of k tokens it may add max_new_tokens - k."""
+def continuation_requests(prefixes: list, draw: DrawSettings, stop: tuple[str, ...] = ()) -> list[Request]:
+    """One request of K = ``draw.n_samples`` samples per prefix (question, trajectory, k, prefix
+    ids, prompt ids), each sample on its own random stream. A continuation completes a response of
+    at most ``max_new_tokens``: after a prefix of k tokens it may add max_new_tokens - k."""
     return [
         Request(
             tuple(prompt + prefix),
-            tuple(stream_key(seed, "continuation", q, j, k, s) for s in range(n_continuations)),
+            tuple(stream_key(draw.seed, "continuation", q, j, k, s) for s in range(draw.n_samples)),
             answer_start=len(prompt),
             stop=tuple(stop),
-            max_new_tokens=decoding.max_new_tokens - len(prefix),
+            max_new_tokens=draw.decoding.max_new_tokens - len(prefix),
         )
         for q, j, k, prefix, prompt in prefixes
     ]
@@ -198,39 +204,34 @@ def continue_prefixes(
     backend: Backend,
     prefixes: list,
     *,
-    n_continuations: int,
-    decoding: Decoding,
-    seed: int,
-    variant: str,
-    extract: Callable[[str], str],
-    answer_final: Callable[[str], bool] | None = None,
+    draw: DrawSettings,
+    rules: ResponseRules,
     tails: dict | None = None,
-    stop: tuple[str, ...] = (),
 ) -> tuple[pl.DataFrame, dict]:
-    """K continuations of each given prefix (from ``continuation_prefixes``), one row per sample
-    in sample order, and the token ledger of this work.
+    """K = ``draw.n_samples`` continuations of each given prefix (from ``continuation_prefixes``),
+    one row per sample in sample order, and the token ledger of this work.
 
-    With ``answer_final`` a continuation stops as soon as its answer (extracted from prefix +
+    With ``rules.answer_final`` a continuation stops as soon as its answer (extracted from prefix +
     continuation) can no longer change: the answers are those of running it to the end.
     ``tails[(question, trajectory)]``: tokens a trajectory generated after its own answer settled,
     the ledger's estimate of what an early-stopped continuation would have gone on to generate.
-    ``stop``: the prompt's stop strings, which end a continuation as they end a rollout."""
-    requests = continuation_requests(prefixes, n_continuations=n_continuations, decoding=decoding, seed=seed, stop=stop)
+    ``rules.stop``: the prompt's stop strings, which end a continuation as they end a rollout."""
+    requests = continuation_requests(prefixes, draw, rules.stop)
     df, gens, work = draw_from_prefixes(
         backend,
         prefixes,
         requests,
-        decoding,
-        extract=extract,
-        answer_final=answer_final,
-        progress=f"continuations ({variant})",
+        draw.decoding,
+        extract=rules.extract,
+        answer_final=rules.answer_final,
+        progress=f"continuations ({draw.variant})",
     )
     tails = tails or {}
     settled = sum(g.finish_reason == "answer" for gs in gens for g in gs)
     tail_tokens = sum(
         tails.get((q, j), 0) for (q, j, *_), gs in zip(prefixes, gens) for g in gs if g.finish_reason == "answer"
     )
-    ledger = {"prefixes": work["prefixes"], "continuations": len(requests) * n_continuations}
+    ledger = {"prefixes": work["prefixes"], "continuations": len(requests) * draw.n_samples}
     ledger.update(prompt_tokens=work["prompt_tokens"], generated_tokens=work["generated_tokens"])
     ledger.update(
         settled_at_answer=settled,
@@ -289,20 +290,14 @@ def run_continuations(
     backend: Backend,
     rollouts: pl.DataFrame,
     *,
-    stride: int,
-    n_continuations: int,
-    decoding: Decoding,
-    seed: int,
-    variant: str,
-    extract: Callable[[str], str],
+    draw: DrawSettings,
+    rules: ResponseRules,
     output=None,
     part_prefixes: int = 256,
     shared_k0: pl.DataFrame | None = None,
-    answer_final: Callable[[str], bool] | None = None,
-    stop: tuple[str, ...] = (),
-    reading: dict | None = None,
 ) -> tuple[pl.DataFrame, dict]:
-    """K continuations of every checkpoint prefix, one row per sample in sample order (so a
+    """K = ``draw.n_samples`` continuations of every checkpoint prefix (at ``draw.stride``, of
+    ``draw.variant``), one row per sample in sample order (so a
     coarser K' <= K is an exact sub-sample), with each sample's extracted answer.
 
     The answer is extracted from prefix + continuation: at k = T the prefix already holds it.
@@ -310,39 +305,29 @@ def run_continuations(
     With ``output``, work is saved in parts of ``part_prefixes`` prefixes beside it and a rerun
     after a kill resumes (``siaflow.generation.resume``). ``shared_k0``: the empty-prefix (k = 0) rows of
     another variant of the same shard. The empty prefix is the same in every variant, so its draws
-    are reused instead of sampled again. ``answer_final``: stop each continuation once its answer
-    is settled (``continue_prefixes``). Returns the table and a token ledger, whose
+    are reused instead of sampled again. ``rules.answer_final``: stop each continuation once its
+    answer is settled (``continue_prefixes``). Returns the table and a token ledger, whose
     ``naive_generated_tokens`` estimates what the naive procedure (every continuation run to its
     end, the empty prefix sampled once per trajectory and per variant) would have generated.
-    ``reading``: how ``extract`` reads (``response_rules``); parts read otherwise are not resumed."""
-    prefixes = list(continuation_prefixes(rollouts, stride=stride, seed=seed, variant=variant))
-    tails = answer_tails(backend, rollouts, answer_final) if answer_final is not None else {}
-    k0, prefixes = _take_shared_k0(shared_k0, prefixes, n_continuations)
-
-    kw = dict(n_continuations=n_continuations, decoding=decoding, seed=seed, variant=variant, extract=extract)
-    kw.update(answer_final=answer_final, tails=tails, stop=stop)
+    Parts drawn or read otherwise (``draw.as_identity``, ``rules.as_identity``) are not resumed."""
+    prefixes = list(continuation_prefixes(rollouts, stride=draw.stride, seed=draw.seed, variant=draw.variant))
+    tails = answer_tails(backend, rollouts, rules.answer_final) if rules.answer_final is not None else {}
+    k0, prefixes = _take_shared_k0(shared_k0, prefixes, draw.n_samples)
 
     def work(chunk):
-        return continue_prefixes(backend, list(chunk), **kw)
+        return continue_prefixes(backend, list(chunk), draw=draw, rules=rules, tails=tails)
 
     if output is None or not prefixes:
         df, ledger = work(prefixes)
     else:
         from siaflow.generation.resume import run_in_parts
 
-        identity = {
-            "stride": stride,
-            "K": n_continuations,
-            "seed": seed,
-            "variant": variant,
-            "shared_k0": k0 is not None,
-        }
-        identity.update(stop_at_answer=answer_final is not None, stop=list(stop), decoding=decoding.as_dict())
-        identity.update(reading=reading, **backend.info.identity())
+        identity = {**draw.as_identity(), "shared_k0": k0 is not None, **rules.as_identity()}
+        identity.update(backend.info.identity())
         df, ledger = run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)
     if k0 is not None:
         df = pl.concat([k0, df]).sort("question_id", "trajectory", "k", "sample", maintain_order=True)
-        ledger = {**ledger, "shared_prefixes": k0.height // n_continuations}
+        ledger = {**ledger, "shared_prefixes": k0.height // draw.n_samples}
     ledger["naive_generated_tokens"] = _naive_with_k0(df, ledger, rollouts, shared=k0 is not None)
     return df, ledger
 

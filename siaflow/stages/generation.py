@@ -10,12 +10,13 @@ import torch
 
 from siaflow import io
 from siaflow.analysis.estimators import sia_trajectories
-from siaflow.answers import response_rules
+from siaflow.answers import ResponseRules, response_rules
 from siaflow.generation.backends import Decoding, backend_for, make_backend
 from siaflow.generation.imported import continuations_table, rollouts_table
 from siaflow.generation.probes import ProbeSpec, run_probes
 from siaflow.generation.resume import clear_parts, run_in_parts
 from siaflow.generation.rollouts import ROLLOUT_COLUMNS, rescore_rollouts, run_continuations, run_rollouts
+from siaflow.generation.settings import DrawSettings
 from siaflow.inputs.datasets import build_prompts, shard_slice
 from siaflow.inputs.generation_files import read_continuations, read_rollouts, rollout_keys, sha256
 from siaflow.inputs.generations import files_of
@@ -29,7 +30,7 @@ def _shard_questions(sm) -> tuple[pl.DataFrame, tuple[int, int]]:
     return df.slice(start, stop - start), (start, stop)
 
 
-def _rules(sm, example_prompt: str) -> dict:
+def _rules(sm, example_prompt: str) -> ResponseRules:
     return response_rules(
         sm.params.dataset,
         sm.params.prompt,
@@ -48,46 +49,26 @@ def rollouts(sm) -> None:
     questions, qrange = _shard_questions(sm)
     backend = backend_for(p.model, s, label=sm.wildcards.model)
     prompts, prompt_ids = build_prompts(backend, p.prompt, questions)
-    decoding = Decoding(**p.decoding)
+    draw = DrawSettings.of(p.decoding, s, n_samples=p.n_rollouts)
     rules = _rules(sm, prompts[0])
 
     def work(idx):
         idx = list(idx)
-        df = run_rollouts(
-            backend,
-            questions[idx],
-            [prompts[i] for i in idx],
-            decoding=decoding,
-            n_trajectories=p.n_rollouts,
-            seed=s["seed"],
-            extract=rules["extract"],
-            prompt_ids=[prompt_ids[i] for i in idx],
-            answer_final=rules["answer_final"],
-            stop=rules["stop"],
-            locate=rules["answer_start"],
-        )
+        ids = [prompt_ids[i] for i in idx]
+        df = run_rollouts(backend, questions[idx], [prompts[i] for i in idx], draw=draw, rules=rules, prompt_ids=ids)
         return df, {"trajectories": df.height}
 
-    identity = {
-        "questions": questions["question_id"].to_list(),
-        "prompts": prompts,
-        "decoding": decoding.as_dict(),
-        "seed": s["seed"],
-        "n_rollouts": p.n_rollouts,
-        **backend.info.identity(),
-        "stop_at_answer": s["stop_at_answer"],
-        "stop": list(rules["stop"]),
-        "reading": rules["reading"],
-        "columns": list(ROLLOUT_COLUMNS),  # parts an older siaflow wrote, without answer_start, are redone
-    }
+    identity = {"questions": questions["question_id"].to_list(), "prompts": prompts, **draw.rollout_identity()}
+    identity |= {**backend.info.identity(), **rules.as_identity()}
+    identity["columns"] = list(ROLLOUT_COLUMNS)  # parts an older siaflow wrote, without answer_start, are redone
     df, _ = run_in_parts(
         list(range(questions.height)), work, output=sm.output[0], chunk=s["parts"]["questions"], identity=identity
     )
     token_stats = {"source": backend.info.name, "entropy_kind": backend.info.entropy_kind}
     if backend.info.entropy_kind != "exact" and s["exact_token_stats"]:
-        df, token_stats = _exact_token_stats(backend, df, p.model, decoding)
+        df, token_stats = _exact_token_stats(backend, df, p.model, draw.decoding)
     df = df.with_columns(model=pl.lit(sm.wildcards.model), dataset=pl.lit(sm.wildcards.dataset))
-    prov = _rollouts_provenance(sm, backend, qrange, prompts[0], decoding, rules, token_stats, df)
+    prov = _rollouts_provenance(sm, backend, qrange, prompts[0], draw.decoding, rules, token_stats, df)
     io.write_parquet(df, sm.output[0], prov)
     clear_parts(sm.output[0])
     backend.close()  # while the job's log is open: vLLM logs its engine's shutdown
@@ -118,8 +99,8 @@ def _rollouts_provenance(sm, backend, qrange, example_prompt, decoding, rules, t
         n_trajectories=s["n_trajectories"],
         n_rollouts=p.n_rollouts,
         stop_at_answer=s["stop_at_answer"],
-        stop=list(rules["stop"]),
-        response_preamble=rules["preamble"],
+        stop=list(rules.stop),
+        response_preamble=rules.preamble,
         entropy_kind=token_stats["entropy_kind"],
         token_stats=token_stats,
         finish_reasons=dict(df["finish_reason"].value_counts().iter_rows()),
@@ -229,22 +210,10 @@ def continuations_both_variants(sm) -> None:
 def _continue_variant(sm, backend, roll, variant: str, output: str, shared_k0):
     p, s = sm.params, sm.params.sampling
     rules = _rules(sm, roll["prompt"][0] if roll.height else "")
+    draw = DrawSettings.of(p.decoding, s, n_samples=s["n_continuations"], stride=p.stride, variant=variant)
     t0 = time.perf_counter()
     df, ledger = run_continuations(
-        backend,
-        roll,
-        stride=p.stride,
-        n_continuations=s["n_continuations"],
-        decoding=Decoding(**p.decoding),
-        seed=s["seed"],
-        variant=variant,
-        extract=rules["extract"],
-        output=output,
-        part_prefixes=s["parts"]["prefixes"],
-        shared_k0=shared_k0,
-        answer_final=rules["answer_final"],
-        stop=rules["stop"],
-        reading=rules["reading"],
+        backend, roll, draw=draw, rules=rules, output=output, part_prefixes=s["parts"]["prefixes"], shared_k0=shared_k0
     )
     ledger["seconds"] = round(time.perf_counter() - t0, 3)  # generation time: the cost plan's throughput
     prov = {
@@ -265,17 +234,11 @@ def probes(sm) -> None:
     roll, backend = _setup_continuations(sm)
     p, s = sm.params, sm.params.sampling
     spec = ProbeSpec.of(p.probe)
+    draw = DrawSettings.of(p.decoding, s, n_samples=spec.n_samples, stride=p.stride, variant=PROBE_VARIANT)
+    rules = _rules(sm, roll["prompt"][0] if roll.height else "")
     t0 = time.perf_counter()
     df, ledger = run_probes(
-        backend,
-        roll,
-        spec,
-        stride=p.stride,
-        decoding=Decoding(**p.decoding),
-        seed=s["seed"],
-        rules=_rules(sm, roll["prompt"][0] if roll.height else ""),
-        output=sm.output[0],
-        part_prefixes=s["parts"]["prefixes"],
+        backend, roll, spec, draw=draw, rules=rules, output=sm.output[0], part_prefixes=s["parts"]["prefixes"]
     )
     ledger["seconds"] = round(time.perf_counter() - t0, 3)
     prov = {
