@@ -20,7 +20,7 @@ def _setup(cfg: dict, model: str, n_questions: int, dataset: str):
     import polars as pl
 
     from siaflow.answers import response_rules
-    from siaflow.generation.backends import make_backend
+    from siaflow.generation.backends import EngineSettings, TransformersSettings, open_backend
     from siaflow.generation.rollouts import run_rollouts
     from siaflow.generation.settings import DrawSettings
     from siaflow.inputs.datasets import build_prompts, load_dataset, prompt_for
@@ -28,7 +28,8 @@ def _setup(cfg: dict, model: str, n_questions: int, dataset: str):
     dspec = cfg["datasets"][dataset]
     questions = load_dataset(dataset, {**dspec, "n_questions": n_questions})
     mspec = cfg["models"][model]
-    backend = make_backend("transformers", str(ROOT / mspec["path"]), batch_rows=cfg["sampling"]["batch_rows"])
+    engine = TransformersSettings(batch_rows=cfg["sampling"]["batch_rows"])
+    backend = open_backend(EngineSettings("transformers", str(ROOT / mspec["path"]), engine))
     template = cfg["prompts"][prompt_for(mspec, dspec["answer_type"])]
     prompts, ids = build_prompts(backend, template, questions)
     draw = DrawSettings.of(cfg["decoding"], cfg["sampling"], n_samples=cfg["sampling"]["n_trajectories"])

@@ -33,9 +33,9 @@ def _requests(backend, n: int, tag: str):
 
 
 def transformers_throughput(model: str) -> dict:
-    from siaflow.generation.backends import Decoding, make_backend
+    from siaflow.generation.backends import Decoding, EngineSettings, TransformersSettings, open_backend
 
-    backend = make_backend("transformers", model, device="cuda", batch_rows=512)
+    backend = open_backend(EngineSettings("transformers", model, TransformersSettings(device="cuda", batch_rows=512)))
     dec = Decoding(temperature=0.7, top_p=0.95, max_new_tokens=128)
     backend.generate(_requests(backend, 4, "warm-up"), dec)
     t0 = time.perf_counter()
@@ -55,11 +55,18 @@ def vllm_checks(model: str) -> dict:
     """vLLM against the transformers backend on the same model."""
     import torch
 
-    from siaflow.generation.backends import Decoding, Request, make_backend
+    from siaflow.generation.backends import (
+        Decoding,
+        EngineSettings,
+        Request,
+        TransformersSettings,
+        VLLMSettings,
+        open_backend,
+    )
     from siaflow.generation.sampling import nucleus_logprobs, token_entropy
 
-    vl = make_backend("vllm", model, logprobs=20, gpu_memory_utilization=0.5)
-    hf = make_backend("transformers", model, device="cuda")
+    vl = open_backend(EngineSettings("vllm", model, VLLMSettings(logprobs=20, gpu_memory_utilization=0.5)))
+    hf = open_backend(EngineSettings("transformers", model, TransformersSettings(device="cuda")))
     dec = Decoding(temperature=0.5, top_p=0.9, max_new_tokens=64)
     two = vl.generate([Request(tuple(vl.encode(PROMPTS[0])), (1, 2))], dec)[0]
     gens = vl.generate(_requests(vl, 2, "vllm"), dec, token_stats=True)

@@ -35,9 +35,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", default="bench/results-vllm.json")
     args = ap.parse_args()
-    from dataclasses import replace
+    from dataclasses import asdict, replace
 
-    from vllm_support import smollm2_engine, smollm2_rollouts
+    from vllm_support import ENGINE, smollm2_engine, smollm2_rollouts
 
     from siaflow.generation.backends import Decoding
     from siaflow.generation.rollouts import continuation_prefixes
@@ -65,6 +65,7 @@ def main() -> None:
         "engine_start_s": round(started, 1),
         "cases": best,
         "settings": engine.info.settings,
+        "engine_settings": asdict(ENGINE),
     }
     Path(ROOT / args.out).write_text(json.dumps(result, indent=2) + "\n")
     engine.close()

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from conftest import ROOT, tiny_config
 
+from siaflow.answers import ResponseRules
 from siaflow.config import ConfigError
 from siaflow.generation.imported import continuations_table
 from siaflow.inputs.generation_files import GenerationsError, read_continuations, read_rollouts
@@ -100,7 +101,7 @@ def _draws(tmp_path, rows):
     path = _jsonl(tmp_path / "c.jsonl", rows)
     roll = pl.DataFrame({"question_id": ["q0"], "trajectory": [0], "token_ids": [[ord(c) for c in "ab #### 3"]]})
     got = read_continuations([path], keys)
-    rules = {"extract": lambda t: t[-1]}
+    rules = ResponseRules(lambda t: t[-1])
     return continuations_table(_Chars(), got, roll, rules=rules, stride=4, n_continuations=2, files=[path]), path
 
 

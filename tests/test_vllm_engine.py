@@ -12,7 +12,7 @@ import pytest
 from vllm_support import ENGINE, quantile, reference_stats, require_vllm, smollm2_dir, smollm2_engine, smollm2_rollouts
 
 from siaflow.answers import ResponseRules
-from siaflow.generation.backends import Decoding, make_backend
+from siaflow.generation.backends import Decoding, EngineSettings, make_backend, open_backend
 from siaflow.generation.backends.base import FINISH_REASONS, TextWatch
 from siaflow.generation.rollouts import continuation_prefixes, continue_prefixes, rescore_rollouts, run_continuations
 from siaflow.generation.settings import DrawSettings
@@ -202,7 +202,7 @@ def test_a_model_vllm_cannot_load_is_named(tmp_path):
     broken.mkdir()
     (broken / "config.json").write_text(json.dumps({"model_type": "no-such-architecture"}))
     with pytest.raises(RuntimeError, match="vLLM could not load model 'my-model' from .*broken"):
-        make_backend("vllm", str(broken), label="my-model", **ENGINE)
+        open_backend(EngineSettings("vllm", str(broken), ENGINE, label="my-model"))
     # a directory from an older build_model, whose config still declares GGUF quantization
     old = tmp_path / "old-build"
     shutil.copytree(smollm2_dir(), old)
@@ -210,7 +210,7 @@ def test_a_model_vllm_cannot_load_is_named(tmp_path):
     cfg["quantization_config"] = {"quant_method": "gguf", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
     (old / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="model 'smollm2-chat'.*declares GGUF quantization.*build_model"):
-        make_backend("vllm", str(old), label="smollm2-chat", **ENGINE)
+        open_backend(EngineSettings("vllm", str(old), ENGINE, label="smollm2-chat"))
 
 
 def test_a_batch_larger_than_one_engine_step_samples_with_its_seeds(engine):

@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from siaflow.generation.backends.engine_settings import VLLMSettings
+
 ROOT = Path(__file__).resolve().parents[1]
 SMOLLM2 = yaml.safe_load((ROOT / "config/smollm2.yaml").read_text())
 # vLLM's CPU engine on a 2-core machine: both cores for the engine, a small KV cache
 ENGINE_ENV = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
 # float32 as the reference computes (vLLM's CPU build picks bfloat16 for "auto": logprobs then
 # differ from a float32 pass by up to 0.25 nats; in float32 by 4e-5)
-ENGINE = {"dtype": "float32", "enforce_eager": True, "block_size": 32, "kv_cache_gib": 1}
+ENGINE = VLLMSettings(dtype="float32", enforce_eager=True, block_size=32, kv_cache_gib=1)
 
 
 def require_vllm():
@@ -44,11 +46,11 @@ def smollm2_dir() -> str:
 def smollm2_engine():
     """The in-process vLLM engine the tests and the bench use: SmolLM2 with ENGINE's settings, in
     ENGINE_ENV's environment (where the caller has not set those variables itself)."""
-    from siaflow.generation.backends import make_backend
+    from siaflow.generation.backends import EngineSettings, open_backend
 
     for k, v in ENGINE_ENV.items():
         os.environ.setdefault(k, v)
-    return make_backend("vllm", smollm2_dir(), seed=0, **ENGINE)
+    return open_backend(EngineSettings("vllm", smollm2_dir(), ENGINE))
 
 
 def questions(dataset: str, n: int):

@@ -2,15 +2,23 @@
 
 ``REGISTRY`` maps a backend name (``models.<name>.backend``) to ``"module:Class"``; the module is
 imported only when its backend is built, so analysis code never needs torch or vLLM. A new engine
-is a ``Backend`` subclass and one line here.
+is a ``Backend`` subclass, its settings (``engine_settings``) and one line here and there.
+A backend is built from an ``EngineSettings`` (``open_backend``): from the config by
+``backend_for`` (``engine_for`` reads it), or by ``make_backend`` from keyword options.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 
 from siaflow.generation.backends.base import Backend, BackendInfo, Decoding, Generation, Request
+from siaflow.generation.backends.engine_settings import (
+    EngineSettings,
+    ServerSettings,
+    TransformersSettings,
+    VLLMSettings,
+    engine_of,
+)
 
 REGISTRY = {
     "transformers": "siaflow.generation.backends.hf:TransformersBackend",
@@ -27,30 +35,48 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(importlib.import_module(module), cls)
 
 
-def make_backend(name: str, model: str, *, revision: str | None = None, **options) -> Backend:
-    """Build the backend ``name`` for ``model`` (a local directory or hub id). Options the backend's
-    constructor does not take are dropped (vLLM schedules its own batches: no ``batch_rows``)."""
-    cls = backend_class(name)
-    accepted = inspect.signature(cls.__init__).parameters
-    return cls(model, revision=revision, **{k: v for k, v in options.items() if k in accepted})
+def open_backend(settings: EngineSettings) -> Backend:
+    """The backend ``settings`` name, started on its weights with its kind's settings."""
+    cls = backend_class(settings.backend)
+    return cls(settings.model, settings.engine, revision=settings.revision, label=settings.label)
+
+
+def make_backend(name: str, model: str, *, revision: str | None = None, label: str | None = None, **options) -> Backend:
+    """The backend ``name`` for ``model`` (a local directory or hub id); ``options`` are fields of
+    its kind's settings (``engine_settings``), and one it does not take is an error naming it."""
+    engine = engine_of(name, options, f"make_backend({name!r})")
+    return open_backend(EngineSettings(name, model, engine, revision=revision, label=label))
 
 
 def backend_for(model_spec: dict, sampling: dict, label: str | None = None) -> Backend:
-    """The backend of a configured model (``models.<name>``) under the ``sampling`` settings; a vLLM
-    engine takes ``models.<name>.vllm``, its tensor parallelism from the model's GPUs when unset,
-    and a served model ``models.<name>.server``."""
-    backend = model_spec.get("backend", "transformers")
-    options = server_options(model_spec) if backend == "openai" else vllm_options(model_spec)
-    return make_backend(
-        backend,
-        model_spec["path"],
-        revision=model_spec.get("revision"),
-        dtype=model_spec.get("dtype", "auto"),
-        batch_rows=sampling["batch_rows"],
-        share_rows=sampling["share_rows"],
-        label=label,
-        **options,
-    )
+    """The backend of a configured model (``models.<name>``) under the ``sampling`` settings."""
+    return open_backend(engine_for(model_spec, sampling, label))
+
+
+def engine_for(model_spec: dict, sampling: dict, label: str | None = None) -> EngineSettings:
+    """How a configured model's engine runs, the one place it is read from the config: a vLLM
+    engine from ``models.<name>.vllm`` (its tensor parallelism from the model's GPUs when unset),
+    a served model from ``models.<name>.server``, the transformers backend from ``sampling``
+    (``batch_rows``, ``share_rows``); the model's ``dtype`` for both engines that load weights."""
+    backend, where = model_spec.get("backend", "transformers"), f"models.{label or '<name>'}"
+    dtype = model_spec.get("dtype", "auto")
+    if backend == "openai":
+        engine = engine_of(backend, server_options(model_spec), f"{where}.server")
+    elif backend == "vllm":
+        engine = engine_of(backend, {"dtype": dtype, **vllm_options(model_spec)}, f"{where}.vllm")
+    else:
+        options = {"dtype": dtype, "batch_rows": sampling["batch_rows"], "share_rows": sampling["share_rows"]}
+        engine = engine_of(backend, options, where)
+    return EngineSettings(backend, model_spec["path"], engine, revision=model_spec.get("revision"), label=label)
+
+
+def scorer_for(model_spec: dict, engine: Backend, label: str | None = None) -> Backend:
+    """The transformers backend that scores an engine's rollouts exactly (the scoring pass): the
+    same weights, in the dtype the engine ran in, DeepConf's k = the engine's top k."""
+    dtype = str(engine.info.settings.get("dtype", model_spec.get("dtype", "auto"))).removeprefix("torch.")
+    options = TransformersSettings(dtype=dtype, confidence_top_k=getattr(engine, "logprobs", 20))
+    revision = model_spec.get("revision")
+    return open_backend(EngineSettings("transformers", model_spec["path"], options, revision=revision, label=label))
 
 
 def server_options(model_spec: dict) -> dict:
@@ -76,8 +102,16 @@ __all__ = [
     "Decoding",
     "Generation",
     "Request",
+    "EngineSettings",
+    "ServerSettings",
+    "TransformersSettings",
+    "VLLMSettings",
     "make_backend",
+    "open_backend",
     "backend_for",
+    "engine_for",
+    "scorer_for",
+    "server_options",
     "vllm_options",
     "BACKENDS",
     "REGISTRY",

@@ -30,24 +30,26 @@ from siaflow.generation.backends.base import (
     text_watch,
     unsampled,
 )
+from siaflow.generation.backends.engine_settings import TransformersSettings
 from siaflow.generation.sampling import distribution_stats, sample_tokens, sorted_nucleus, uniforms
 
 
 class TransformersBackend(HFTokenizerBackend):
+    """Any causal LM through transformers, run as ``settings`` say (``engine_settings``); ``label``
+    names the model in errors."""
+
     def __init__(
         self,
         model: str,
+        settings: TransformersSettings | None = None,
+        *,
         revision: str | None = None,
-        device: str = "auto",
-        dtype: str = "auto",
-        batch_rows: int = 256,
-        stop_token_ids: tuple[int, ...] = (),
-        trust_remote_code: bool = False,
-        share_rows: bool = True,
-        confidence_top_k: int = 20,
+        label: str | None = None,
     ):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        s = settings or TransformersSettings()
+        device, dtype, remote = s.device, s.dtype, s.trust_remote_code
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
@@ -56,24 +58,22 @@ class TransformersBackend(HFTokenizerBackend):
         ]
         if dtype == "auto" and self.device.type == "cpu":
             torch_dtype = torch.float32
-        self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision, trust_remote_code=trust_remote_code)
+        self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision, trust_remote_code=remote)
         self.model = (
-            AutoModelForCausalLM.from_pretrained(
-                model, revision=revision, dtype=torch_dtype, trust_remote_code=trust_remote_code
-            )
+            AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=torch_dtype, trust_remote_code=remote)
             .to(self.device)
             .eval()
         )
         eos = self.model.generation_config.eos_token_id if self.model.generation_config is not None else None
         eos = eos if eos is not None else self.tokenizer.eos_token_id
         eos = list(eos) if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
-        self.eos_token_ids = tuple(dict.fromkeys([*eos, *stop_token_ids]))
+        self.eos_token_ids = tuple(dict.fromkeys([*eos, *s.stop_token_ids]))
         if not self.eos_token_ids:
-            raise ValueError(f"model {model!r} defines no EOS token and no stop_token_ids were given")
+            raise ValueError(f"model {label or model!r} defines no EOS token and no stop_token_ids were given")
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_token_ids[0]
-        self.batch_rows = batch_rows
-        self.share_rows = share_rows
-        self.confidence_top_k = confidence_top_k  # DeepConf's k (vLLM's `logprobs`, 20 by default)
+        self.batch_rows = s.batch_rows
+        self.share_rows = s.share_rows
+        self.confidence_top_k = s.confidence_top_k  # DeepConf's k (vLLM's `logprobs`, 20 by default)
         # work actually done: prompt tokens prefilled, and decode-step rows (distinct token histories)
         self.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
         cfg = self.model.config
@@ -88,10 +88,10 @@ class TransformersBackend(HFTokenizerBackend):
             settings={
                 "dtype": str(self.model.dtype),
                 "device": self.device.type,
-                "share_rows": share_rows,
-                "confidence_top_k": confidence_top_k,
+                "share_rows": s.share_rows,
+                "confidence_top_k": s.confidence_top_k,
             },
-            extra={"device": str(self.device), "batch_rows": batch_rows, "build": local_build(str(model))},
+            extra={"device": str(self.device), "batch_rows": s.batch_rows, "build": local_build(str(model))},
         )
 
     # ---------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 from siaflow.generation.backends.base import BackendInfo, local_revision, progress_bar
+from siaflow.generation.backends.engine_settings import ServerSettings
 from siaflow.generation.backends.rounds import RoundsBackend, stop_ids
 from siaflow.generation.backends.vllm_protocol import LOGPROBS_MODE
 
@@ -44,49 +45,39 @@ class ServerError(RuntimeError):
 
 
 class ServedBackend(RoundsBackend):
-    def __init__(
-        self,
-        model: str,
-        revision: str | None = None,
-        *,
-        base_url: str,
-        served_model: str | None = None,
-        api_key_env: str | None = None,
-        logprobs: int = 20,
-        max_concurrency: int = 8,
-        timeout_s: float = 600.0,
-        retries: int = 4,
-        stop_token_ids: tuple[int, ...] = (),
-        label: str | None = None,
-    ):
+    """A model behind vLLM's OpenAI-compatible server, reached as ``settings`` say
+    (``models.<name>.server``); the tokenizer is ``model``'s, at ``revision``."""
+
+    def __init__(self, model: str, settings: ServerSettings, *, revision: str | None = None, label: str | None = None):
         from transformers import AutoTokenizer
 
         self.label = label or model
-        self.base_url = base_url.rstrip("/")
-        self.served_model = served_model or model
-        self._api_key = os.environ.get(api_key_env) if api_key_env else None
-        if api_key_env and not self._api_key:
+        s = settings
+        self.base_url = s.base_url.rstrip("/")
+        self.served_model = s.served_model or model
+        self._api_key = os.environ.get(s.api_key_env) if s.api_key_env else None
+        if s.api_key_env and not self._api_key:
             raise ServerError(
-                f"model {self.label!r}: the environment variable {api_key_env} (server.api_key_env) is not set"
+                f"model {self.label!r}: the environment variable {s.api_key_env} (server.api_key_env) is not set"
             )
-        self.timeout_s, self.retries, self.max_concurrency = float(timeout_s), int(retries), int(max_concurrency)
+        self.timeout_s, self.retries, self.max_concurrency = float(s.timeout_s), int(s.retries), int(s.max_concurrency)
         self._local = threading.local()
         self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
-        self.eos_token_ids = stop_ids(self.tokenizer, stop_token_ids)
-        self.logprobs = logprobs
+        self.eos_token_ids = stop_ids(self.tokenizer, s.stop_token_ids)
+        self.logprobs = s.logprobs
         self.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
         card = self._model_card()
         self.max_context = int(card.get("max_model_len") or self.tokenizer.model_max_length)
         version = self._get("/version").get("version")
         self._check_logprobs_mode()
-        settings = {"vllm": version, "served_model": self.served_model, "logprobs": logprobs}
-        settings.update(logprobs_mode=LOGPROBS_MODE, max_model_len=self.max_context)
+        depends = {"vllm": version, "served_model": self.served_model, "logprobs": s.logprobs}
+        depends.update(logprobs_mode=LOGPROBS_MODE, max_model_len=self.max_context)
         self.info = BackendInfo(
             "openai",
             model,
             local_revision(model, revision),
             "topk_approx",
-            settings=settings,
+            settings=depends,
             extra={"base_url": self.base_url, "max_concurrency": self.max_concurrency, "root": card.get("root")},
         )
 

@@ -40,6 +40,7 @@ import json
 from pathlib import Path
 
 from siaflow.generation.backends.base import BackendInfo, local_build, local_revision
+from siaflow.generation.backends.engine_settings import VLLMSettings
 from siaflow.generation.backends.rounds import RoundsBackend, stop_ids
 from siaflow.generation.backends.vllm_protocol import LOGPROBS_MODE
 
@@ -95,6 +96,27 @@ def _import_vllm(label: str):
     return vllm, LLM, SamplingParams, TokensPrompt
 
 
+def engine_args(model: str, revision: str | None, s: VLLMSettings) -> dict:
+    """``vllm.LLM``'s arguments for ``model`` under ``s`` (None: left to vLLM): prefix caching,
+    the processed log-probabilities of the top ``logprobs``, vLLM's own counters."""
+    return dict(
+        model=model,
+        revision=revision,
+        seed=s.seed,
+        dtype=s.dtype,
+        max_model_len=s.max_model_len,
+        gpu_memory_utilization=s.gpu_memory_utilization,
+        enable_prefix_caching=True,
+        max_logprobs=s.logprobs,
+        logprobs_mode=LOGPROBS_MODE,
+        tensor_parallel_size=s.tensor_parallel_size,
+        enforce_eager=s.enforce_eager,
+        disable_log_stats=False,  # vLLM's own counters: get_metrics()
+        kv_cache_memory_bytes=int(s.kv_cache_gib * 2**30) if s.kv_cache_gib else None,
+        block_size=s.block_size,
+    )
+
+
 def _start_engine(LLM, args: dict, model: str, label: str):
     """``vllm.LLM(**args)`` (unset options left to vLLM); an error naming the model and the settings
     to look at when the engine cannot start."""
@@ -109,61 +131,37 @@ def _start_engine(LLM, args: dict, model: str, label: str):
 
 
 class VLLMBackend(RoundsBackend):
-    """vLLM's offline engine (``vllm.LLM``) behind the ``Backend`` interface. The engine options
-    are ``models.<name>.vllm`` (``tensor_parallel_size`` from the model's GPUs when unset)."""
+    """vLLM's offline engine (``vllm.LLM``) behind the ``Backend`` interface, run with ``settings``
+    (``models.<name>.vllm``, ``tensor_parallel_size`` from the model's GPUs when unset:
+    ``backends.engine_for``)."""
 
     def __init__(
         self,
         model: str,
-        revision: str | None = None,
-        dtype: str = "auto",
-        seed: int = 0,
-        logprobs: int = 20,
-        stop_token_ids: tuple[int, ...] = (),
+        settings: VLLMSettings | None = None,
         *,
-        tensor_parallel_size: int = 1,
-        max_model_len: int | None = None,
-        gpu_memory_utilization: float = 0.9,
-        enforce_eager: bool = False,
-        kv_cache_gib: float | None = None,
-        block_size: int | None = None,
+        revision: str | None = None,
         label: str | None = None,
     ):
-        label = label or model
+        label, s = label or model, settings or VLLMSettings()
         vllm, LLM, SamplingParams, TokensPrompt = _import_vllm(label)
         check_loadable(model, label)
         self._SamplingParams, self._TokensPrompt = SamplingParams, TokensPrompt
-        args = dict(
-            model=model,
-            revision=revision,
-            seed=seed,
-            dtype=dtype,
-            max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization,
-            enable_prefix_caching=True,
-            max_logprobs=logprobs,
-            logprobs_mode=LOGPROBS_MODE,
-            tensor_parallel_size=tensor_parallel_size,
-            enforce_eager=enforce_eager,
-            disable_log_stats=False,  # vLLM's own counters: get_metrics()
-            kv_cache_memory_bytes=int(kv_cache_gib * 2**30) if kv_cache_gib else None,
-            block_size=block_size,
-        )
-        cpu_args = cpu_engine_args(model, max_model_len)
-        self.llm = _start_engine(LLM, {**args, **cpu_args}, model, label)
+        cpu_args = cpu_engine_args(model, s.max_model_len)
+        self.llm = _start_engine(LLM, {**engine_args(model, revision, s), **cpu_args}, model, label)
         self.tokenizer = self.llm.get_tokenizer()
-        self.eos_token_ids = stop_ids(self.tokenizer, stop_token_ids)
-        self.logprobs = logprobs
+        self.eos_token_ids = stop_ids(self.tokenizer, s.stop_token_ids)
+        self.logprobs = s.logprobs
         mc = self.llm.llm_engine.model_config
         self.max_context = int(mc.max_model_len)
         self.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
-        settings = dict(vllm=vllm.__version__, dtype=str(mc.dtype), logprobs=logprobs, logprobs_mode=LOGPROBS_MODE)
-        settings.update(max_model_len=self.max_context, tensor_parallel_size=tensor_parallel_size)
-        settings.update(enforce_eager=enforce_eager)
-        extra = {"gpu_memory_utilization": gpu_memory_utilization, "kv_cache_gib": kv_cache_gib}
-        extra.update(block_size=block_size, build=local_build(model), **cpu_args)
+        depends = dict(vllm=vllm.__version__, dtype=str(mc.dtype), logprobs=s.logprobs, logprobs_mode=LOGPROBS_MODE)
+        depends.update(max_model_len=self.max_context, tensor_parallel_size=s.tensor_parallel_size)
+        depends.update(enforce_eager=s.enforce_eager)
+        extra = {"gpu_memory_utilization": s.gpu_memory_utilization, "kv_cache_gib": s.kv_cache_gib}
+        extra.update(block_size=s.block_size, build=local_build(model), **cpu_args)
         revision = local_revision(model, revision)
-        self.info = BackendInfo("vllm", model, revision, "topk_approx", settings=settings, extra=extra)
+        self.info = BackendInfo("vllm", model, revision, "topk_approx", settings=depends, extra=extra)
 
     def close(self) -> None:
         """Shut the engine down (its process, and the GPU memory it holds)."""
