@@ -119,7 +119,7 @@ def prepare(config: dict, schema_path: str | Path) -> dict:
     check_references(config)
     check_dynamics(config)
     check_early_exit(config)
-    if "analysis" in config:
+    if "analysis" in config:  # also checks sampling.adaptive (analysis.adaptive.check_adaptive)
         rebound_threshold(config)  # refused here, before anything runs, when below the resolution
     return config
 
@@ -134,10 +134,10 @@ def rebound_threshold(config: dict) -> float:
     """``analysis.saturation.rebound_threshold``, or where it is null the entropy estimator's
     resolution at K (the smallest non-zero H_k that K draws can give); an explicit value below that
     resolution is refused, naming the key: one stray draw would count as a rebound."""
+    from siaflow.analysis.adaptive import check_adaptive  # K_min under adaptive sampling
     from siaflow.keys import entropy_resolution
 
-    K = config["sampling"]["n_continuations"]
-    mm = config.get("estimation", {}).get("entropy_estimator") == "miller_madow"
+    K, mm = check_adaptive(config), config.get("estimation", {}).get("entropy_estimator") == "miller_madow"
     resolution = entropy_resolution(K, miller_madow=mm)
     value = config["analysis"]["saturation"].get("rebound_threshold")
     if value is None:
@@ -145,7 +145,7 @@ def rebound_threshold(config: dict) -> float:
     if value < resolution:
         raise ConfigError(
             f"analysis.saturation.rebound_threshold: {value} nats is below the entropy estimator's resolution "
-            f"at K = {K} (sampling.n_continuations), {resolution:.4f} nats, the smallest non-zero H_k that "
+            f"at K = {K} (sampling.n_continuations, or adaptive.k_min), {resolution:.4f} nats, the smallest non-zero H_k that "
             f"{K} draws can give: one stray draw would count as a rebound. Use at least {resolution:.4f}, or null"
         )
     return float(value)

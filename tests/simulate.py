@@ -286,3 +286,56 @@ def coupling(p: np.ndarray, gold: np.ndarray, K: int, alpha: float, rng: np.rand
     hc, sc = h - h.mean(axis=0), s - s.mean(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (hc * sc).sum(axis=0) / np.sqrt((hc * hc).sum(axis=0) * (sc * sc).sum(axis=0))
+
+
+# --------------------------------------------------------------------------------------------
+# Adaptive sampling (issue 32): the rows an adaptive run keeps, and a null with H and S independent
+# --------------------------------------------------------------------------------------------
+
+
+def adaptive_rows(samples: pl.DataFrame, golds: dict, k_max: int, settings) -> pl.DataFrame:
+    """The rows of K_max draws per checkpoint (``draw``) that an adaptive run keeps: its first K
+    draws, K where ``analysis.adaptive.stopping_k`` stops (the first K of an adaptive run are the
+    first K of a fixed run: the same streams)."""
+    from siaflow.analysis.adaptive import stopping_k
+
+    keys = ["question_id", "trajectory", "k"]
+    per = samples.group_by(keys, maintain_order=True).agg(pl.col("answer"))
+    stop = [stopping_k(a, golds[q], k_max, settings) for q, a in zip(per["question_id"], per["answer"])]
+    per = per.select(keys).with_columns(_K=pl.Series(stop, dtype=pl.Int64))
+    return samples.join(per, on=keys, how="left").filter(pl.col("sample") < pl.col("_K")).drop("_K")
+
+
+def _mix_for_entropy(pg: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The weight w on one wrong answer (the rest of the non-gold mass uniform over 9 others) that
+    gives H(p) = target with p(gold) = pg, by bisection on w in [0.3, 1] (H falls as w grows)."""
+    lo, hi = np.full_like(pg, 0.3), np.ones_like(pg)
+    for _ in range(60):
+        w = (lo + hi) / 2
+        h = entropy(_null_p(pg, w))
+        lo, hi = np.where(h > target, w, lo), np.where(h > target, hi, w)
+    return (lo + hi) / 2
+
+
+def _null_p(pg: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Gold = answer 0, the wrong answer = 1, the other 9 share the rest evenly."""
+    p = np.zeros((*pg.shape, N_ANSWERS))
+    p[..., 0], p[..., 1] = pg, (1 - pg) * w
+    p[..., 2:] = ((1 - pg) * (1 - w) / (N_ANSWERS - 2))[..., None]
+    return p
+
+
+def null_design(rng, *, n: int, checkpoints: int, h_levels, pg_levels, stride: int = 8) -> Design:
+    """``n`` trajectories (one per question) of ``checkpoints`` checkpoints, none of which holds
+    the answer, where each checkpoint draws its true H from ``h_levels`` and its true p(gold) from
+    ``pg_levels`` independently: H_k and S_k are independent by construction (true rho has mean 0)."""
+    h = rng.choice(np.asarray(h_levels, dtype=float), size=(n, checkpoints))
+    pg = rng.choice(np.asarray(pg_levels, dtype=float), size=(n, checkpoints))
+    p = _null_p(pg, _mix_for_entropy(pg, h))
+    T = stride * checkpoints
+    k = np.tile(np.arange(checkpoints) * stride, (n, 1))
+    rows = [(f"n{i:04d}", 0, "null", ANSWERS[0], ANSWERS[0], True, T, T) for i in range(n)]
+    cols = ["question_id", "trajectory", "kind", "gold", "answer", "correct", "T", "answer_start"]
+    traj = pl.DataFrame(rows, schema=cols, orient="row", schema_overrides={"answer_start": pl.Int64})
+    ones = np.ones((n, checkpoints), dtype=bool)
+    return Design(traj, k, ones, ones, p, np.zeros(n, dtype=np.int64))

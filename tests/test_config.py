@@ -163,6 +163,35 @@ def test_the_engine_takes_its_settings_and_its_gpus_from_the_model():
     }
 
 
+def test_a_models_engine_settings_are_read_in_one_place():
+    """``engine_for``: each backend's settings object from ``models.<name>`` and ``sampling``; a
+    setting the engine does not take is named with the config block it came from."""
+    from siaflow.generation.backends import (
+        EngineSettings,
+        ServerSettings,
+        TransformersSettings,
+        VLLMSettings,
+        engine_for,
+        make_backend,
+    )
+
+    sampling = {"batch_rows": 64, "share_rows": False}
+    hf = engine_for({"path": "m", "dtype": "float32", "vllm": {"logprobs": 5}}, sampling, label="toy")
+    want = TransformersSettings("float32", batch_rows=64, share_rows=False)
+    assert hf == EngineSettings("transformers", "m", want, label="toy")
+    spec = {"path": "m", "backend": "vllm", "revision": "r", "resources": {"gpu": 2}, "vllm": {"kv_cache_gib": 1}}
+    engine = engine_for(spec, sampling).engine
+    assert engine == VLLMSettings(tensor_parallel_size=2, kv_cache_gib=1)
+    served = {"path": "m", "backend": "openai", "server": {"base_url": "http://h:1", "model": "s", "retries": 1}}
+    assert engine_for(served, sampling).engine == ServerSettings("http://h:1", served_model="s", retries=1)
+    with pytest.raises(ValueError, match=r"models.big.vllm: swap_space is not a setting of backend 'vllm'"):
+        engine_for({**spec, "vllm": {"swap_space": 4}}, sampling, label="big")
+    with pytest.raises(ValueError, match=r"make_backend\('vllm'\): batch_rows is not a setting"):
+        make_backend("vllm", "m", batch_rows=8)
+    with pytest.raises(TypeError, match="backend 'vllm' takes VLLMSettings"):
+        EngineSettings("vllm", "m", TransformersSettings())
+
+
 @pytest.mark.parametrize(
     "block,key,value,named",
     [

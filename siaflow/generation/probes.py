@@ -82,20 +82,23 @@ def probe_prefixes(
     return out
 
 
-def probe_requests(prefixes: list, spec: ProbeSpec, *, seed: int, stop: tuple[str, ...] = ()) -> list[Request]:
+def probe_requests(
+    prefixes: list, spec: ProbeSpec, *, seed: int, stop: tuple[str, ...] = (), ranges: list | None = None
+) -> list[Request]:
     """K = ``spec.n_samples`` samples of at most ``spec.max_new_tokens`` per prefix, each on its own
     random stream (the ``probe`` stream: never one of the full continuations'), ended at the end of
-    the answer line."""
+    the answer line; ``ranges``: samples [lo, hi) of each instead (a round of adaptive sampling)."""
     ends = tuple(dict.fromkeys((*stop, ANSWER_LINE_END)))
+    ranges = ranges or [(0, spec.n_samples)] * len(prefixes)
     return [
         Request(
             tuple(prompt + prefix),
-            tuple(stream_key(seed, "probe", q, j, k, s) for s in range(spec.n_samples)),
+            tuple(stream_key(seed, "probe", q, j, k, s) for s in range(*span)),
             answer_start=len(prompt),
             stop=ends,
             max_new_tokens=spec.max_new_tokens,
         )
-        for q, j, k, prefix, prompt in prefixes
+        for (q, j, k, prefix, prompt), span in zip(prefixes, ranges)
     ]
 
 
@@ -106,18 +109,29 @@ def probe_prefix_batch(
     *,
     draw: DrawSettings,
     rules: ResponseRules,
+    golds: dict | None = None,
 ) -> tuple[pl.DataFrame, dict]:
     """The probe samples of some prefixes (from ``probe_prefixes``), one row per sample in sample
     order, and the token ledger of this work (generated tokens, the prompt tokens prefilled). Each
-    probe ends at its settled answer (``rules.settled``), whatever ``stop_at_answer`` says."""
-    requests = probe_requests(prefixes, spec, seed=draw.seed, stop=rules.stop)
-    df, gens, work = draw_from_prefixes(
-        backend, prefixes, requests, draw.decoding, extract=rules.extract, answer_final=rules.settled, progress="probes"
+    probe ends at its settled answer (``rules.settled``), whatever ``stop_at_answer`` says.
+    ``draw.adaptive``: in rounds up to the probe's K (``rounds.draw_in_rounds``; ``golds``)."""
+    from siaflow.generation.rounds import draw_in_rounds
+
+    def one_round(chunk, ranges):
+        requests = probe_requests(chunk, spec, seed=draw.seed, stop=rules.stop, ranges=ranges)
+        out, gens, work = draw_from_prefixes(
+            backend, chunk, requests, draw.decoding, extract=rules.extract, answer_final=rules.settled,
+            progress="probes", first=[lo for lo, _ in ranges],
+        )  # fmt: skip
+        # each sample's own text (after the cue), for Dynasor's hedge-word check (early_exit.dynasor_exit)
+        text = pl.Series([backend.decode(g.token_ids) for gs in gens for g in gs], dtype=pl.String)
+        return out.with_columns(text=text), gens, work
+
+    df, gens, work, rounds = draw_in_rounds(
+        prefixes, one_round, k_max=spec.n_samples, adaptive=draw.adaptive, golds=golds
     )
-    # each sample's own text (after the cue), for Dynasor's hedge-word check (early_exit.dynasor_exit)
-    df = df.with_columns(text=pl.Series([backend.decode(g.token_ids) for gs in gens for g in gs], dtype=pl.String))
     in_prefix = sum(g.finish_reason == "answer" and g.n_sampled == 0 for gs in gens for g in gs)
-    ledger = {"prefixes": work["prefixes"], "probes": len(requests) * spec.n_samples}
+    ledger = {"prefixes": work["prefixes"], "probes": sum(len(gs) for gs in gens), **rounds}
     ledger.update(prompt_tokens=work["prompt_tokens"], generated_tokens=work["generated_tokens"])
     ledger.update(answered_in_prefix=in_prefix, prefill_tokens=work["prefill_tokens"])
     ledger.update(decoded_tokens=work["decoded_tokens"])
@@ -143,8 +157,10 @@ def run_probes(
         raise ValueError(f"probe draws: n_samples {draw.n_samples} is not the probe's K ({spec.n_samples})")
     prefixes = probe_prefixes(backend, rollouts, spec, stride=draw.stride, rules=rules)
 
+    golds = dict(rollouts.select("question_id", "gold").iter_rows()) if draw.adaptive else None
+
     def work(chunk):
-        return probe_prefix_batch(backend, list(chunk), spec, draw=draw, rules=rules)
+        return probe_prefix_batch(backend, list(chunk), spec, draw=draw, rules=rules, golds=golds)
 
     if output is None or not prefixes:
         df, ledger = work(prefixes)

@@ -184,19 +184,23 @@ CONTINUATION_SCHEMA = {
 }
 
 
-def continuation_requests(prefixes: list, draw: DrawSettings, stop: tuple[str, ...] = ()) -> list[Request]:
+def continuation_requests(
+    prefixes: list, draw: DrawSettings, stop: tuple[str, ...] = (), ranges: list | None = None
+) -> list[Request]:
     """One request of K = ``draw.n_samples`` samples per prefix (question, trajectory, k, prefix
-    ids, prompt ids), each sample on its own random stream. A continuation completes a response of
-    at most ``max_new_tokens``: after a prefix of k tokens it may add max_new_tokens - k."""
+    ids, prompt ids), each sample on its own random stream; ``ranges``: samples [lo, hi) of each
+    instead (a round of adaptive sampling). A continuation completes a response of at most
+    ``max_new_tokens``: after a prefix of k tokens it may add max_new_tokens - k."""
+    ranges = ranges or [(0, draw.n_samples)] * len(prefixes)
     return [
         Request(
             tuple(prompt + prefix),
-            tuple(stream_key(draw.seed, "continuation", q, j, k, s) for s in range(draw.n_samples)),
+            tuple(stream_key(draw.seed, "continuation", q, j, k, s) for s in range(*span)),
             answer_start=len(prompt),
             stop=tuple(stop),
             max_new_tokens=draw.decoding.max_new_tokens - len(prefix),
         )
-        for q, j, k, prefix, prompt in prefixes
+        for (q, j, k, prefix, prompt), span in zip(prefixes, ranges)
     ]
 
 
@@ -207,6 +211,7 @@ def continue_prefixes(
     draw: DrawSettings,
     rules: ResponseRules,
     tails: dict | None = None,
+    golds: dict | None = None,
 ) -> tuple[pl.DataFrame, dict]:
     """K = ``draw.n_samples`` continuations of each given prefix (from ``continuation_prefixes``),
     one row per sample in sample order, and the token ledger of this work.
@@ -215,23 +220,32 @@ def continue_prefixes(
     continuation) can no longer change: the answers are those of running it to the end.
     ``tails[(question, trajectory)]``: tokens a trajectory generated after its own answer settled,
     the ledger's estimate of what an early-stopped continuation would have gone on to generate.
-    ``rules.stop``: the prompt's stop strings, which end a continuation as they end a rollout."""
-    requests = continuation_requests(prefixes, draw, rules.stop)
-    df, gens, work = draw_from_prefixes(
-        backend,
-        prefixes,
-        requests,
-        draw.decoding,
-        extract=rules.extract,
-        answer_final=rules.answer_final,
-        progress=f"continuations ({draw.variant})",
+    ``rules.stop``: the prompt's stop strings, which end a continuation as they end a rollout.
+    ``draw.adaptive``: draw in rounds (``rounds.draw_in_rounds``; ``golds``: gold per question)."""
+    from siaflow.generation.rounds import draw_in_rounds
+
+    def one_round(chunk, ranges):
+        requests = continuation_requests(chunk, draw, rules.stop, ranges)
+        return draw_from_prefixes(
+            backend,
+            chunk,
+            requests,
+            draw.decoding,
+            extract=rules.extract,
+            answer_final=rules.answer_final,
+            progress=f"continuations ({draw.variant})",
+            first=[lo for lo, _ in ranges],
+        )
+
+    df, gens, work, rounds = draw_in_rounds(
+        prefixes, one_round, k_max=draw.n_samples, adaptive=draw.adaptive, golds=golds
     )
     tails = tails or {}
     settled = sum(g.finish_reason == "answer" for gs in gens for g in gs)
     tail_tokens = sum(
         tails.get((q, j), 0) for (q, j, *_), gs in zip(prefixes, gens) for g in gs if g.finish_reason == "answer"
     )
-    ledger = {"prefixes": work["prefixes"], "continuations": len(requests) * draw.n_samples}
+    ledger = {"prefixes": work["prefixes"], "continuations": sum(len(gs) for gs in gens)}
     ledger.update(prompt_tokens=work["prompt_tokens"], generated_tokens=work["generated_tokens"])
     ledger.update(
         settled_at_answer=settled,
@@ -240,6 +254,7 @@ def continue_prefixes(
         # token history when the backend shares rows; else one per sample and token)
         prefill_tokens=work["prefill_tokens"],
         decoded_tokens=work["decoded_tokens"],
+        **rounds,  # adaptive sampling: rounds, stopped_early, checkpoints per K
     )
     return df, ledger
 
@@ -253,12 +268,14 @@ def draw_from_prefixes(
     extract: Callable[[str], str],
     answer_final: Callable[[str], bool] | None,
     progress: str,
+    first: list[int] | None = None,
 ) -> tuple[pl.DataFrame, list, dict]:
     """Generate ``requests`` (one per prefix of ``prefixes``: question, trajectory, k, prefix ids,
     prompt ids) and return the draws (one row per sample in sample order, each answer extracted
     from prefix + sample), the generations, and the work done: prefixes, prompt and generated
     tokens, and what the engine prefilled and decoded (its ``stats``, where it keeps them). The
-    full continuations and the forced-answer probes (``siaflow.generation.probes``) both draw here."""
+    full continuations and the forced-answer probes (``siaflow.generation.probes``) both draw here.
+    ``first``: the index of each request's first sample (a round of adaptive sampling; else 0)."""
     before = dict(getattr(backend, "stats", {}))
     gens = (
         backend.generate(requests, decoding, token_stats=False, progress=progress, answer_final=answer_final)
@@ -267,8 +284,8 @@ def draw_from_prefixes(
     )
     stats = {k: v - before.get(k, 0) for k, v in getattr(backend, "stats", {}).items()}
     cols = {c: [] for c in CONTINUATION_SCHEMA}
-    for (q, j, k, prefix, _), gs in zip(prefixes, gens):
-        for s, g in enumerate(gs):
+    for (q, j, k, prefix, _), gs, s0 in zip(prefixes, gens, first or [0] * len(prefixes)):
+        for s, g in enumerate(gs, start=s0):
             cols["question_id"].append(q)
             cols["trajectory"].append(j)
             cols["k"].append(k)
@@ -312,10 +329,12 @@ def run_continuations(
     Parts drawn or read otherwise (``draw.as_identity``, ``rules.as_identity``) are not resumed."""
     prefixes = list(continuation_prefixes(rollouts, stride=draw.stride, seed=draw.seed, variant=draw.variant))
     tails = answer_tails(backend, rollouts, rules.answer_final) if rules.answer_final is not None else {}
-    k0, prefixes = _take_shared_k0(shared_k0, prefixes, draw.n_samples)
+    k0, prefixes = _take_shared_k0(shared_k0, prefixes, None if draw.adaptive else draw.n_samples)
+
+    golds = dict(rollouts.select("question_id", "gold").iter_rows()) if draw.adaptive else None
 
     def work(chunk):
-        return continue_prefixes(backend, list(chunk), draw=draw, rules=rules, tails=tails)
+        return continue_prefixes(backend, list(chunk), draw=draw, rules=rules, tails=tails, golds=golds)
 
     if output is None or not prefixes:
         df, ledger = work(prefixes)
@@ -327,19 +346,21 @@ def run_continuations(
         df, ledger = run_in_parts(prefixes, work, output=output, chunk=part_prefixes, identity=identity)
     if k0 is not None:
         df = pl.concat([k0, df]).sort("question_id", "trajectory", "k", "sample", maintain_order=True)
-        ledger = {**ledger, "shared_prefixes": k0.height // draw.n_samples}
+        ledger = {**ledger, "shared_prefixes": k0["question_id"].n_unique()}
     ledger["naive_generated_tokens"] = _naive_with_k0(df, ledger, rollouts, shared=k0 is not None)
     return df, ledger
 
 
-def _take_shared_k0(shared_k0: pl.DataFrame | None, prefixes: list, n_continuations: int):
+def _take_shared_k0(shared_k0: pl.DataFrame | None, prefixes: list, n_continuations: int | None):
     """(the shared empty-prefix rows, the prefixes left to sample): another variant's k = 0 draws
-    of this shard, checked to be K per question, replace this variant's own empty prefixes."""
+    of this shard, checked to be K per question (None: adaptive, each its own K), replace this
+    variant's own empty prefixes."""
     if shared_k0 is None:
         return None, prefixes
     k0 = shared_k0.filter(pl.col("k") == 0).select(list(CONTINUATION_SCHEMA)).cast(CONTINUATION_SCHEMA)
     wanted = {q for q, _, k, _, _ in prefixes if k == 0}
-    if set(k0["question_id"]) != wanted or k0.height != len(wanted) * n_continuations:
+    expected = k0.height if n_continuations is None else len(wanted) * n_continuations
+    if set(k0["question_id"]) != wanted or k0.height != expected:
         raise ValueError("shared_k0 does not hold the K empty-prefix draws of each of this shard's questions")
     return k0, [p for p in prefixes if p[2] != 0]
 

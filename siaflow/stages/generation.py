@@ -11,7 +11,7 @@ import torch
 from siaflow import io
 from siaflow.analysis.estimators import sia_trajectories
 from siaflow.answers import ResponseRules, response_rules
-from siaflow.generation.backends import Decoding, backend_for, make_backend
+from siaflow.generation.backends import Decoding, backend_for, scorer_for
 from siaflow.generation.imported import continuations_table, rollouts_table
 from siaflow.generation.probes import ProbeSpec, run_probes
 from siaflow.generation.resume import clear_parts, run_in_parts
@@ -111,14 +111,7 @@ def _exact_token_stats(backend, df: pl.DataFrame, model: dict, decoding: Decodin
     """Close the engine, then score every rollout exactly through transformers (same weights, the
     dtype the engine ran in, DeepConf's k = the engine's top k): ``rollouts.rescore_rollouts``."""
     backend.close()
-    dtype = str(backend.info.settings.get("dtype", model.get("dtype", "auto"))).removeprefix("torch.")
-    scorer = make_backend(
-        "transformers",
-        model["path"],
-        revision=model.get("revision"),
-        dtype=dtype,
-        confidence_top_k=getattr(backend, "logprobs", 20),
-    )
+    scorer = scorer_for(model, backend)
     df, check = rescore_rollouts(scorer, df, decoding)
     print(f"exact token statistics: {check}")
     return df, {
@@ -221,6 +214,7 @@ def _continue_variant(sm, backend, roll, variant: str, output: str, shared_k0):
         **io.provenance(
             step="continuations", stride=p.stride, variant=variant, n_continuations=s["n_continuations"], ledger=ledger
         ),
+        **({"adaptive": draw.adaptive.as_dict()} if draw.adaptive else {}),  # K per checkpoint: the ledger
     }
     io.write_parquet(df, output, prov)
     clear_parts(output)
@@ -251,6 +245,7 @@ def probes(sm) -> None:
             probe=spec.as_dict(),
             ledger=ledger,
         ),
+        **({"adaptive": draw.adaptive.as_dict()} if draw.adaptive else {}),
     }
     io.write_parquet(df, sm.output[0], prov)
     clear_parts(sm.output[0])

@@ -57,9 +57,18 @@ def generation_params(sampling, **extra):
         ),
         prompt=prompt_template,
         decoding=config["decoding"],
-        sampling=config_keys(config["sampling"], *sampling),
+        sampling=config_keys(config["sampling"], *sampling) | adaptive_params(sampling),
         **extra,
     )
+
+
+def adaptive_params(sampling):
+    """A continuation or probe job's `sampling.adaptive` with S's alpha, only when enabled."""
+    if sampling is not CONTINUATION_SAMPLING:
+        return {}
+    from siaflow.analysis.adaptive import adaptive_params
+
+    return adaptive_params(config)
 
 
 def generation_resources(runtime):
@@ -127,13 +136,16 @@ def edis_params(*keys):
 
 
 def plan_params():
-    """What the cost plan reads: the grid (model names, each dataset's size), N, K and the
-    strides, the EDIS pool, Table 3's stride, the probes' K and budget, and the plan's assumptions.
+    """What the cost plan reads: the grid (model names, each dataset's size), N, K, the strides
+    and adaptive sampling, the EDIS pool, Table 3's stride, the probes' K and budget, and the
+    plan's assumptions.
     """
     return dict(
         models=list(config["models"]),
         datasets={d: config_keys(spec, "n_questions") for d, spec in config["datasets"].items()},
-        sampling=config_keys(config["sampling"], "n_trajectories", "n_continuations", "strides"),
+        sampling=config_keys(
+            config["sampling"], "n_trajectories", "n_continuations", "strides", "adaptive"
+        ),
         plan=config["plan"],
         edis=config_keys(config["edis"], "pool_size"),
         mc_ablation=config_keys(config["mc_ablation"], "stride"),
