@@ -13,6 +13,9 @@ it is compared against and its target:
         (sections 1 and 2 on a real model, SmolLM2-135M-Instruct; build it first with
          `snakemake --configfile config/smollm2.yaml --cores 2 resources/models/smollm2-135m-instruct`)
 
+Run on demand, outside this suite: bench/adaptive.py (adaptive sampling against fixed K, in two runs
+of the workflow; docs/costs.md#adaptive-sampling), bench/vllm_throughput.py, bench/gpu.py.
+
 Benchmarks measure; they assert nothing. Tests (tests/) show the optimisations change no estimate.
 """
 

@@ -113,3 +113,44 @@ def test_pilot_calibration_measures_lengths_and_throughput(tmp_path):
     want = continuation_counts(10, 2, 4, 10, 40)["continuation_tokens"] * 2
     assert row["trace_tokens"] == 40 and row["continuation_tokens"] == want
     assert row["calibrated_gpu_hours"] == pytest.approx((10 * 2 * 41 + 0.4 * want) / 50 / 3600)
+
+
+def test_plan_prices_adaptive_sampling_from_assumed_then_measured_draws(tmp_path):
+    """With sampling.adaptive on, continuations and their tokens scale by plan.adaptive_mean_k / K
+    (absent: no saving); adaptive shards replace that by their measured fraction of tokens: each
+    checkpoint's tokens per draw times K is what a fixed-K run would have sampled there."""
+    from siaflow import io
+    from siaflow.generation.plan import calibration_from
+
+    cfg = {
+        "models": {"a": {}},
+        "datasets": {"d": {"n_questions": 10}},
+        "sampling": {"n_trajectories": 2, "n_continuations": 4, "strides": [10]},
+        "plan": {"mean_trace_tokens": 25, "tokens_per_second": 100},
+    }
+    fixed = cost_plan(cfg).row(0, named=True)
+    assert "adaptive_fraction" not in fixed
+    on = {**cfg["sampling"], "adaptive": {"enabled": True, "k_min": 2}}
+    row = cost_plan({**cfg, "sampling": on}).row(0, named=True)
+    assert (row["adaptive_fraction"], row["continuation_tokens"]) == (1.0, fixed["continuation_tokens"])
+    row = cost_plan({**cfg, "sampling": on, "plan": {**cfg["plan"], "adaptive_mean_k": 3}}).row(0, named=True)
+    assert row["mean_K"] == 3 and row["continuations"] == fixed["continuations"] * 3 / 4
+    assert row["continuation_tokens"] == fixed["continuation_tokens"] * 3 / 4
+    assert row["gpu_hours"] < fixed["gpu_hours"]
+    # a shard whose checkpoint A stopped at 2 draws (10 tokens each) and B ran to K = 4 (5 each):
+    # it sampled 20 + 20 tokens where K draws everywhere would have sampled 40 + 20
+    shard = tmp_path / "c.parquet"
+    draws = pl.DataFrame(
+        {"question_id": ["q"] * 6, "trajectory": [0] * 6, "k": [4, 4, 8, 8, 8, 8], "n_generated": [10, 10] + [5] * 4}
+    )
+    ledger = {"decoded_tokens": 20, "naive_generated_tokens": 40, "prefixes": 2, "continuations": 6, "rounds": 2}
+    io.write_parquet(draws, shard, io.provenance(model="a", n_continuations=4, ledger=ledger))
+    cal = calibration_from([shard])
+    assert cal["a"]["adaptive_fraction"] == pytest.approx(40 / 60) and cal["a"]["mean_K"] == 3
+    adaptive = cost_plan({**cfg, "sampling": on}, cal).row(0, named=True)
+    assert adaptive["measured_adaptive_fraction"] == pytest.approx(2 / 3)
+    assert adaptive["calibrated_continuation_tokens"] == pytest.approx(fixed["continuation_tokens"] * 2 / 3 * 0.5)
+    # the same measurement prices a fixed-K plan at the ledger's ratio alone
+    assert cost_plan(cfg, cal).row(0, named=True)["calibrated_continuation_tokens"] == pytest.approx(
+        fixed["continuation_tokens"] * 0.5
+    )

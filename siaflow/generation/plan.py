@@ -19,6 +19,13 @@ some shards exist (the ``pilot`` target runs one per model and dataset), they ca
 a model's continuation tokens are multiplied by its measured ratio of decoded to naive tokens
 (early stop and shared rows; the ratio over all models for a model with no ledger yet), and the
 GPU-hours use its measured generation throughput where its shards timed it.
+
+With ``sampling.adaptive`` enabled (docs/costs.md#adaptive-sampling) a checkpoint draws K_min to K
+continuations, so continuations and their tokens are multiplied by the adaptive fraction: before a
+measurement, ``plan.adaptive_mean_k`` / K (absent: 1, no saving assumed); once adaptive shards
+exist, their measured fraction (``adaptive_fraction``: the tokens they sampled over what K draws at
+each of their checkpoints would have sampled, at each checkpoint's measured tokens per draw), the
+model's own or all models'. The probes stay at K' each (an upper bound).
 """
 
 from __future__ import annotations
@@ -42,11 +49,30 @@ def continuation_counts(Q: int, N: int, K: int, stride: int, L: int) -> dict:
     }
 
 
+def adaptive_draws(path: str, k_max: int) -> tuple[int, float]:
+    """(tokens an adaptive continuation shard sampled, what K_max draws at each of its checkpoints
+    would have sampled at the checkpoint's own mean tokens per draw)."""
+    df = pl.read_parquet(path, columns=["question_id", "trajectory", "k", "n_generated"])
+    per = df.group_by("question_id", "trajectory", "k").agg(t=pl.col("n_generated").sum(), n=pl.len())
+    return int(per["t"].sum()), float((per["t"] / per["n"] * k_max).sum())
+
+
+def _add_adaptive(acc: dict, path: str, prov: dict, ledger: dict) -> None:
+    """An adaptive shard's draws (``adaptive_draws``) and checkpoints, added to ``acc``."""
+    sampled, full = adaptive_draws(path, int(prov.get("n_continuations") or 0))
+    for key, v in (("sampled", sampled), ("full", full)):
+        acc[f"adaptive_{key}"] = acc.get(f"adaptive_{key}", 0) + v
+    acc["adaptive_draws"] = acc.get("adaptive_draws", 0) + ledger["continuations"]
+    acc["adaptive_prefixes"] = acc.get("adaptive_prefixes", 0) + ledger["prefixes"]
+
+
 def calibration_from(continuations, rollouts=()) -> dict[str, dict]:
     """Per model (and ``"*"`` for all models): the summed ``decoded_tokens`` and
     ``naive_generated_tokens`` of these continuation shards and their ratio; where every shard of a
-    model timed its generation, its measured ``tokens_per_second``. Under ``"trace_tokens"``: the
-    mean response length T of these rollout shards per ``"model/dataset"``."""
+    model timed its generation, its measured ``tokens_per_second``; where shards drew adaptively
+    (their ledger counts ``rounds``), the ``adaptive_fraction`` of tokens they sampled
+    (``adaptive_draws``) and their ``mean_K`` per checkpoint. Under ``"trace_tokens"``: the mean
+    response length T of these rollout shards per ``"model/dataset"``."""
     import polars as pl
 
     from siaflow.io import read_provenance
@@ -67,7 +93,12 @@ def calibration_from(continuations, rollouts=()) -> dict[str, dict]:
             if ledger.get("seconds"):
                 acc["seconds"] += ledger["seconds"]
                 acc["timed"] += 1
+            if "rounds" in ledger and "continuations" in ledger:  # adaptive continuations (not probes)
+                _add_adaptive(acc, path, prov, ledger)
     for acc in sums.values():
+        if "adaptive_full" in acc:
+            acc["adaptive_fraction"] = acc.pop("adaptive_sampled") / acc.pop("adaptive_full")
+            acc["mean_K"] = acc.pop("adaptive_draws") / acc.pop("adaptive_prefixes")
         acc["ratio"] = acc["decoded_tokens"] / acc["naive_generated_tokens"]
         timed = acc.pop("timed") == acc["shards"] and acc["seconds"] > 0
         seconds = acc.pop("seconds")
@@ -96,31 +127,62 @@ def ledger_calibration(results) -> dict[str, dict]:
 
 def _calibrated(row: dict, model: str, calibration: dict, tps: float) -> dict:
     """A plan row's calibrated columns: continuation tokens scaled by the ledger's ratio (the
-    model's own, else all models'), and GPU-hours at the measured throughput where there is one."""
+    model's own, else all models'), and by the measured adaptive fraction instead of the assumed one
+    where the plan is adaptive and adaptive shards measured it; GPU-hours at the measured throughput
+    where there is one."""
     key = model if model in calibration else "*"
     ratio = calibration[key]["ratio"]
     rate = calibration[key].get("tokens_per_second", tps)
     out = {"calibrated_from": f"ledger of {model}" if key == model else "ledger of all models", "ledger_ratio": ratio}
-    out["calibrated_continuation_tokens"] = row["continuation_tokens"] * ratio
+    tokens = row["continuation_tokens"]
+    if "adaptive_fraction" in row:
+        fkey = next((k for k in (model, "*") if "adaptive_fraction" in calibration.get(k, {})), None)
+        if fkey is not None:
+            tokens = tokens / row["adaptive_fraction"] * calibration[fkey]["adaptive_fraction"]
+            out["measured_adaptive_fraction"] = calibration[fkey]["adaptive_fraction"]
+            out["measured_mean_K"] = calibration[fkey]["mean_K"]
+    out["calibrated_continuation_tokens"] = tokens * ratio
     out["tokens_per_second"] = rate
     out["calibrated_gpu_hours"] = (row["rollout_tokens"] + out["calibrated_continuation_tokens"]) / rate / 3600
     return out
 
 
+# rates, lengths and fractions of a row, which the TOTAL row does not sum
+PER_ROW = (
+    "tokens_per_second",
+    "trace_tokens",
+    "mean_K",
+    "adaptive_fraction",
+    "measured_mean_K",
+    "measured_adaptive_fraction",
+)
+
+
 def _total_row(df: pl.DataFrame) -> pl.DataFrame:
-    """The TOTAL row: sums, the overall ledger ratio, and no per-row rates or trace lengths."""
+    """The TOTAL row: sums, the overall ratio of calibrated to planned continuation tokens, and no
+    per-row rates, trace lengths or adaptive fractions."""
 
     def total(c: str) -> pl.Expr:
         if c == "calibrated_from":
             return pl.lit("").alias(c)
         if c == "ledger_ratio":
             return (pl.col("calibrated_continuation_tokens").sum() / pl.col("continuation_tokens").sum()).alias(c)
-        if c in ("tokens_per_second", "trace_tokens"):
+        if c in PER_ROW:
             return pl.lit(None, dtype=pl.Float64).alias(c)
         return pl.col(c).sum()
 
     rest = [total(c) for c in df.columns if c not in ("model", "dataset")]
     return df.select(pl.lit("TOTAL").alias("model"), pl.lit("").alias("dataset"), *rest)
+
+
+def adaptive_fraction(config: dict) -> float | None:
+    """None without adaptive sampling; else the assumed fraction of K a checkpoint draws:
+    ``plan.adaptive_mean_k`` / K (at most 1), or 1 where the config assumes nothing."""
+    s = config["sampling"]
+    if not (s.get("adaptive") or {}).get("enabled"):
+        return None
+    mean_k = config["plan"].get("adaptive_mean_k")
+    return 1.0 if mean_k is None else min(1.0, mean_k / s["n_continuations"])
 
 
 def cost_plan(config: dict, calibration: dict[str, dict] | None = None) -> pl.DataFrame:
@@ -135,6 +197,7 @@ def cost_plan(config: dict, calibration: dict[str, dict] | None = None) -> pl.Da
     mc = config.get("mc_ablation")
     if mc and mc_source_stride(strides, mc["stride"]) is None:
         strides.append(mc["stride"])
+    fraction = adaptive_fraction(config)
     calibration = dict(calibration or {})
     measured_T = calibration.pop("trace_tokens", {})
     rows = []
@@ -161,6 +224,10 @@ def cost_plan(config: dict, calibration: dict[str, dict] | None = None) -> pl.Da
                 row["checkpoints"] += c["checkpoints"]
                 row["continuations"] += 2 * c["continuations"]  # original and shuffled
                 row["continuation_tokens"] += 2 * c["continuation_tokens"]
+            if fraction is not None:  # adaptive sampling: draws and their tokens at the assumed mean K
+                row |= {"mean_K": fraction * K, "adaptive_fraction": fraction}
+                row["continuations"] = round(row["continuations"] * fraction)
+                row["continuation_tokens"] = round(row["continuation_tokens"] * fraction)
             probe = config.get("probe")
             if probe:
                 prefixes = continuation_counts(Q, N, K, strides[0], L)["prefixes"]

@@ -21,7 +21,7 @@ def _write_plan(sm, calibration: dict, source: str) -> None:
     config = {
         "models": p.models,
         "datasets": p.datasets,
-        "sampling": p.sampling,
+        "sampling": {**p.sampling, "adaptive": p.adaptive},
         "plan": p.plan,
         "edis": p.edis,
         "mc_ablation": p.mc_ablation,
@@ -42,6 +42,11 @@ def _write_plan(sm, calibration: dict, source: str) -> None:
             md += ", the measured response lengths (`trace_tokens`)"
         if any("tokens_per_second" in v for k, v in calibration.items() if k not in ("*", "trace_tokens")):
             md += " and the measured generation throughput (`tokens_per_second`)"
+    if "adaptive_fraction" in df.columns:
+        md += (
+            "; adaptive sampling: continuations at a mean K of `mean_K` per checkpoint (plan.adaptive_mean_k; "
+            "K where unset), replaced by the adaptive shards' measured fraction where there are some"
+        )
     md += "\n\n" + to_markdown(df, digits=3 if calibration else 1)
     io.write_text(md, sm.output.md)
     print(md)

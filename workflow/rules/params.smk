@@ -136,16 +136,13 @@ def edis_params(*keys):
 
 
 def plan_params():
-    """What the cost plan reads: the grid (model names, each dataset's size), N, K, the strides
-    and adaptive sampling, the EDIS pool, Table 3's stride, the probes' K and budget, and the
-    plan's assumptions.
-    """
+    """What the cost plan reads: the grid (models, dataset sizes), N, K, the strides, adaptive
+    sampling, the EDIS pool, Table 3's stride, the probes' K and budget, the plan's assumptions."""
     return dict(
         models=list(config["models"]),
         datasets={d: config_keys(spec, "n_questions") for d, spec in config["datasets"].items()},
-        sampling=config_keys(
-            config["sampling"], "n_trajectories", "n_continuations", "strides", "adaptive"
-        ),
+        sampling=config_keys(config["sampling"], "n_trajectories", "n_continuations", "strides"),
+        adaptive=config["sampling"].get("adaptive"),
         plan=config["plan"],
         edis=config_keys(config["edis"], "pool_size"),
         mc_ablation=config_keys(config["mc_ablation"], "stride"),
