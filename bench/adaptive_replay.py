@@ -1,7 +1,7 @@
 """Adaptive sampling replayed on a fixed-K run's stored draws (bench/adaptive.py ``--replay``).
 
 An adaptive run's draws are the first K' of the fixed run's at every checkpoint (sample s keeps its
-stream key; ``siaflow/generation/rounds.py``), so the stopping rule (``analysis.adaptive.stopping_k``)
+stream key; ``siaflow/generation/rounds.py``), so the stopping rule (``adaptive_stopping.stopping_k``)
 applied to the fixed run's answers, in sample order, gives the adaptive run's draws, its entropy
 tables and its sampled tokens without generating anything. What a replay cannot give: the decoded
 tokens of shared rows (the trie of the K' draws of a batch) and the wall time; a real adaptive run
@@ -20,7 +20,7 @@ KEYS = ["question_id", "trajectory", "k"]
 
 def replay_draws(draws: pl.DataFrame, golds: dict, k_max: int, settings) -> pl.DataFrame:
     """The rows of ``draws`` (one checkpoint's K_max draws in sample order) an adaptive run keeps."""
-    from siaflow.analysis.adaptive import stopping_k
+    from siaflow.adaptive_stopping import stopping_k
 
     draws = draws.sort(*KEYS, "sample")
     stops = [
@@ -35,7 +35,7 @@ def replay_run(fixed: str, out: Path, block: dict, cfg: dict) -> dict:
     """Entropy tables of the adaptive setting ``block`` replayed on the fixed run under ``fixed``,
     written under ``out`` as the workflow lays them out, and its ledger-like counts per model."""
     from siaflow import io, layout
-    from siaflow.analysis.adaptive import AdaptiveSettings
+    from siaflow.adaptive_stopping import AdaptiveSettings
     from siaflow.analysis.estimators import entropy_table, sia_trajectories, trajectory_columns
 
     K, alpha = cfg["sampling"]["n_continuations"], cfg["estimation"]["alpha"]

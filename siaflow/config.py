@@ -119,7 +119,7 @@ def prepare(config: dict, schema_path: str | Path) -> dict:
     check_references(config)
     check_dynamics(config)
     check_early_exit(config)
-    if "analysis" in config:  # also checks sampling.adaptive (analysis.adaptive.check_adaptive)
+    if "analysis" in config:  # also checks sampling.adaptive (adaptive_stopping.check_adaptive)
         rebound_threshold(config)  # refused here, before anything runs, when below the resolution
     return config
 
@@ -134,7 +134,7 @@ def rebound_threshold(config: dict) -> float:
     """``analysis.saturation.rebound_threshold``, or where it is null the entropy estimator's
     resolution at K (the smallest non-zero H_k that K draws can give); an explicit value below that
     resolution is refused, naming the key: one stray draw would count as a rebound."""
-    from siaflow.analysis.adaptive import check_adaptive  # K_min under adaptive sampling
+    from siaflow.adaptive_stopping import check_adaptive  # K_min under adaptive sampling
     from siaflow.keys import entropy_resolution
 
     K, mm = check_adaptive(config), config.get("estimation", {}).get("entropy_estimator") == "miller_madow"

@@ -295,9 +295,9 @@ def coupling(p: np.ndarray, gold: np.ndarray, K: int, alpha: float, rng: np.rand
 
 def adaptive_rows(samples: pl.DataFrame, golds: dict, k_max: int, settings) -> pl.DataFrame:
     """The rows of K_max draws per checkpoint (``draw``) that an adaptive run keeps: its first K
-    draws, K where ``analysis.adaptive.stopping_k`` stops (the first K of an adaptive run are the
+    draws, K where ``adaptive_stopping.stopping_k`` stops (the first K of an adaptive run are the
     first K of a fixed run: the same streams)."""
-    from siaflow.analysis.adaptive import stopping_k
+    from siaflow.adaptive_stopping import stopping_k
 
     keys = ["question_id", "trajectory", "k"]
     per = samples.group_by(keys, maintain_order=True).agg(pl.col("answer"))

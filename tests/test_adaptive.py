@@ -12,7 +12,7 @@ import pytest
 import simulate as sim
 import torch
 
-from siaflow.analysis.adaptive import AdaptiveSettings, check_adaptive, predictive_agreement, settled, stopping_k
+from siaflow.adaptive_stopping import AdaptiveSettings, check_adaptive, predictive_agreement, settled, stopping_k
 from siaflow.analysis.estimators import alignment_by_trajectory, entropy_table
 from siaflow.analysis.metrics import subsample_continuations
 from siaflow.config import ConfigError

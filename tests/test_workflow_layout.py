@@ -150,7 +150,7 @@ def test_importing_a_stage_module_changes_no_process_state():
 
 
 # What each part of the package may import (besides itself): the pipeline's order, one way.
-CORE = {"answers", "answer_text", "config", "io", "keys", "layout", "profiles", "source"}
+CORE = {"adaptive_stopping", "answers", "answer_text", "config", "io", "keys", "layout", "profiles", "source"}
 MAY_IMPORT = {
     "core": set(),
     "inputs": {"core"},

@@ -2,7 +2,7 @@
 probes both draw here, once, above every backend.
 
 Without adaptive sampling a batch of prefixes draws its K samples in one call. With it
-(``siaflow.analysis.adaptive``) the prefixes draw samples [0, K_min), then the next sample
+(``siaflow.adaptive_stopping``) the prefixes draw samples [0, K_min), then the next sample
 indices of the prefixes still open, round by round up to K_max. Sample s of a prefix always has the
 stream key it has in a fixed-K run (``stream_key(..., s)``), and every backend's draws are a pure
 function of the keys, so the first K draws of an adaptive run are those of a fixed-K run.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-from siaflow.analysis.adaptive import AdaptiveSettings, settled
+from siaflow.adaptive_stopping import AdaptiveSettings, settled
 
 # draw_round(prefixes, [(first sample, end) per prefix]) -> (rows in sample order, generations, work)
 DrawRound = Callable[[list, list[tuple[int, int]]], tuple[pl.DataFrame, list, dict]]

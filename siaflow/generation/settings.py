@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from siaflow.analysis.adaptive import AdaptiveSettings
+from siaflow.adaptive_stopping import AdaptiveSettings
 from siaflow.generation.backends.base import Decoding
 
 
@@ -18,7 +18,7 @@ class DrawSettings:
     samples per unit (N trajectories per question for rollouts; K per checkpoint prefix for
     continuations and probes), and, for draws at checkpoints, the stride and the prefix variant.
     ``adaptive``: draw in rounds and stop a checkpoint once its estimates are settled
-    (``siaflow.analysis.adaptive``; n_samples is then K_max); None: K draws everywhere."""
+    (``siaflow.adaptive_stopping``; n_samples is then K_max); None: K draws everywhere."""
 
     decoding: Decoding
     seed: int

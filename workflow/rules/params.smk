@@ -66,7 +66,7 @@ def adaptive_params(sampling):
     """A continuation or probe job's `sampling.adaptive` with S's alpha, only when enabled."""
     if sampling is not CONTINUATION_SAMPLING:
         return {}
-    from siaflow.analysis.adaptive import adaptive_params
+    from siaflow.adaptive_stopping import adaptive_params
 
     return adaptive_params(config)
 
