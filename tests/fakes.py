@@ -294,3 +294,24 @@ def vllm_backend(engine, *, logprobs: int = 5, eos: tuple[int, ...] = (EOS,)):
     b.max_context = engine.max_model_len
     b.stats = {"prefill_tokens": 0, "decoded_tokens": 0}
     return b
+
+
+def toy_rollouts(model_dir, max_new_tokens: int):
+    """Two toy questions' rollouts (N = 2) from the model in ``model_dir`` on one thread, the way
+    the probe and adaptive-sampling tests start: (backend, rollouts, response rules, decoding)."""
+    import polars as pl
+    import torch
+
+    from siaflow.answers import ResponseRules, response_rules
+    from siaflow.generation.backends import Decoding, make_backend
+    from siaflow.generation.rollouts import run_rollouts
+    from siaflow.generation.settings import DrawSettings
+
+    torch.set_num_threads(1)
+    backend = make_backend("transformers", model_dir, batch_rows=64)
+    questions = pl.DataFrame({"question_id": ["a", "b"], "gold": ["7", "12"]})
+    prompts = ["Q: Eve has 5, gets 2. How many?\nA: ", "Q: Bob has 12.\nA: "]
+    rules = response_rules({"answer_type": "numeric"}, prompts[0], stop_at_answer=True, example_prompt=prompts[0])
+    dec = Decoding(temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens)
+    roll = run_rollouts(backend, questions, prompts, draw=DrawSettings(dec, 0, 2), rules=ResponseRules(rules.extract))
+    return backend, roll, rules, dec

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 import simulate as sim
-import torch
+from fakes import toy_rollouts
 
 from siaflow.adaptive_stopping import AdaptiveSettings, check_adaptive, predictive_agreement, settled, stopping_k
 from siaflow.analysis.estimators import alignment_by_trajectory, entropy_table
@@ -169,18 +169,7 @@ def test_the_bias_of_adaptive_stopping_at_each_true_p_is_within_epsilon_of_fixed
 
 @pytest.fixture(scope="module")
 def toy(tiny_model_dir):
-    from siaflow.answers import ResponseRules, response_rules
-    from siaflow.generation.backends import make_backend
-    from siaflow.generation.rollouts import run_rollouts
-
-    torch.set_num_threads(1)
-    backend = make_backend("transformers", tiny_model_dir, batch_rows=64)
-    questions = pl.DataFrame({"question_id": ["a", "b"], "gold": ["7", "12"]})
-    prompts = ["Q: Eve has 5, gets 2. How many?\nA: ", "Q: Bob has 12.\nA: "]
-    rules = response_rules({"answer_type": "numeric"}, prompts[0], stop_at_answer=True, example_prompt=prompts[0])
-    dec = Decoding(temperature=1.0, top_p=1.0, max_new_tokens=12)
-    roll = run_rollouts(backend, questions, prompts, draw=DrawSettings(dec, 0, 2), rules=ResponseRules(rules.extract))
-    return backend, roll, rules, dec
+    return toy_rollouts(tiny_model_dir, max_new_tokens=12)
 
 
 # a lax rule, so that the toy model's checkpoints stop at different K

@@ -3,13 +3,12 @@ engine for, what it stores, and that a killed probe job resumes."""
 
 import polars as pl
 import pytest
-import torch
-from fakes import CharBackend
+from fakes import CharBackend, toy_rollouts
 
-from siaflow.answers import ResponseRules, response_rules
-from siaflow.generation.backends import Decoding, make_backend
+from siaflow.answers import response_rules
+from siaflow.generation.backends import Decoding
 from siaflow.generation.probes import ProbeSpec, probe_cue, probe_prefix_batch, probe_requests, run_probes
-from siaflow.generation.rollouts import continuation_requests, run_rollouts
+from siaflow.generation.rollouts import continuation_requests
 from siaflow.generation.settings import DrawSettings
 from siaflow.keys import PROBE_VARIANT
 
@@ -67,14 +66,7 @@ def test_probe_answers_are_read_from_prefix_cue_and_sample():
 
 @pytest.fixture(scope="module")
 def toy(tiny_model_dir):
-    torch.set_num_threads(1)
-    backend = make_backend("transformers", tiny_model_dir, batch_rows=64)
-    questions = pl.DataFrame({"question_id": ["a", "b"], "gold": ["7", "12"]})
-    prompts = ["Q: Eve has 5, gets 2. How many?\nA: ", "Q: Bob has 12.\nA: "]
-    rules = response_rules({"answer_type": "numeric"}, prompts[0], stop_at_answer=True, example_prompt=prompts[0])
-    dec = Decoding(temperature=1.0, top_p=1.0, max_new_tokens=20)
-    roll = run_rollouts(backend, questions, prompts, draw=DrawSettings(dec, 0, 2), rules=ResponseRules(rules.extract))
-    return backend, roll, rules, dec
+    return toy_rollouts(tiny_model_dir, max_new_tokens=20)
 
 
 def _probe_draw(dec, seed=0):
