@@ -10,17 +10,11 @@ relative path that the working directory lacks is taken from the source when it 
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
 
 class ReleaseMismatch(RuntimeError):
     pass
-
-
-def release_of(pyproject: str | Path) -> str:
-    """The version in a source's pyproject.toml (the one place it is written)."""
-    return tomllib.loads(Path(pyproject).read_text())["project"]["version"]
 
 
 def install_hint(version: str, repo: str | None) -> str:

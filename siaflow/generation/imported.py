@@ -13,7 +13,7 @@ from __future__ import annotations
 import polars as pl
 
 from siaflow.answers import ResponseRules
-from siaflow.generation.backends.base import Backend, Decoding, token_at
+from siaflow.generation.backends.base import Backend, Decoding, Generation
 from siaflow.generation.rollouts import (
     CONTINUATION_SCHEMA,
     ROLLOUT_COLUMNS,
@@ -21,6 +21,7 @@ from siaflow.generation.rollouts import (
     SHARED_TRAJECTORY,
     TOKEN_STATS,
     rescore_rollouts,
+    rollout_row,
 )
 from siaflow.inputs.generation_files import GenerationsError
 from siaflow.keys import checkpoint_positions
@@ -34,16 +35,19 @@ def _response_row(backend: Backend, r: dict, rules: ResponseRules, gold: str) ->
             f"{r['where']}: fields 'prompt', 'response': {len(prompt_ids)} + {len(ids)} tokens exceed the "
             f"context of the scoring model ({backend.max_context} tokens)"
         )
-    text = backend.decode(ids)
-    answer = rules.extract(text)
-    start = rules.answer_start(text)
-    row = dict.fromkeys(ROLLOUT_COLUMNS)  # the token statistics: the scoring pass's
-    row.update(question_id=r["question_id"], trajectory=r["trajectory"], prompt=r["prompt"])
-    row.update(prompt_ids=list(prompt_ids), token_ids=ids, token_logprobs=r.get("token_logprobs"), T=len(ids))
-    row.update(finish_reason=r.get("finish_reason", "stop"), cut=0, text=text, answer=answer, gold=gold)
-    row.update(answer_start=None if start is None else token_at(backend.decode, ids, start, text))
-    row["correct"] = answer == gold
-    return row
+    # the rollouts' own row: the token statistics are left to the scoring pass
+    g = Generation(ids, r.get("finish_reason", "stop"), logprobs=r.get("token_logprobs"))
+    return rollout_row(
+        backend,
+        g,
+        rules.extract,
+        rules.answer_start,
+        question=r["question_id"],
+        trajectory=r["trajectory"],
+        prompt=r["prompt"],
+        prompt_ids=prompt_ids,
+        gold=gold,
+    )
 
 
 def rollouts_table(

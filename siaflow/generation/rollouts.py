@@ -82,7 +82,7 @@ def run_rollouts(
         requests, draw.decoding, token_stats=True, progress="rollouts", answer_final=rules.answer_final
     )
     rows = [
-        _rollout_row(
+        rollout_row(
             backend,
             g,
             rules.extract,
@@ -99,7 +99,7 @@ def run_rollouts(
     return pl.DataFrame(rows, schema_overrides=ROLLOUT_TYPES)
 
 
-def _rollout_row(backend: Backend, g, extract, locate, *, question, trajectory, prompt, prompt_ids, gold) -> dict:
+def rollout_row(backend: Backend, g, extract, locate, *, question, trajectory, prompt, prompt_ids, gold) -> dict:
     """One generation's row of a rollouts table: its tokens and their statistics, how it ended, its
     text, its answer, the token where the answer's statement begins (``token_at``; null when the
     answer is NULL or without ``locate``), and whether it is correct."""
