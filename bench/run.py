@@ -8,7 +8,7 @@ it is compared against and its target:
 4. workflow    wall time of `snakemake -n` on config/paper.yaml
 
     python bench/run.py [--only tokens,throughput,analysis,workflow] [--questions 48]
-    python bench/run.py --config config/smollm2.yaml --only tokens,throughput --dataset gsm8k-mini --questions 4 \
+    python bench/run.py --config config/smollm2.yaml --only tokens,throughput --dataset gsm8k --questions 4 \
         --prefixes 24 --out bench/results-smollm2.json
         (sections 1 and 2 on a real model, SmolLM2-135M-Instruct; build it first with
          `snakemake --configfile config/smollm2.yaml --cores 2 resources/models/smollm2-135m-instruct`)

@@ -1,12 +1,14 @@
 """The vLLM adapter's sampling throughput against plain vLLM doing the same sampling work, on one
 engine (run in .venv-vllm: `make bench-vllm`; on a CPU, vLLM's CPU build).
 
-Work: the checkpoint prefixes of SmolLM2's chat rollouts on gsm8k-mini (stride 16), K samples each,
-every sample's budget the response's remaining tokens. Plain vLLM: one `LLM.generate` call, one
-request per prefix with `n = K` (vLLM's own parallel sampling), no stop strings. The adapter:
-`rollouts.continue_prefixes` (one `n = 1` request per sample, seeded by its stream key), without
-answer stopping (the same work) and with it (rounds of stop strings: each sample ends at its
-settled answer, so it samples fewer tokens in more engine calls). Each is run `--repeats` times,
+Work: the checkpoint prefixes of SmolLM2's chat rollouts on the first questions of config/smollm2.yaml's
+first dataset (stride 16; docs/backends.md's numbers were measured on the hand-written gsm8k-mini,
+that config's dataset before issue 31), K samples each, every sample's budget the response's
+remaining tokens. Plain vLLM: one `LLM.generate` call, one request per prefix with `n = K` (vLLM's
+own parallel sampling), no stop strings. The adapter: `rollouts.continue_prefixes` (one `n = 1`
+request per sample, seeded by its stream key), without answer stopping (the same work) and with it
+(rounds of stop strings: each sample ends at its settled answer, so it samples fewer tokens in more
+engine calls). Each is run `--repeats` times,
 alternating, and the best time kept; tokens/s counts the sampled tokens (EOS included).
 
     .venv-vllm/bin/python bench/vllm_throughput.py [--questions 4] [--K 8] [--repeats 2] [--out bench/results-vllm.json]

@@ -91,7 +91,7 @@ def test_entropies_and_self_certainty_are_exact_after_the_scoring_pass(runs, hf,
 
 
 @pytest.mark.parametrize(
-    "dataset,template", [("gsm8k-mini", "chat_math"), ("gsm8k-mini", "fewshot_math"), ("arc-mini", "fewshot_mc")]
+    "dataset,template", [("gsm8k", "chat_math"), ("gsm8k", "fewshot_math"), ("arc-mini", "fewshot_mc")]
 )
 def test_every_rollout_ends_where_the_transformers_backend_would_end_it(engine, dataset, template):
     """T semantics on real outputs: an "answer" rollout ends at the token that settles its answer

@@ -23,7 +23,7 @@ from siaflow.generation.rollouts import TOKEN_STATS
 from siaflow.io import read_provenance
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
-MODEL, DATASET = "smollm2-chat", "gsm8k-mini"
+MODEL, DATASET = "smollm2-chat", "gsm8k"
 KEY_ENV = "SIAFLOW_TEST_SERVER_KEY"
 
 

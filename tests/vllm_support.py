@@ -65,7 +65,7 @@ def prompt(name: str):
     return SMOLLM2["prompts"][name]
 
 
-def smollm2_rollouts(backend, decoding, *, dataset="gsm8k-mini", template="chat_math", n_q=4, n=3, seed=0):
+def smollm2_rollouts(backend, decoding, *, dataset="gsm8k", template="chat_math", n_q=4, n=3, seed=0):
     """``n`` rollouts of each of the first ``n_q`` questions of ``dataset`` under one of
     config/smollm2.yaml's prompts, ended as the workflow ends them; and the response rules."""
     from dataclasses import replace
