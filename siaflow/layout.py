@@ -16,6 +16,7 @@ SELECTION_SCORES = "{results}/selection/scores.parquet"
 LOG = "{results}/logs/{name}.log"
 PLAN = "{results}/plan.{ext}"
 PILOT_PLAN = "{results}/pilot/plan.{ext}"
+RUN_SUMMARY = "{results}/run_summary.{ext}"
 REPORT = "{results}/report.html"
 # models and datasets fetched or built once, whatever the results directory
 DATASET_DOWNLOAD = "resources/datasets/{dataset}"

@@ -487,3 +487,27 @@ def test_early_exit_recomputed_from_raw_draws(run):
     table = pl.read_csv(run["results"] / "tables/table_early_exit.csv")
     assert set(table["rule"]) == {"full", "entropy", "consecutive", "dynasor", "budget", "majority", "deepconf"}
     assert pl.read_csv(run["results"] / "figures/fig_early_exit.data.csv").equals(table)
+
+
+def test_run_summary_counts_what_the_run_drew(run):
+    """`snakemake run_summary` builds nothing else, and its counts equal the rollouts and ledgers."""
+    r, cfg = run["results"], run["cfg"]
+    cfg_path = next(p for p in r.parent.glob("*.yaml"))
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", str(cfg_path), "--directory", str(ROOT)]
+    res = subprocess.run([*cmd, "run_summary"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "rule rollouts" not in res.stdout + res.stderr
+    summary = json.loads((r / "run_summary.json").read_text())
+    N = cfg["sampling"]["n_trajectories"]
+    assert len(summary["counts"]) == len(cfg["models"]) * len(cfg["datasets"])
+    for row in summary["counts"]:
+        roll = pl.read_parquet(r / f"rollouts/{row['model']}/{row['dataset']}/*.parquet")
+        traj = roll.filter(pl.col("trajectory") < N)
+        assert row["rollouts"] == roll.height and row["rollout_tokens"] == roll["T"].sum()
+        assert row["correct_trajectories"] + row["incorrect_trajectories"] == traj.height
+        assert row["correct_trajectories"] == traj["correct"].sum()
+        entropy = r / f"entropy/{row['model']}/{row['dataset']}/stride-{cfg['sampling']['strides'][0]}/original.parquet"
+        assert row["continuation_tokens"] == read_provenance(entropy)["ledger_total"]["generated_tokens"] > 0
+    assert set(summary["models"]) == set(cfg["models"]) and summary["seeds"]["sampling"] == cfg["sampling"]["seed"]
+    assert summary["decoding"] == cfg["decoding"] | summary["decoding"]
+    assert "| model | dataset | questions |" in (r / "run_summary.md").read_text()

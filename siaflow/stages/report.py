@@ -71,6 +71,36 @@ def pilot(sm) -> None:
 
 
 @stage
+def run_summary(sm) -> None:
+    """What the run drew and how it was made (siaflow/outputs/run_summary.py), as JSON and Markdown."""
+    import polars as pl
+
+    from siaflow.outputs.run_summary import counts_row, made_with
+
+    p = sm.params
+    rows, rollout_prov = [], {}
+    for model in p.models:
+        for dataset in p.datasets:
+            shards = [f for f in sm.input.rollouts if f"/{model}/{dataset}/" in f]
+            rollouts = pl.concat([pl.read_parquet(f, columns=_SUMMARY_COLUMNS) for f in shards])
+            rollout_prov[f"{model}/{dataset}"] = io.read_provenance(shards[0])
+            entropy = next(f for f in sm.input.entropy if f"/{model}/{dataset}/" in f)
+            ledger = io.read_provenance(entropy).get("ledger_total") or {}
+            rows.append({"model": model, "dataset": dataset, **counts_row(rollouts, p.n_trajectories, ledger)})
+    data_prov = {d: io.read_provenance(f) for d, f in zip(p.datasets, sm.input.data, strict=True)}
+    table = pl.DataFrame(rows)
+    summary = io.provenance(
+        step="run_summary", counts=rows, **made_with(data_prov, rollout_prov, p.sampling), seeds=p.seeds
+    )
+    io.write_json(summary, sm.output.json)
+    io.write_text(to_markdown(table, digits=3), sm.output.md)
+    print(to_markdown(table, digits=3))
+
+
+_SUMMARY_COLUMNS = ["question_id", "trajectory", "answer", "correct", "T"]
+
+
+@stage
 def report(sm) -> None:
     """``snakemake --report`` on this workflow, with the run's Snakefile, working directory and
     effective config (written beside the log and passed as the one config file)."""

@@ -54,6 +54,35 @@ rule pilot:
         "../../scripts/pilot.py"
 
 
+# What the run drew and how it was made (counts, tokens, seconds; data SHA-256, model builds,
+# prompts, sampling, seeds): `snakemake run_summary`, a part of `make study-real`.
+rule run_summary:
+    input:
+        data=[path(layout.DATA, dataset=d) for d in DATASETS],
+        rollouts=all_shards(layout.ROLLOUTS),
+        entropy=entropy_tables(),
+    output:
+        json=path(layout.RUN_SUMMARY, ext="json"),
+        md=path(layout.RUN_SUMMARY, ext="md"),
+    log:
+        log("run_summary"),
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    params:
+        models=MODELS,
+        datasets=DATASETS,
+        n_trajectories=config["sampling"]["n_trajectories"],
+        sampling={**config["sampling"], "stride": MAIN_STRIDE},
+        seeds={"sampling": config["sampling"]["seed"], "analysis": config["analysis"]["seed"]},
+    script:
+        "../../scripts/run_summary.py"
+
+
 # The report runs Snakemake itself (`snakemake --report`), on the submit host, on this very
 # workflow: the same Snakefile, working directory and effective config (config files and --config
 # overrides merged), so that it finds the outputs this run made.
