@@ -6,6 +6,7 @@
 #   make profiles   `snakemake --profile local` / `--profile slurm` from here: links profiles/ into ~/.config/snakemake
 #   make demo-real-vllm  demo-real on vLLM's engine (in .venv-vllm)
 #   make demo-real-served  demo-real through vLLM's OpenAI-compatible server, started and stopped here
+#   make study-real  a study on the real GSM8K and SVAMP test sets, SmolLM2 on vLLM's CPU engine (about 2 hours; not in CI)
 #   make lint       ruff format --check, ruff check, snakefmt --check, snakemake --lint and the size limits (CI runs it first)
 #   make bench      the benchmark suite (bench/run.py); make bench-vllm: the vLLM adapter (bench/vllm_throughput.py)
 PYTHON ?= python3
@@ -24,7 +25,7 @@ VBIN := $(VLLM_VENV)/bin
 # both cores for the CPU engine (by default it keeps one for the process that feeds it)
 export VLLM_CPU_NUM_OF_RESERVED_CPU ?= 0
 
-.PHONY: demo demo-real demo-real-vllm demo-real-served test bench bench-vllm install vllm-env profiles dryrun lint clean
+.PHONY: demo demo-real demo-real-vllm demo-real-served study-real test bench bench-vllm install vllm-env profiles dryrun lint clean
 
 demo: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
@@ -57,6 +58,23 @@ demo-real-served: vllm-env
 	    kill -0 $$pid || { tail -20 results/smollm2-served/server.log; exit 1; }; sleep 1; done; \
 	$(VBIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/smollm2-served.yaml
 	@echo; echo "Tables: results/smollm2-served/tables/  Figures: results/smollm2-served/figures/"; cat results/smollm2-served/tables/table1_alignment.md
+
+# A study on real questions (config/study-real.yaml; docs/results.md, "A study on real questions"):
+# the plan's prediction first, then only the study's targets (no shuffled variant, probes or Table
+# 3), then the plan again, calibrated by the study's own shards; the small tables, the figures and
+# their data, the run summary and both plans are copied to docs/study-real/ (the raw draws are not).
+STUDY := results/study-real
+STUDY_TARGETS := table1_alignment fig1_cumulative_gain fig2_auc fig3_saturation table_edis_bestofn \
+	fig_edis_separation table_selection fig_selection run_summary
+study-real: vllm-env
+	$(VBIN)/snakemake plan --forcerun plan --profile profiles/local --cores 1 --configfile config/study-real.yaml
+	cp $(STUDY)/plan.md $(STUDY)/plan.predicted.md
+	$(VBIN)/snakemake $(STUDY_TARGETS) --profile profiles/local --cores $(CORES) --configfile config/study-real.yaml
+	$(VBIN)/snakemake plan --forcerun plan --profile profiles/local --cores 1 --configfile config/study-real.yaml
+	mkdir -p docs/study-real
+	cp $(STUDY)/plan.predicted.md $(STUDY)/plan.md $(STUDY)/run_summary.json $(STUDY)/run_summary.md docs/study-real/
+	cp $(STUDY)/tables/*.md $(STUDY)/tables/*.csv $(STUDY)/figures/*.png $(STUDY)/figures/*.csv docs/study-real/
+	@echo; cat $(STUDY)/run_summary.md; cat $(STUDY)/tables/table1_alignment.md
 
 # The suite in .venv, then the tests on the real vLLM engine (marked vllm) in .venv-vllm.
 test: install vllm-env
