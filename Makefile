@@ -6,6 +6,7 @@
 #   make profiles   `snakemake --profile local` / `--profile slurm` from here: links profiles/ into ~/.config/snakemake
 #   make demo-real-vllm  demo-real on vLLM's engine (in .venv-vllm)
 #   make demo-real-served  demo-real through vLLM's OpenAI-compatible server, started and stopped here
+#   make study-real-pilot  its accuracy pilot (minutes)
 #   make study-real  a study on the real GSM8K and SVAMP test sets, SmolLM2 on vLLM's CPU engine (about 2 hours; not in CI)
 #   make lint       ruff format --check, ruff check, snakefmt --check, snakemake --lint and the size limits (CI runs it first)
 #   make bench      the benchmark suite (bench/run.py); make bench-vllm: the vLLM adapter (bench/vllm_throughput.py)
@@ -25,7 +26,7 @@ VBIN := $(VLLM_VENV)/bin
 # both cores for the CPU engine (by default it keeps one for the process that feeds it)
 export VLLM_CPU_NUM_OF_RESERVED_CPU ?= 0
 
-.PHONY: demo demo-real demo-real-vllm demo-real-served study-real test bench bench-vllm install vllm-env profiles dryrun lint clean
+.PHONY: demo demo-real demo-real-vllm demo-real-served study-real study-real-pilot test bench bench-vllm install vllm-env profiles dryrun lint clean
 
 demo: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
@@ -63,6 +64,13 @@ demo-real-served: vllm-env
 # the plan's prediction first, then only the study's targets (no shuffled variant, probes or Table
 # 3), then the plan again, calibrated by the study's own shards; the small tables, the figures and
 # their data, the run summary and both plans are copied to docs/study-real/ (the raw draws are not).
+# `make study-real-pilot` (minutes) measured what chose the study's prompt and size: 4 responses to
+# each of the first 32 questions of each test set, under both prompts (config/study-real-pilot.yaml).
+PILOT_ROLLOUTS := $(foreach m,smollm2-chat smollm2-fewshot,$(foreach d,gsm8k svamp,results/study-real-pilot/rollouts/$(m)/$(d)/shard-0.parquet))
+study-real-pilot: vllm-env
+	$(VBIN)/snakemake $(PILOT_ROLLOUTS) --profile profiles/local --cores $(CORES) --configfile config/study-real-pilot.yaml
+	$(VBIN)/python -m siaflow.outputs.run_summary results/study-real-pilot
+
 STUDY := results/study-real
 STUDY_TARGETS := table1_alignment fig1_cumulative_gain fig2_auc fig3_saturation table_edis_bestofn \
 	fig_edis_separation table_selection fig_selection run_summary

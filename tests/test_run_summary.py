@@ -51,3 +51,25 @@ def test_made_with_names_files_builds_prompts_and_commits():
     assert made["models"]["m"]["build"] == build and made["models"]["m"]["backend"] == "vllm"
     assert set(made["models"]["m"]["prompts"]) == {"gsm8k", "svamp"}
     assert made["siaflow_commits"] == ["abc", "abc-dirty"] and made["sampling"] == {"seed": 0}
+
+
+def test_rollout_counts_reads_every_model_and_dataset_under_results(tmp_path):
+    from siaflow.outputs.run_summary import rollout_counts
+
+    for model, dataset, correct in (("m", "gsm8k", [True, False]), ("m", "svamp", [False, False])):
+        d = tmp_path / "rollouts" / model / dataset
+        d.mkdir(parents=True)
+        for shard in (0, 1):
+            pl.DataFrame(
+                {
+                    "question_id": [f"q{shard}"] * 2,
+                    "trajectory": [0, 1],
+                    "answer": ["1", "NULL"],
+                    "correct": correct,
+                    "T": [5, 7],
+                }
+            ).write_parquet(d / f"shard-{shard}.parquet")
+    df = rollout_counts(str(tmp_path))
+    assert df["dataset"].to_list() == ["gsm8k", "svamp"] and df["rollouts"].to_list() == [4, 4]
+    assert df["rollout_accuracy"].to_list() == [0.5, 0.0] and df["rollout_tokens"].to_list() == [24, 24]
+    assert df["questions_with_a_correct_rollout"].to_list() == [2, 0] and "trajectories" not in df.columns

@@ -66,3 +66,35 @@ def made_with(data_provenance: dict[str, dict], rollout_provenance: dict[str, di
         # the commits the rollout jobs ran (a "-dirty" one had uncommitted changes)
         "siaflow_commits": sorted({str(p.get("siaflow_commit")) for p in rollout_provenance.values()}),
     }
+
+
+_ROLLOUT_KEYS = ("questions", "rollouts", "rollout_accuracy", "rollout_null", "mean_T")
+_ROLLOUT_KEYS += ("questions_with_a_correct_rollout", "rollout_tokens")
+
+
+def rollout_counts(results: str) -> pl.DataFrame:
+    """``counts_row`` of every model × dataset whose rollouts are under ``results`` (their shards,
+    whatever else exists: an accuracy pilot draws no continuations)."""
+    from glob import glob
+
+    from siaflow import layout
+
+    rows = []
+    for model, dataset in sorted(
+        {tuple(p.split("/")[-3:-1]) for p in glob(layout.glob(layout.ROLLOUTS, results=results))}
+    ):
+        shards = sorted(glob(layout.glob(layout.ROLLOUTS, results=results, model=model, dataset=dataset)))
+        rollouts = pl.concat(
+            [pl.read_parquet(f, columns=["question_id", "trajectory", "answer", "correct", "T"]) for f in shards]
+        )
+        row = counts_row(rollouts, 0, {})
+        rows.append({"model": model, "dataset": dataset, **{k: row[k] for k in _ROLLOUT_KEYS}})
+    return pl.DataFrame(rows)
+
+
+if __name__ == "__main__":  # python -m siaflow.outputs.run_summary <results>: the rollouts' counts
+    import sys
+
+    from siaflow.outputs.tables import to_markdown
+
+    print(to_markdown(rollout_counts(sys.argv[1]), digits=3), end="")
