@@ -225,3 +225,20 @@ def test_the_rebound_threshold_is_at_least_the_estimators_resolution(demo):
         rebound_threshold(cfg)
     cfg["analysis"]["saturation"]["rebound_threshold"] = 0.5
     assert rebound_threshold(cfg) == 0.5
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "config").glob("*.yaml")))
+def test_every_shipped_config_is_valid(name):
+    """Each config/*.yaml parses, passes the schema and siaflow's own checks, and names local
+    datasets and prompts that exist (a config a README command runs must not fail at start)."""
+    from snakemake.utils import validate
+
+    from siaflow.config import prepare
+
+    schema = ROOT / "workflow/schemas/config.schema.yaml"
+    cfg = yaml.safe_load((ROOT / "config" / name).read_text())
+    validate(cfg, str(schema))
+    prepare(cfg, schema)
+    for dataset, spec in cfg["datasets"].items():
+        if spec["source"] == "local":
+            assert list((ROOT / spec["path"]).glob(spec["files"])), f"{name}: {dataset} has no {spec['files']}"
