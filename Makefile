@@ -7,7 +7,7 @@
 #   make demo-real-vllm  demo-real on vLLM's engine (in .venv-vllm)
 #   make demo-real-served  demo-real through vLLM's OpenAI-compatible server, started and stopped here
 #   make study-real-pilot  its accuracy pilot (minutes)
-#   make study-real  a study on the real GSM8K and SVAMP test sets, SmolLM2 on vLLM's CPU engine (about 2 hours; not in CI)
+#   make study-real  a study on the real GSM8K and SVAMP test sets, SmolLM2 on vLLM's CPU engine (not in CI)
 #   make lint       ruff format --check, ruff check, snakefmt --check, snakemake --lint and the size limits (CI runs it first)
 #   make bench      the benchmark suite (bench/run.py); make bench-vllm: the vLLM adapter (bench/vllm_throughput.py)
 PYTHON ?= python3
@@ -61,9 +61,10 @@ demo-real-served: vllm-env
 	@echo; echo "Tables: results/smollm2-served/tables/  Figures: results/smollm2-served/figures/"; cat results/smollm2-served/tables/table1_alignment.md
 
 # A study on real questions (config/study-real.yaml; docs/results.md, "A study on real questions"):
-# the plan's prediction first, then only the study's targets (no shuffled variant, probes or Table
-# 3), then the plan again, calibrated by the study's own shards; the small tables, the figures and
-# their data, the run summary and both plans are copied to docs/study-real/ (the raw draws are not).
+# the plan's prediction first (kept from the first run), then only the study's targets (no shuffled
+# variant, probes or Table 3), then the plan again, calibrated by the study's own shards; the small
+# tables, the figures and their data, the run summary and both plans are copied to docs/study-real/
+# (the raw draws are not).
 # `make study-real-pilot` (minutes) measured what chose the study's prompt and size: 4 responses to
 # each of the first 32 questions of each test set, under both prompts (config/study-real-pilot.yaml).
 PILOT_ROLLOUTS := $(foreach m,smollm2-chat smollm2-fewshot,$(foreach d,gsm8k svamp,results/study-real-pilot/rollouts/$(m)/$(d)/shard-0.parquet))
@@ -72,11 +73,11 @@ study-real-pilot: vllm-env
 	$(VBIN)/python -m siaflow.outputs.run_summary results/study-real-pilot
 
 STUDY := results/study-real
-STUDY_TARGETS := table1_alignment fig1_cumulative_gain fig2_auc fig3_saturation table_edis_bestofn \
-	fig_edis_separation table_selection fig_selection run_summary
+STUDY_TARGETS := table1_alignment fig1_cumulative_gain fig2_auc fig3_saturation fig4_cumulative_gain_nonaligned \
+	fig5_auc_nonaligned table_edis_bestofn fig_edis_separation table_selection fig_selection run_summary
 study-real: vllm-env
 	$(VBIN)/snakemake plan --forcerun plan --profile profiles/local --cores 1 --configfile config/study-real.yaml
-	cp $(STUDY)/plan.md $(STUDY)/plan.predicted.md
+	test -e $(STUDY)/plan.predicted.md || cp $(STUDY)/plan.md $(STUDY)/plan.predicted.md  # the first run's
 	$(VBIN)/snakemake $(STUDY_TARGETS) --profile profiles/local --cores $(CORES) --configfile config/study-real.yaml
 	$(VBIN)/snakemake plan --forcerun plan --profile profiles/local --cores 1 --configfile config/study-real.yaml
 	mkdir -p docs/study-real
