@@ -38,7 +38,7 @@ def made_with(data_provenance: dict[str, dict], rollout_provenance: dict[str, di
     (``rollout_provenance``: "model/dataset" → a rollout shard's provenance), the decoding, the
     sampling and its seeds, and siaflow's version and commit."""
     datasets = {
-        name: {"n_questions": p["spec"]["n_questions"], "split": p["spec"].get("split"), **p.get("source", {})}
+        name: {"n_questions": p["spec"]["n_questions"], "split": p["spec"].get("split"), **(p.get("source") or {})}
         for name, p in sorted(data_provenance.items())
     }
     models: dict[str, dict] = {}
