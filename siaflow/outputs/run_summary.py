@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import polars as pl
 
+# the rollout columns counts_row reads
+SUMMARY_COLUMNS = ["question_id", "trajectory", "answer", "correct", "T"]
+
 
 def counts_row(rollouts: pl.DataFrame, n_trajectories: int, ledger: dict) -> dict:
     """One model × dataset: ``rollouts`` (every response, trajectories 0..N-1 among them) and the
@@ -84,9 +87,7 @@ def rollout_counts(results: str) -> pl.DataFrame:
         {tuple(p.split("/")[-3:-1]) for p in glob(layout.glob(layout.ROLLOUTS, results=results))}
     ):
         shards = sorted(glob(layout.glob(layout.ROLLOUTS, results=results, model=model, dataset=dataset)))
-        rollouts = pl.concat(
-            [pl.read_parquet(f, columns=["question_id", "trajectory", "answer", "correct", "T"]) for f in shards]
-        )
+        rollouts = pl.concat([pl.read_parquet(f, columns=SUMMARY_COLUMNS) for f in shards])
         row = counts_row(rollouts, 0, {})
         rows.append({"model": model, "dataset": dataset, **{k: row[k] for k in _ROLLOUT_KEYS}})
     return pl.DataFrame(rows)

@@ -75,14 +75,14 @@ def run_summary(sm) -> None:
     """What the run drew and how it was made (siaflow/outputs/run_summary.py), as JSON and Markdown."""
     import polars as pl
 
-    from siaflow.outputs.run_summary import counts_row, made_with
+    from siaflow.outputs.run_summary import SUMMARY_COLUMNS, counts_row, made_with
 
     p = sm.params
     rows, rollout_prov = [], {}
     for model in p.models:
         for dataset in p.datasets:
             shards = [f for f in sm.input.rollouts if f"/{model}/{dataset}/" in f]
-            rollouts = pl.concat([pl.read_parquet(f, columns=_SUMMARY_COLUMNS) for f in shards])
+            rollouts = pl.concat([pl.read_parquet(f, columns=SUMMARY_COLUMNS) for f in shards])
             rollout_prov[f"{model}/{dataset}"] = io.read_provenance(shards[0])
             entropy = next(f for f in sm.input.entropy if f"/{model}/{dataset}/" in f)
             ledger = io.read_provenance(entropy).get("ledger_total") or {}
@@ -95,9 +95,6 @@ def run_summary(sm) -> None:
     io.write_json(summary, sm.output.json)
     io.write_text(to_markdown(table, digits=3), sm.output.md)
     print(to_markdown(table, digits=3))
-
-
-_SUMMARY_COLUMNS = ["question_id", "trajectory", "answer", "correct", "T"]
 
 
 @stage
