@@ -81,7 +81,8 @@ def _entropy_tables(fixed: str, out: Path, cfg: dict, entropy_table, sia_traject
         rolls = glob(layout.ROLLOUTS.format(results=fixed, model=model, dataset=dataset, shard="*"))
         roll = trajectory_columns(sia_trajectories(pl.scan_parquet(rolls), cfg["sampling"]["n_trajectories"]), "r")
         samples = pl.scan_parquet(paths).select(*KEYS, "sample", "answer")
-        table = entropy_table(samples, roll, alpha=cfg["estimation"]["alpha"]).with_columns(
+        k_ref = cfg["sampling"]["n_continuations"]
+        table = entropy_table(samples, roll, alpha=cfg["estimation"]["alpha"], k_ref=k_ref).with_columns(
             model=pl.lit(model), dataset=pl.lit(dataset), stride=pl.lit(int(stride)), variant=pl.lit(variant)
         )
         dst = Path(

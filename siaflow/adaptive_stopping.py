@@ -13,11 +13,17 @@ move neither estimate by more than ``epsilon`` nats, with probability at least 1
   posterior draws from a generator seeded by the counts (the rule is a pure function).
 
 It is Adaptive-Consistency's Dirichlet stopping (Aggarwal et al. 2023) turned from "the majority
-will not change" to "the estimates will not change". With the gold unseen, S^_K is the smoothing
-ceiling log((K + 2a)/a), which grows with K: the rule does not stop such a checkpoint before K_max
-unless log((K_max + 2a)/(K + 2a)) <= eps, so S's ceiling never varies with H (the artefact of
-docs/design.md#what-the-estimator-itself-made). The decision depends on the counts only through
-(the gold's count, the sorted other counts, K), and is cached.
+will not change" to "the estimates will not change". S^ is smoothed at K_max whatever K a
+checkpoint stopped at (``estimators.gold_surprisal``'s ``k_ref``, as the entropy table does), so
+its floor (every draw on the gold) and its ceiling (gold unseen, log((K_max + 2a)/a)) are the fixed
+run's: a K that follows H cannot make S follow H through the smoothing
+(docs/design.md#what-the-estimator-itself-made). **A checkpoint whose gold is unseen runs to
+K_max**: there S^ is the ceiling or, after one sighting, 1.1 nats lower (K_max 16), so whether the
+gold is ever seen depends on how many draws the checkpoint makes; the posterior puts P(still
+unseen) near 0.7 whatever the other answers are, so at a loose delta the other answers (H) alone
+would decide K, and S would follow H through the sightings a stopped checkpoint misses (replayed on
+the toy demo at delta 0.3: toy-base's rho_pre -0.04 -> -0.70). The decision depends on the counts
+only through (the gold's count, the sorted other counts, K), and is cached.
 """
 
 from __future__ import annotations
@@ -92,6 +98,8 @@ def settled(answers: Sequence[str], gold: str, k_max: int, settings: AdaptiveSet
         return False
     c = Counter(answers)
     c_gold = c.pop(gold, 0)
+    if c_gold == 0:  # the gold unseen: to K_max (the module's docstring)
+        return False
     return predictive_agreement(c_gold, tuple(sorted(c.values())), k_max, settings) >= 1 - settings.delta
 
 
@@ -119,7 +127,7 @@ def predictive_agreement(c_gold: int, others: tuple[int, ...], k_max: int, setti
     full = counts[:-1] + more[:, :-1]  # the unseen bucket's draws are singletons
     a, eps = settings.alpha, settings.epsilon
     h_now, h_full = _plugin(counts[None, :-1], K)[0], _plugin(full, k_max)
-    s_now = -np.log((c_gold + a) / (K + 2 * a))
+    s_now = -np.log((c_gold * k_max / K + a) / (k_max + 2 * a))  # smoothed at K_max, as the tables
     s_full = -np.log((full[:, 0] + a) / (k_max + 2 * a))
     ok = (np.abs(h_full - h_now) <= eps) & (np.abs(s_full - s_now) <= eps)
     return float(ok.mean())

@@ -46,9 +46,17 @@ def conditional_answer_entropy(answers_or_counts, *, miller_madow: bool = False)
     return h
 
 
-def gold_surprisal(answers_or_counts, gold: str, *, alpha: float = 0.5) -> tuple[float, float]:
+def gold_surprisal(
+    answers_or_counts, gold: str, *, alpha: float = 0.5, k_ref: int | None = None
+) -> tuple[float, float]:
     """Smoothed gold surprisal ``S_k = -log p~(a*)`` with the gold-vs-rest estimate
     ``p~(a*) = (c(a*) + alpha) / (K + 2 alpha)``; returns ``(S_k, raw p^(a*))``.
+
+    ``k_ref``: smooth at this reference K instead of the checkpoint's own,
+    ``p~ = (p^ k_ref + alpha) / (k_ref + 2 alpha)`` (the same where K = k_ref). Under adaptive
+    sampling checkpoints stop at different K; smoothing each at its own K would give S a floor
+    (every draw on the gold) and a ceiling (gold unseen) that follow K, and K follows H
+    (docs/costs.md#adaptive-sampling).
 
     The smoothing sees only the gold's count and K, never how the non-gold mass is split: with the
     support-size smoothing ``(c + alpha) / (K + alpha |supp ∪ {a*}|)`` an unseen gold (c = 0) makes
@@ -61,7 +69,8 @@ def gold_surprisal(answers_or_counts, gold: str, *, alpha: float = 0.5) -> tuple
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0 so that an unseen gold answer has finite surprisal, got {alpha}")
     cg = c.get(gold, 0)
-    return -math.log((cg + alpha) / (K + 2 * alpha)), cg / K
+    n = K if k_ref is None else k_ref
+    return -math.log((cg * n / K + alpha) / (n + 2 * alpha)), cg / K
 
 
 def split_sample(answers: Sequence[str], gold: str, *, alpha: float = 0.5) -> tuple[float, float]:
@@ -115,10 +124,11 @@ def _entropy_of_count_profiles(profiles: pl.Series) -> pl.Series:
 
 
 def answer_distribution_stats(
-    samples: pl.LazyFrame, keys: list[str], *, alpha: float, suffix: str = ""
+    samples: pl.LazyFrame, keys: list[str], *, alpha: float, suffix: str = "", k_ref: int | None = None
 ) -> pl.LazyFrame:
     """Per checkpoint (``keys``): K, distinct answers m, H (plug-in), H_mm (Miller-Madow),
-    raw p(gold), smoothed S, and the MAP answer (ties broken by the smallest answer text).
+    raw p(gold), smoothed S (at ``k_ref`` when given: ``gold_surprisal``), and the MAP answer (ties
+    broken by the smallest answer text).
 
     ``samples`` has ``keys`` + ``answer`` + ``gold`` (one row per continuation)."""
     counts = samples.group_by([*keys, "answer"]).agg(c=pl.len(), is_gold=(pl.col("answer") == pl.col("gold")).first())
@@ -136,7 +146,7 @@ def answer_distribution_stats(
         .with_columns(
             H_mm=pl.col("H") + (pl.col("m") - 1) / (2 * pl.col("K")),
             p_gold=pl.col("c_gold") / pl.col("K"),
-            S=-((pl.col("c_gold") + alpha) / (pl.col("K") + 2 * alpha)).log(),
+            S=_smoothed_surprisal(alpha, k_ref),
         )
     )
     if suffix:
@@ -144,6 +154,14 @@ def answer_distribution_stats(
             {col: f"{col}{suffix}" for col in ["K", "m", "H", "c_gold", "map_answer", "H_mm", "p_gold", "S"]}
         )
     return out
+
+
+def _smoothed_surprisal(alpha: float, k_ref: int | None) -> pl.Expr:
+    own = -((pl.col("c_gold") + alpha) / (pl.col("K") + 2 * alpha)).log()
+    if k_ref is None:
+        return own
+    at_ref = -((pl.col("c_gold") * k_ref / pl.col("K") + alpha) / (k_ref + 2 * alpha)).log()
+    return pl.when(pl.col("K") == k_ref).then(own).otherwise(at_ref)  # a fixed run's S to the last bit
 
 
 # what the entropy table reads of each trajectory (a rollouts table's columns)
@@ -174,14 +192,19 @@ def before_answer() -> pl.Expr:
     return (pl.col("k") < pl.col("T")) & (pl.col("answer_start").is_null() | (pl.col("k") <= pl.col("answer_start")))
 
 
-def entropy_table(samples: pl.LazyFrame, trajectories: pl.LazyFrame, *, alpha: float) -> pl.LazyFrame:
+def entropy_table(
+    samples: pl.LazyFrame, trajectories: pl.LazyFrame, *, alpha: float, k_ref: int | None = None
+) -> pl.LazyFrame:
     """One row per (question, trajectory, checkpoint k) with H_k, S_k, p^_k(gold), split-sample
     halves (H_a from draws [0, K/2), S_b and its gold count c_gold_b from draws [K/2, K)), the MAP
     answer and its correctness, and whether the checkpoint is ``before_answer``.
 
     ``samples``: question_id, trajectory, k, sample, answer; the empty prefix (k = 0) is stored once
     per question with trajectory = -1 and is shared by all the question's trajectories.
-    ``trajectories``: ``TRAJECTORY_COLUMNS``.
+    ``trajectories``: ``TRAJECTORY_COLUMNS``. ``k_ref``: the K the draws were asked for (the
+    shards' ``n_continuations``): S and S_b are smoothed at it (and at its second half), so a
+    checkpoint that stopped early under adaptive sampling has the fixed run's smoothing; None:
+    each checkpoint's own K (equal where every checkpoint drew k_ref).
     """
     ints = {"trajectory": pl.Int64, "k": pl.Int64}
     samples = samples.with_columns(pl.col(c).cast(t) for c, t in {**ints, "sample": pl.Int64}.items())
@@ -192,9 +215,12 @@ def entropy_table(samples: pl.LazyFrame, trajectories: pl.LazyFrame, *, alpha: f
     s = samples.join(gold, on="question_id", how="left")
     keys = ["question_id", "trajectory", "k"]
     half_k = pl.col("sample").max().over(keys) + 1
-    full = answer_distribution_stats(s, keys, alpha=alpha)
+    full = answer_distribution_stats(s, keys, alpha=alpha, k_ref=k_ref)
     a = answer_distribution_stats(s.filter(pl.col("sample") < half_k // 2), keys, alpha=alpha, suffix="_a")
-    b = answer_distribution_stats(s.filter(pl.col("sample") >= half_k // 2), keys, alpha=alpha, suffix="_b")
+    b_ref = None if k_ref is None else k_ref - k_ref // 2
+    b = answer_distribution_stats(
+        s.filter(pl.col("sample") >= half_k // 2), keys, alpha=alpha, suffix="_b", k_ref=b_ref
+    )
     stats = full.join(a.select(*keys, "H_a"), on=keys, how="left").join(
         b.select(*keys, "S_b", "c_gold_b"), on=keys, how="left"
     )

@@ -230,7 +230,9 @@ def mc_ablation_table(
         roll = trajectory_columns(sia_trajectories(rollouts.filter(pair), n_trajectories))
         draws = samples.filter(pair).select("question_id", "trajectory", "k", "sample", "answer")
         sub = subsample_continuations(draws, roll, stride=ablated["stride"], n_continuations=ablated["n_continuations"])
-        ent = entropy_table(sub, roll, alpha=alpha).with_columns(model=pl.lit(model), dataset=pl.lit(dataset))
+        ent = entropy_table(sub, roll, alpha=alpha, k_ref=ablated["n_continuations"]).with_columns(
+            model=pl.lit(model), dataset=pl.lit(dataset)
+        )
         rows.append(trajectory_alignment(ent, h=h).collect())
     coarse = pl.concat(rows)
     out = compare_alignment(trajectory_alignment(original, h=h).collect(), coarse, ("original", "ablated"), boot=boot)

@@ -17,6 +17,16 @@ def _sum_ledgers(paths) -> dict:
     return total
 
 
+def drawn_k(paths) -> int | None:
+    """The K the continuation shards were asked for (their ``n_continuations``): S's smoothing is at
+    it, whatever K an adaptive checkpoint stopped at. Shards that disagree stop the run, named."""
+    ks = {str(p): io.read_provenance(p).get("n_continuations") for p in paths}
+    if len(set(ks.values())) > 1:
+        raise ValueError(f"continuation shards drawn with different K (n_continuations): {ks}")
+    k = next(iter(ks.values()), None)
+    return None if k is None else int(k)
+
+
 @stage
 def entropy(sm) -> None:
     """H_k, p^_k(gold), S_k and the split-sample halves at every checkpoint of every trajectory."""
@@ -27,7 +37,7 @@ def entropy(sm) -> None:
     )
     samples = pl.scan_parquet(list(sm.input.continuations)).select("question_id", "trajectory", "k", "sample", "answer")
     table = (
-        entropy_table(samples, roll, alpha=alpha)
+        entropy_table(samples, roll, alpha=alpha, k_ref=drawn_k(sm.input.continuations))
         .with_columns(
             model=pl.lit(wc.model),
             dataset=pl.lit(wc.dataset),
