@@ -23,7 +23,7 @@ def _entropy(results: str, variant: str) -> pl.LazyFrame:
 
 
 def compare_arms(cfg: dict, fixed: dict, arm: dict, *, n_boot: int | None = None) -> dict:
-    from siaflow.analysis.metrics import compare_alignment, table1_alignment, trajectory_alignment
+    from siaflow.analysis.metrics import table1_alignment, trajectory_alignment
     from siaflow.config import entropy_column
 
     h = entropy_column(cfg)
@@ -33,20 +33,36 @@ def compare_arms(cfg: dict, fixed: dict, arm: dict, *, n_boot: int | None = None
     for variant in ("original", "shuffled"):
         ef, ea = _entropy(fixed["dir"], variant), _entropy(arm["dir"], variant)
         tf, ta = (trajectory_alignment(e, h=h).collect() for e in (ef, ea))
-        cmp = compare_alignment(tf, ta, ("fixed", "adaptive"), boot=boot)
-        t1f, t1a = (table1_alignment(t.lazy(), **boot) for t in (tf, ta))
-        cmp = cmp.join(
-            t1f.select("model", "dataset", "rho_lo", "rho_hi", "rho_pre_lo", "rho_pre_hi"), on=["model", "dataset"]
-        )
-        cmp = cmp.with_columns(
-            rho_within=pl.col("mean_rho_adaptive").is_between("rho_lo", "rho_hi"),
-            rho_pre_within=pl.col("mean_rho_pre_adaptive").is_between("rho_pre_lo", "rho_pre_hi"),
-        )
-        out[variant] = {"alignment": cmp.to_dicts(), "table1_adaptive": t1a.to_dicts()}
+        t1a = table1_alignment(ta.lazy(), **boot)
+        out[variant] = {"alignment": _compared(tf, ta, boot), "table1_adaptive": t1a.to_dicts()}
+        # the split-sample rho (H from the first half of a checkpoint's draws, S from the second)
+        split = [t.with_columns(pl.col(a).alias(b) for a, b in SPLIT.items()) for t in (tf, ta)]
+        out[variant]["alignment_split"] = _compared(*split, boot)
     grid = np.round(np.linspace(0.0, 1.0, a["grid_points"]), 10)
     out["auc"] = auc_differences(_entropy(fixed["dir"], "original"), _entropy(arm["dir"], "original"), h, grid, boot)
     out["savings"] = savings(fixed["dir"], arm["dir"])
     return out
+
+
+SPLIT = {"rho_split": "rho", "rho_split_reason": "rho_reason", "rho_split_pre": "rho_pre"}
+SPLIT |= {"rho_split_pre_reason": "rho_pre_reason"}
+
+
+def _compared(tf: pl.DataFrame, ta: pl.DataFrame, boot: dict) -> list:
+    """``compare_alignment`` of the two arms' trajectories (means over each arm's defined
+    trajectories, their difference, and the difference over the trajectories defined in both), and
+    whether each adaptive mean lies in its fixed-K interval (Table 1's)."""
+    from siaflow.analysis.metrics import compare_alignment, table1_alignment
+
+    cmp = compare_alignment(tf, ta, ("fixed", "adaptive"), boot=boot)
+    t1f = table1_alignment(tf.lazy(), **boot)
+    cmp = cmp.join(
+        t1f.select("model", "dataset", "rho_lo", "rho_hi", "rho_pre_lo", "rho_pre_hi"), on=["model", "dataset"]
+    )
+    return cmp.with_columns(
+        rho_within=pl.col("mean_rho_adaptive").is_between("rho_lo", "rho_hi"),
+        rho_pre_within=pl.col("mean_rho_pre_adaptive").is_between("rho_pre_lo", "rho_pre_hi"),
+    ).to_dicts()
 
 
 def _points(entropy: pl.LazyFrame, h: str, grid: np.ndarray) -> pl.DataFrame:
@@ -184,20 +200,8 @@ def markdown(report: dict) -> str:
     for arm in report["arms"]:
         c = arm["compare"]
         lines += [f"## {arm['name']}", "", _tokens_line(report, arm), ""]
-        lines += [
-            "| model | dataset | variant | ρ fixed [CI] | ρ adaptive (within) | Δρ [CI] | ρ_pre fixed [CI] | ρ_pre adaptive (within) | Δρ_pre [CI] |"
-        ]
-        lines += ["|---|---|---|---|---|---|---|---|---|"]
-        for variant in ("original", "shuffled"):
-            for r in c[variant]["alignment"]:
-                cells = [r["model"], r["dataset"], variant]
-                for col in ("rho", "rho_pre"):
-                    cells += [
-                        f"{r[f'mean_{col}_fixed']:.3f} [{r[f'{col}_lo']:.3f}, {r[f'{col}_hi']:.3f}]",
-                        f"{r[f'mean_{col}_adaptive']:.3f} ({'yes' if r[f'{col}_within'] else 'NO'})",
-                        f"{_fmt(r[f'delta_{col}'])} [{_fmt(r[f'delta_{col}_lo'])}, {_fmt(r[f'delta_{col}_hi'])}]",
-                    ]
-                lines.append("| " + " | ".join(cells) + " |")
+        for key, title in (("alignment", "ρ"), ("alignment_split", "split-sample ρ")):
+            lines += [*_alignment_lines(c, key, title), ""]
         lines += ["", "Fig 2 AUC of −H_k, adaptive − fixed [95% CI] at each relative position:", ""]
         for group in sorted({(r["model"], r["dataset"]) for r in c["auc"]}):
             pts = [r for r in c["auc"] if (r["model"], r["dataset"]) == group]
@@ -209,6 +213,27 @@ def markdown(report: dict) -> str:
         lines += ["", *_savings_lines(c["savings"])]
         lines.append("")
     return "\n".join(lines)
+
+
+def _alignment_lines(c: dict, key: str, title: str) -> list[str]:
+    """Table 1's means, fixed and adaptive, their difference, and (n defined fixed / adaptive /
+    both) with the difference over the trajectories defined in both arms."""
+    head = f"| model | dataset | variant | {title} fixed [CI] | adaptive (within) | Δ [CI] | n defined f / a / both | Δ on both [CI] "
+    out = [head + "| pre fixed [CI] | pre adaptive (within) | Δ pre [CI] | n pre | Δ pre on both [CI] |"]
+    out += ["|---|---|---|" + "---|" * 10]
+    for variant in ("original", "shuffled"):
+        for r in c[variant][key]:
+            cells = [r["model"], r["dataset"], variant]
+            for col, tag in (("rho", ""), ("rho_pre", "pre_")):
+                cells += [
+                    f"{r[f'mean_{col}_fixed']:.3f} [{r[f'{col}_lo']:.3f}, {r[f'{col}_hi']:.3f}]",
+                    f"{r[f'mean_{col}_adaptive']:.3f} ({'yes' if r[f'{col}_within'] else 'NO'})",
+                    f"{_fmt(r[f'delta_{col}'])} [{_fmt(r[f'delta_{col}_lo'])}, {_fmt(r[f'delta_{col}_hi'])}]",
+                    f"{r[f'n_{tag}defined_fixed']} / {r[f'n_{tag}defined_adaptive']} / {r[f'n_{tag}defined_both']}",
+                    f"{_fmt(r[f'delta_{col}_both'])} [{_fmt(r[f'delta_{col}_both_lo'])}, {_fmt(r[f'delta_{col}_both_hi'])}]",
+                ]
+            out.append("| " + " | ".join(cells) + " |")
+    return out
 
 
 def _savings_lines(rows: list) -> list[str]:
