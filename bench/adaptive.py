@@ -3,7 +3,8 @@ side in one run of the workflow (run on demand; docs/costs.md#adaptive-sampling)
 
     python bench/adaptive.py                                   # the toy demo, the default rule
     python bench/adaptive.py --setting k_min=4,epsilon=0.5     # one or more settings (repeatable)
-    python bench/adaptive.py --config config/smollm2.yaml      # SmolLM2 (build its model first)
+    python bench/adaptive.py --config config/smollm2-k16.yaml  # SmolLM2 at K = 16 (build its model first)
+    .venv-vllm/bin/python bench/adaptive.py --config config/smollm2-k16-vllm.yaml   # the same on vLLM
     python bench/adaptive.py --replay k_min=4,epsilon=0.5     # also replay settings on the fixed draws
     python bench/adaptive.py --config config/smollm2.yaml --fixed results/smollm2 --replay k_min=2
                                                                # replays only, on a fixed run made before
@@ -96,10 +97,12 @@ def run_arm(base: dict, out: Path, block: dict | None, fixed: Path, cores: int) 
             if not (results / part).exists():
                 shutil.copytree(fixed / part, results / part)
     cfg = write_config(base, results, block)
-    cmd = [str(ROOT / ".venv/bin/snakemake"), *TARGETS, "--profile", "profiles/local", "--cores", str(cores)]
+    snakemake = Path(sys.executable).parent / "snakemake"  # this venv's (.venv-vllm for a vLLM config)
+    cmd = [str(snakemake), *TARGETS, "--profile", "profiles/local", "--cores", str(cores)]
     cmd += ["--configfile", str(cfg)]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    env = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", **os.environ, "OMP_NUM_THREADS": "2"}  # as the Makefile
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     log = proc.stdout + proc.stderr
     (results.parent / f"{results.name}.log").write_text(log)
@@ -162,9 +165,15 @@ def main() -> None:
     ap.add_argument("--fixed", default=None, help="an existing fixed-K run of the config to replay on (runs nothing)")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--bootstrap", type=int, default=None, help="resamples (default: the config's)")
+    ap.add_argument(
+        "--unseen-gold",
+        choices=["rule", "posterior", "k_min"],
+        default="rule",
+        help="replays only: an unseen gold runs to K (the rule), or the posterior alone decides, or stops at K_min",
+    )
     args = ap.parse_args()
     os.chdir(ROOT)
-    from adaptive_replay import replay_run
+    from adaptive_replay import ablate_unseen_gold, replay_run
 
     from siaflow.config import prepare
 
@@ -182,6 +191,9 @@ def main() -> None:
         replayed = out / f"replay-{arm['name']}"
         replay_run(fixed["dir"], replayed, arm["adaptive"], cfg)
         arm["replay_check"] = replay_check(arm["dir"], str(replayed))
+    if args.unseen_gold != "rule" and (arms or not args.replay):
+        raise SystemExit("--unseen-gold ablates replays only: use it with --fixed and --replay")
+    ablate_unseen_gold(args.unseen_gold)
     for text in args.replay:
         block = parse_setting(text)
         name = f"replay-{arm_name(block)}"
