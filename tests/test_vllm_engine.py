@@ -224,3 +224,43 @@ def test_a_batch_larger_than_one_engine_step_samples_with_its_seeds(engine):
     out = engine.generate(reqs, d)
     assert sum(len(r.prompt_ids) for r in reqs) > 4096 and all(len(g[0].token_ids) >= 1 for g in out)
     assert engine.generate(reqs[5:6], d)[0][0].token_ids == out[5][0].token_ids
+
+
+def test_adaptive_rounds_draw_a_fixed_runs_first_samples_and_a_killed_shard_resumes_to_them(engine, runs, tmp_path):
+    """Adaptive sampling (issue 32) on the engine: a round is a batch of n = 1 requests keyed as a
+    fixed-K run's, so every adaptive row is that run's row, and a shard killed between rounds
+    resumes to the rows of an uninterrupted one. The answer is the response length's parity and the
+    gold "0", so the gold is seen and a lax rule stops some checkpoints."""
+    from siaflow.adaptive_stopping import AdaptiveSettings
+
+    roll = runs["T0.7-p0.95"].filter(pl.col("trajectory") < 2).with_columns(gold=pl.lit("0"))
+    lax = AdaptiveSettings(k_min=2, epsilon=1.5, delta=0.5, draws=50)
+    rules = ResponseRules(lambda s: str(len(s) % 2))
+
+    def draw(adaptive, **kw):
+        d = DrawSettings(Decoding(0.7, 0.95, 32), seed=0, n_samples=4, stride=16, adaptive=adaptive)
+        return run_continuations(engine, roll, draw=d, rules=rules, part_prefixes=4, **kw)
+
+    fixed, _ = draw(None)
+    whole, ledger = draw(lax, output=tmp_path / "whole.parquet")
+    keys = ["question_id", "trajectory", "k", "sample"]
+    assert whole.equals(fixed.join(whole.select(keys), on=keys, how="semi"))
+    assert whole.filter(pl.col("sample") < 2).equals(fixed.filter(pl.col("sample") < 2))
+    assert 0 < ledger["stopped_early"] and ledger["continuations"] == whole.height < fixed.height
+    calls, generate = {"n": 0}, engine.generate
+
+    def dies_in_the_second_part(*a, **k):  # a part is at most two rounds (K 2, then 4)
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("node lost")
+        return generate(*a, **k)
+
+    engine.generate = dies_in_the_second_part
+    try:
+        with pytest.raises(RuntimeError, match="node lost"):
+            draw(lax, output=tmp_path / "resumed.parquet")
+    finally:
+        engine.generate = generate
+    assert list((tmp_path / "resumed.parquet.parts").glob("part-*.parquet"))  # some parts were saved
+    resumed, _ = draw(lax, output=tmp_path / "resumed.parquet")
+    assert resumed.equals(whole)
