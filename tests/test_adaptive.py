@@ -323,3 +323,17 @@ def test_table3_subsample_keeps_every_draw_of_a_checkpoint_with_fewer_than_k_pri
     sub = subsample_continuations(samples.lazy(), traj.lazy(), stride=4, n_continuations=12).collect()
     K = dict(sub.group_by("k").len().iter_rows())
     assert K == {0: 12, 4: 8, 8: 12}  # k = 4 stopped at 8 < K' = 12: its 8 draws, its own K
+
+
+def test_the_entropy_stage_smooths_at_the_shards_k_and_refuses_shards_of_different_k(tmp_path):
+    from siaflow import io
+    from siaflow.stages.entropy import drawn_k
+
+    df = pl.DataFrame({"question_id": ["q"], "k": [0]})
+    paths = []
+    for i, K in enumerate((16, 16, 8)):
+        paths.append(str(tmp_path / f"shard-{i}.parquet"))
+        io.write_parquet(df, paths[-1], {"step": "continuations", "n_continuations": K})
+    assert drawn_k(paths[:2]) == 16
+    with pytest.raises(ValueError, match=r"different K.*shard-2\.parquet': 8"):
+        drawn_k(paths)
