@@ -29,6 +29,7 @@ only through (the gold's count, the sorted other counts, K), and is cached.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -142,6 +143,15 @@ def check_adaptive(config: dict) -> int:
     if not block.get("enabled"):
         return K
     AdaptiveSettings.of(block, k_max=K)
+    shared = [n for n, m in (config.get("models") or {}).items() if m.get("backend", "transformers") == "transformers"]
+    if shared and sampling.get("share_rows", True):  # once per process (the warnings module's default)
+        warnings.warn(
+            f"sampling.adaptive with transformers' shared rows (models {', '.join(shared)}): the draws it saves "
+            f"are those rows already share, and its rounds cost decode steps (measured 1.26x on the toy demo; "
+            f"docs/costs.md#adaptive-sampling); it is for vLLM or a served model",
+            UserWarning,
+            stacklevel=2,
+        )
     probe_k = (config.get("probe") or {}).get("n_samples") or K
     if block["k_min"] > probe_k:
         from siaflow.config import ConfigError

@@ -278,6 +278,19 @@ def test_a_rule_that_cannot_be_met_stops_the_run_naming_the_key(change, key):
         check_adaptive({"sampling": {"n_continuations": 16, "adaptive": block}})
 
 
+def test_adaptive_sampling_with_shared_rows_warns_naming_the_models():
+    block = {"enabled": True, "k_min": 8, "epsilon": 0.25, "delta": 0.2}
+    models = {"a": {"path": "x"}, "b": {"path": "y", "backend": "vllm"}}
+    with pytest.warns(UserWarning, match=r"shared rows \(models a\)"):
+        check_adaptive({"sampling": {"n_continuations": 16, "adaptive": block}, "models": models})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: vLLM only, or rows not shared
+        check_adaptive({"sampling": {"n_continuations": 16, "adaptive": block}, "models": {"b": models["b"]}})
+        check_adaptive({"sampling": {"n_continuations": 16, "adaptive": block, "share_rows": False}, "models": models})
+
+
 def test_adaptive_config_against_the_probes_k_and_the_smallest_k():
     block = {"enabled": True, "k_min": 8, "epsilon": 0.25, "delta": 0.2}
     with pytest.raises(ConfigError, match=r"sampling\.adaptive\.k_min.*probe\.n_samples"):
