@@ -8,6 +8,8 @@ side in one run of the workflow (run on demand; docs/costs.md#adaptive-sampling)
     python bench/adaptive.py --replay k_min=4,epsilon=0.5     # also replay settings on the fixed draws
     python bench/adaptive.py --config config/smollm2.yaml --fixed results/smollm2 --replay k_min=2
                                                                # replays only, on a fixed run made before
+    python bench/adaptive.py --fixed results --unseen-gold posterior --replay delta=0.3
+                                                               # replays without the unseen-gold clause
 
 For the config, the workflow's continuations, entropy tables, Table 1 and Table 2 are made once with
 fixed K and once per adaptive setting, each in its own results directory under ``--out``
