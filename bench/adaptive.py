@@ -22,7 +22,8 @@ with paired bootstrap intervals over questions (``metrics.compare_alignment``), 
 at each relative position (paired bootstrap over questions), Table 2's shuffled rho, whether each
 adaptive Table 1 mean lies in its fixed-K interval, and where the savings come from (K and sampled
 tokens by relative position and by correct / incorrect). Markdown to stdout, JSON to
-``<out>/adaptive.json``. Benchmarks measure; they assert nothing.
+``<out>/adaptive.json`` (``adaptive-replay.json`` with ``--fixed``, so that replays never overwrite a
+real run's report). Benchmarks measure; they assert nothing.
 """
 
 from __future__ import annotations
@@ -204,9 +205,10 @@ def main() -> None:
     report = {"config": args.config, "machine": f"{os.cpu_count()} CPUs", "fixed": fixed, "arms": arms}
     for arm in arms:
         arm["compare"] = compare_arms(cfg, fixed, arm, n_boot=args.bootstrap)
-    (out / "adaptive.json").write_text(json.dumps(report, indent=1, default=str))
+    dst = out / ("adaptive-replay.json" if args.fixed else "adaptive.json")
+    dst.write_text(json.dumps(report, indent=1, default=str))
     print(markdown(report))
-    print(f"\nJSON: {out / 'adaptive.json'}")
+    print(f"\nJSON: {dst}")
 
 
 if __name__ == "__main__":
