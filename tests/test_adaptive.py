@@ -347,6 +347,7 @@ def test_the_entropy_stage_smooths_at_the_shards_k_and_refuses_shards_of_differe
     for i, K in enumerate((16, 16, 8)):
         paths.append(str(tmp_path / f"shard-{i}.parquet"))
         io.write_parquet(df, paths[-1], {"step": "continuations", "n_continuations": K})
-    assert drawn_k(paths[:2]) == 16
+    shards = {p: io.read_provenance(p) for p in paths}
+    assert drawn_k({p: shards[p] for p in paths[:2]}) == 16
     with pytest.raises(ValueError, match=r"different K.*shard-2\.parquet': 8"):
-        drawn_k(paths)
+        drawn_k(shards)

@@ -9,18 +9,19 @@ from siaflow.analysis.estimators import entropy_table, sia_trajectories, traject
 from siaflow.stages.common import stage
 
 
-def _sum_ledgers(paths) -> dict:
+def _sum_ledgers(provenances) -> dict:
     total: dict = {}
-    for p in paths:
-        for k, v in io.read_provenance(p).get("ledger", {}).items():
+    for prov in provenances:
+        for k, v in prov.get("ledger", {}).items():
             total[k] = total.get(k, 0) + v
     return total
 
 
-def drawn_k(paths) -> int | None:
-    """The K the continuation shards were asked for (their ``n_continuations``): S's smoothing is at
-    it, whatever K an adaptive checkpoint stopped at. Shards that disagree stop the run, named."""
-    ks = {str(p): io.read_provenance(p).get("n_continuations") for p in paths}
+def drawn_k(provenances: dict[str, dict]) -> int | None:
+    """The K the continuation shards (path -> provenance) were asked for (their ``n_continuations``):
+    S's smoothing is at it, whatever K an adaptive checkpoint stopped at. Shards that disagree stop
+    the run, named."""
+    ks = {path: prov.get("n_continuations") for path, prov in provenances.items()}
     if len(set(ks.values())) > 1:
         raise ValueError(f"continuation shards drawn with different K (n_continuations): {ks}")
     k = next(iter(ks.values()), None)
@@ -36,8 +37,9 @@ def entropy(sm) -> None:
         f"rollouts {', '.join(map(str, sm.input.rollouts))}",
     )
     samples = pl.scan_parquet(list(sm.input.continuations)).select("question_id", "trajectory", "k", "sample", "answer")
+    shards = {str(p): io.read_provenance(p) for p in sm.input.continuations}  # read once
     table = (
-        entropy_table(samples, roll, alpha=alpha, k_ref=drawn_k(sm.input.continuations))
+        entropy_table(samples, roll, alpha=alpha, k_ref=drawn_k(shards))
         .with_columns(
             model=pl.lit(wc.model),
             dataset=pl.lit(wc.dataset),
@@ -47,13 +49,8 @@ def entropy(sm) -> None:
         .collect()
     )
     prov = {
-        **io.read_provenance(sm.input.continuations[0]),
-        **io.provenance(
-            step="entropy",
-            alpha=alpha,
-            shards=[str(p) for p in sm.input.continuations],
-            ledger_total=_sum_ledgers(sm.input.continuations),
-        ),
+        **next(iter(shards.values())),
+        **io.provenance(step="entropy", alpha=alpha, shards=list(shards), ledger_total=_sum_ledgers(shards.values())),
     }
     io.write_parquet(table, sm.output[0], prov)
     print(f"entropy table: {table.height} checkpoints")
