@@ -96,20 +96,14 @@ def ablate_unseen_gold(mode: str) -> None:
     """Replace the rule's clause for a checkpoint whose gold is unseen (it runs to K_max), for the
     ablation docs/costs.md reports: ``posterior`` (no clause: the posterior alone decides) or
     ``k_min`` (an unseen gold stops at K_min whatever H is). Replays only; never in the workflow."""
-    from collections import Counter
-
     import siaflow.adaptive_stopping as rule
 
+    the_rule = rule.settled
+
     def settled(answers, gold, k_max, settings):
-        K = len(answers)
-        if K >= k_max or K < settings.k_min:
-            return K >= k_max
-        c = Counter(answers)
-        c_gold = c.pop(gold, 0)
-        if c_gold == 0 and mode == "k_min":
-            return True
-        agreement = rule.predictive_agreement(c_gold, tuple(sorted(c.values())), k_max, settings)
-        return agreement >= 1 - settings.delta
+        if gold in answers or not settings.k_min <= len(answers) < k_max:
+            return the_rule(answers, gold, k_max, settings)  # not the clause's case
+        return mode == "k_min" or rule.posterior_settled(answers, gold, k_max, settings)
 
     if mode != "rule":
         rule.settled = settled

@@ -97,10 +97,15 @@ def settled(answers: Sequence[str], gold: str, k_max: int, settings: AdaptiveSet
         return True
     if K < settings.k_min:
         return False
+    if gold not in answers:  # the gold unseen: to K_max (the module's docstring)
+        return False
+    return posterior_settled(answers, gold, k_max, settings)
+
+
+def posterior_settled(answers: Sequence[str], gold: str, k_max: int, settings: AdaptiveSettings) -> bool:
+    """The posterior predictive's half of the rule: P(H^ and S^ at K_max within epsilon) >= 1 - delta."""
     c = Counter(answers)
     c_gold = c.pop(gold, 0)
-    if c_gold == 0:  # the gold unseen: to K_max (the module's docstring)
-        return False
     return predictive_agreement(c_gold, tuple(sorted(c.values())), k_max, settings) >= 1 - settings.delta
 
 
