@@ -7,6 +7,8 @@ One engine for the module (it starts in about a minute on 2 cores); runs in .ven
 SIAFLOW_REQUIRE_VLLM=1 (CI), where that fails.
 """
 
+from contextlib import contextmanager
+
 import polars as pl
 import pytest
 from vllm_support import ENGINE, quantile, reference_stats, require_vllm, smollm2_dir, smollm2_engine, smollm2_rollouts
@@ -24,6 +26,26 @@ DECODINGS = {
     "T1-p1": Decoding(1.0, 1.0, 64),
     "T0.5-p0.9": Decoding(0.5, 0.9, 64),
 }
+
+
+@contextmanager
+def node_lost_at_call(engine, n: int):
+    """The engine's ``n``-th generate call raises "node lost" (a job killed mid-shard); the body of
+    the ``with`` must raise it, and the engine is whole again afterwards."""
+    calls, generate = {"n": 0}, engine.generate
+
+    def dies(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise RuntimeError("node lost")
+        return generate(*a, **k)
+
+    engine.generate = dies
+    try:
+        with pytest.raises(RuntimeError, match="node lost"):
+            yield
+    finally:
+        engine.generate = generate
 
 
 @pytest.fixture(scope="module")
@@ -159,21 +181,8 @@ def test_the_same_seed_gives_the_same_tokens_and_a_resumed_shard_equals_an_unint
     draw = DrawSettings(Decoding(0.7, 0.95, 64), seed=0, n_samples=3, stride=16)
     kw = dict(draw=draw, rules=ResponseRules(lambda s: s[-8:]), part_prefixes=3)
     whole, _ = run_continuations(engine, roll, output=tmp_path / "whole.parquet", **kw)
-    calls = {"n": 0}
-    generate = engine.generate
-
-    def dies_on_the_third_part(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("node lost")
-        return generate(*a, **k)
-
-    engine.generate = dies_on_the_third_part
-    try:
-        with pytest.raises(RuntimeError, match="node lost"):
-            run_continuations(engine, roll, output=tmp_path / "resumed.parquet", **kw)
-    finally:
-        engine.generate = generate
+    with node_lost_at_call(engine, 3):  # the third part
+        run_continuations(engine, roll, output=tmp_path / "resumed.parquet", **kw)
     parts = sorted((tmp_path / "resumed.parquet.parts").glob("part-*.parquet"))
     assert len(parts) == 2
     resumed, _ = run_continuations(engine, roll, output=tmp_path / "resumed.parquet", **kw)
@@ -247,20 +256,8 @@ def test_adaptive_rounds_draw_a_fixed_runs_first_samples_and_a_killed_shard_resu
     assert whole.equals(fixed.join(whole.select(keys), on=keys, how="semi"))
     assert whole.filter(pl.col("sample") < 2).equals(fixed.filter(pl.col("sample") < 2))
     assert 0 < ledger["stopped_early"] and ledger["continuations"] == whole.height < fixed.height
-    calls, generate = {"n": 0}, engine.generate
-
-    def dies_in_the_second_part(*a, **k):  # a part is at most two rounds (K 2, then 4)
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise RuntimeError("node lost")
-        return generate(*a, **k)
-
-    engine.generate = dies_in_the_second_part
-    try:
-        with pytest.raises(RuntimeError, match="node lost"):
-            draw(lax, output=tmp_path / "resumed.parquet")
-    finally:
-        engine.generate = generate
+    with node_lost_at_call(engine, 4):  # in the second part: a part is at most two rounds (K 2, then 4)
+        draw(lax, output=tmp_path / "resumed.parquet")
     assert list((tmp_path / "resumed.parquet.parts").glob("part-*.parquet"))  # some parts were saved
     resumed, _ = draw(lax, output=tmp_path / "resumed.parquet")
     assert resumed.equals(whole)
