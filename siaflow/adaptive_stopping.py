@@ -37,6 +37,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from siaflow.keys import smoothed_gold_probability
+
 
 @dataclass(frozen=True)
 class AdaptiveSettings:
@@ -133,8 +135,8 @@ def predictive_agreement(c_gold: int, others: tuple[int, ...], k_max: int, setti
     full = counts[:-1] + more[:, :-1]  # the unseen bucket's draws are singletons
     a, eps = settings.alpha, settings.epsilon
     h_now, h_full = _plugin(counts[None, :-1], K)[0], _plugin(full, k_max)
-    s_now = -np.log((c_gold * k_max / K + a) / (k_max + 2 * a))  # smoothed at K_max, as the tables
-    s_full = -np.log((full[:, 0] + a) / (k_max + 2 * a))
+    s_now = -np.log(smoothed_gold_probability(c_gold, K, alpha=a, k_ref=k_max))  # at K_max, as the tables
+    s_full = -np.log(smoothed_gold_probability(full[:, 0], k_max, alpha=a))
     ok = (np.abs(h_full - h_now) <= eps) & (np.abs(s_full - s_now) <= eps)
     return float(ok.mean())
 

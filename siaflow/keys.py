@@ -1,6 +1,7 @@
 """What generation and analysis both name: the key columns of the results tables, the
 checkpoints k of a trajectory at which the answer entropy H_k is measured (docs/design.md §2), the
-tokens a stored draw generated, and the smallest change of H_k that K draws can show."""
+tokens a stored draw generated, the smallest change of H_k that K draws can show, and the smoothed
+gold probability behind S_k (the adaptive stopping rule predicts what the estimators report)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,15 @@ def entropy_resolution(K: int, *, miller_madow: bool = False) -> float:
         raise ValueError(f"the entropy resolution needs K >= 2 draws, got {K}")
     h = math.log(K) - (K - 1) / K * math.log(K - 1)
     return h + (1 / (2 * K) if miller_madow else 0.0)
+
+
+def smoothed_gold_probability(c_gold, K, *, alpha: float, k_ref: int | None = None):
+    """``p~(a*) = (c(a*) + alpha) / (K + 2 alpha)``, the gold-vs-rest estimate behind S_k; at a
+    reference ``k_ref`` it is ``(p^ k_ref + alpha) / (k_ref + 2 alpha)`` (the same where K = k_ref).
+    Scalars or numpy arrays; ``siaflow.analysis.estimators.gold_surprisal`` (and its polars twin) and
+    ``siaflow.adaptive_stopping`` read it."""
+    n = K if k_ref is None else k_ref
+    return (c_gold * n / K + alpha) / (n + 2 * alpha)
 
 
 def checkpoint_positions(T: int, stride: int) -> list[int]:

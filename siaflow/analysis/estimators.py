@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from siaflow.keys import IN_SHARD, TRAJ, entropy_resolution  # noqa: F401 (the estimator's resolution, defined with the keys config reads)
+from siaflow.keys import IN_SHARD, TRAJ, entropy_resolution, smoothed_gold_probability  # noqa: F401 (the estimator's resolution, defined with the keys config reads)
 
 # --------------------------------------------------------------------------------------------
 # Scalar reference definitions
@@ -69,8 +69,7 @@ def gold_surprisal(
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0 so that an unseen gold answer has finite surprisal, got {alpha}")
     cg = c.get(gold, 0)
-    n = K if k_ref is None else k_ref
-    return -math.log((cg * n / K + alpha) / (n + 2 * alpha)), cg / K
+    return -math.log(smoothed_gold_probability(cg, K, alpha=alpha, k_ref=k_ref)), cg / K
 
 
 def split_sample(answers: Sequence[str], gold: str, *, alpha: float = 0.5) -> tuple[float, float]:
@@ -157,11 +156,12 @@ def answer_distribution_stats(
 
 
 def _smoothed_surprisal(alpha: float, k_ref: int | None) -> pl.Expr:
-    own = -((pl.col("c_gold") + alpha) / (pl.col("K") + 2 * alpha)).log()
+    c_gold, K = pl.col("c_gold"), pl.col("K")
+    own = -smoothed_gold_probability(c_gold, K, alpha=alpha).log()
     if k_ref is None:
         return own
-    at_ref = -((pl.col("c_gold") * k_ref / pl.col("K") + alpha) / (k_ref + 2 * alpha)).log()
-    return pl.when(pl.col("K") == k_ref).then(own).otherwise(at_ref)  # a fixed run's S to the last bit
+    at_ref = -smoothed_gold_probability(c_gold, K, alpha=alpha, k_ref=k_ref).log()
+    return pl.when(K == k_ref).then(own).otherwise(at_ref)  # a fixed run's S to the last bit
 
 
 # what the entropy table reads of each trajectory (a rollouts table's columns)
